@@ -1,0 +1,47 @@
+"""voicekit: real-time voice conversations with AI, every stage a swappable backend.
+
+The public API is imported lazily so that ``voicekit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "hookimpl": "voicekit.hookspecs",
+    "Profile": "voicekit.profiles",
+    "load_profile": "voicekit.profiles",
+    "run_conversation": "voicekit.pipeline",
+    "Conversation": "voicekit.pipeline",
+    "STT": "voicekit.roles",
+    "LLM": "voicekit.roles",
+    "Output": "voicekit.roles",
+    "STTStream": "voicekit.roles",
+    "RealtimeSession": "voicekit.roles",
+    "Capabilities": "voicekit.roles",
+    "Message": "voicekit.roles",
+    "VoicekitError": "voicekit.errors",
+    "events": "voicekit.events",
+}
+
+if TYPE_CHECKING:
+    from voicekit import events
+    from voicekit.errors import VoicekitError
+    from voicekit.hookspecs import hookimpl
+    from voicekit.pipeline import Conversation, run_conversation
+    from voicekit.profiles import Profile, load_profile
+    from voicekit.roles import LLM, STT, Capabilities, Message, Output, RealtimeSession, STTStream
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'voicekit' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    return module if name == "events" else getattr(module, name)

@@ -1,0 +1,3 @@
+from voicekit.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""The one clock every event timestamp comes from."""
+
+from time import monotonic as now
+
+__all__ = ["now"]

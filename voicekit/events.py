@@ -1,0 +1,171 @@
+"""The closed set of events that flow through a conversation.
+
+Every event is a frozen, slotted dataclass stamped with ``t``, a monotonic time
+from :func:`voicekit.clock.now` taken when the event is made. Metrics are derived
+from these stamps only, never measured inside plugins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from voicekit.clock import now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of all events: ``t`` is when it happened, in :func:`voicekit.clock.now` seconds."""
+
+    t: float = field(default_factory=now)
+
+
+# --- speech recognition -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted(Event):
+    """The user started speaking (from the VAD, the STT service or a realtime model)."""
+
+    source: str = "stt"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded(Event):
+    """The user stopped speaking (VAD end of speech, or the service's endpoint)."""
+
+    source: str = "vad"
+
+
+@dataclass(frozen=True, slots=True)
+class Interim(Event):
+    """A partial transcript that may still change."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Final(Event):
+    """A final transcript of one stretch of speech; it will not change."""
+
+    text: str
+    confidence: float | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd(Event):
+    """The service decided the user's utterance is over (after one or more finals)."""
+
+
+# --- language model -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta(Event):
+    """A piece of the bot's reply text, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LLMDone(Event):
+    """The bot's reply is complete; ``text`` is all of it."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted(Event):
+    """A realtime model stopped its own reply because the user spoke."""
+
+
+# --- output -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOut(Event):
+    """Bot audio: 16-bit little-endian mono PCM at ``sample_rate``."""
+
+    pcm: bytes
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakingStarted(Event):
+    """The output started speaking ``text`` (one sentence)."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakingEnded(Event):
+    """The output finished speaking ``text`` (one sentence)."""
+
+    text: str = ""
+
+
+# --- conversation (made by the engine) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn(Event):
+    """The user's complete utterance, as it goes to the language model."""
+
+    text: str
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class BotSentence(Event):
+    """A sentence of the reply handed to the output."""
+
+    text: str
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class BotTurn(Event):
+    """The bot's turn ended; ``text`` is what was actually spoken."""
+
+    text: str
+    turn: int
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn(Event):
+    """The user started speaking over the bot; the bot's turn was cut."""
+
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class TurnMetrics(Event):
+    """Stage timings of one turn in milliseconds (``None`` where a stage did not happen)."""
+
+    turn: int
+    stt_ms: float | None = None
+    llm_ttft_ms: float | None = None
+    output_ttfa_ms: float | None = None
+    voice_to_voice_ms: float | None = None
+    turn_ms: float | None = None
+    backends: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent(Event):
+    """A backend failed; ``fatal`` ends the conversation."""
+
+    message: str
+    fatal: bool = True
+    stage: Literal["input", "stt", "llm", "output", "sink", "engine"] = "engine"
+
+
+STTEvent = Union[SpeechStarted, SpeechEnded, Interim, Final, UtteranceEnd]
+LLMEvent = Union[TextDelta, LLMDone]
+OutputEvent = Union[AudioOut, SpeakingStarted, SpeakingEnded]
+RealtimeEvent = Union[SpeechStarted, SpeechEnded, Interim, Final, TextDelta, AudioOut, Interrupted, LLMDone]
+ConversationEvent = Union[
+    STTEvent, LLMEvent, OutputEvent, Interrupted, UserTurn, BotSentence, BotTurn, BargeIn, TurnMetrics, ErrorEvent
+]

@@ -1,0 +1,75 @@
+"""The hooks a voicekit plugin can implement.
+
+A plugin is a module (or object) with functions marked ``@voicekit.hookimpl``. It is
+found through the ``voicekit`` entry-point group::
+
+    [project.entry-points.voicekit]
+    myplugin = "voicekit_myplugin"
+
+An implementation may take fewer arguments than its spec, so hooks can grow
+arguments without breaking plugins. Every hook here returns nothing: plugins hand
+what they add to the ``register`` callback they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import typer
+
+hookspec = pluggy.HookspecMarker("voicekit")
+hookimpl = pluggy.HookimplMarker("voicekit")
+
+#: ``register(name, backend)``: ``backend`` is a class or a lazy ``"module:Class"`` path.
+Register = Callable[[str, Any], None]
+
+
+@hookspec
+def register_stt(register: Register) -> None:
+    """Register speech-to-text backends.
+
+    :param register: call ``register(name, cls)`` once per backend; ``cls`` subclasses
+        :class:`voicekit.roles.STT`, or is a ``"package.module:ClassName"`` string
+        imported only when a profile uses the backend. ``name`` is what profiles put
+        in ``stt: {use: name}``; two plugins registering one name is an error.
+    """
+
+
+@hookspec
+def register_llm(register: Register) -> None:
+    """Register language-model backends (:class:`voicekit.roles.LLM` subclasses).
+
+    :param register: ``register(name, cls_or_path)``, as for :func:`register_stt`.
+    """
+
+
+@hookspec
+def register_output(register: Register) -> None:
+    """Register output backends: TTS voices and avatars (:class:`voicekit.roles.Output`).
+
+    :param register: ``register(name, cls_or_path)``, as for :func:`register_stt`.
+    """
+
+
+@hookspec
+def register_commands(app: typer.Typer) -> None:
+    """Add commands or command groups to the ``voicekit`` CLI.
+
+    :param app: the root Typer app; use ``app.command()`` or ``app.add_typer(...)``.
+        Keep the module cheap to import: ``voicekit --help`` loads every plugin.
+    """
+
+
+@hookspec
+def register_session_managers(register: Register) -> None:
+    """Register managers for a backend's billable remote sessions.
+
+    :param register: ``register(backend_name, factory)`` where ``factory()`` returns
+        a :class:`voicekit.sessions.RemoteSessionManager` (or a ``"module:Class"``
+        path to one). ``voicekit sessions list/close`` then list and close that
+        backend's remote sessions, orphans included.
+    """
