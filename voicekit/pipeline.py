@@ -293,6 +293,9 @@ class Conversation:
     def _user_said(self, text: str, t: float) -> None:
         turn = self._turn
         if turn is not None and not turn.finished:
+            if self.fast:  # a file read ahead of real time: answer each utterance in turn
+                self._pending_user.append(text)
+                return
             if not turn.audio_started and not turn.cancelled:
                 # the user went on before the bot said anything: answer everything together
                 self._cancel_turn(turn, spoken=False)
@@ -416,7 +419,10 @@ class Conversation:
             self._turn = None
         self._mic_open.set()
         if self._pending_user:
-            text, self._pending_user = " ".join(self._pending_user), []
+            if self.fast:
+                text = self._pending_user.pop(0)
+            else:
+                text, self._pending_user = " ".join(self._pending_user), []
             self._start_turn(text, now())
         else:
             self._idle.set()

@@ -1,0 +1,111 @@
+"""The ``voicekit`` command: the root Typer app and error handling, nothing else."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from voicekit.commands import chat, devices, plugins, profiles, sessions
+
+app = typer.Typer(
+    name="voicekit",
+    help="Real-time voice conversations with AI: speech in, a language model, speech or an avatar out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.command("chat")(chat.chat)
+app.command("devices")(devices.devices)
+app.add_typer(plugins.app, name="plugins")
+app.add_typer(profiles.app, name="profiles")
+app.add_typer(sessions.app, name="sessions")
+
+_state = {"verbose": False}
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs and full tracebacks.")] = False,
+) -> None:
+    """voicekit: talk to AI, every stage a swappable backend."""
+    _state["verbose"] = verbose
+    _setup_logging(verbose)
+    if ctx.invoked_subcommand not in (None, "sessions"):
+        _warn_orphans()
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(show_time=False, show_path=verbose, console=_stderr())],
+    )
+
+
+def _stderr():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _warn_orphans() -> None:
+    try:
+        from voicekit.sessions import orphan_warning
+
+        message = orphan_warning()
+    except Exception:  # noqa: BLE001 - a ledger problem must not stop the command
+        logging.getLogger(__name__).debug("orphan check failed", exc_info=True)
+        return
+    if message:
+        _stderr().print(f"[yellow]warning:[/] {message}")
+
+
+def _add_plugin_commands() -> None:
+    """Let installed plugins add commands; a broken one is skipped (see 'voicekit plugins list')."""
+    from voicekit.registry import get_plugin_manager, plugin_label
+
+    pm = get_plugin_manager()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(app)
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).debug("plugin %s failed to add commands", plugin_label(pm, impl.plugin))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning errors into one line and an exit code."""
+    import click
+
+    from voicekit.errors import VoicekitError
+
+    try:
+        _add_plugin_commands()
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _stderr().print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _stderr().print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except VoicekitError as exc:
+        if _state["verbose"]:
+            _stderr().print_exception()
+        _stderr().print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, -v for details
+        if _state["verbose"]:
+            _stderr().print_exception()
+        _stderr().print(f"[red]error:[/] {type(exc).__name__}: {exc} (run with -v for details)", soft_wrap=True)
+        sys.exit(1)
