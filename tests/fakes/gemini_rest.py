@@ -1,0 +1,272 @@
+"""A local Gemini REST server for tests and benchmarks: ``streamGenerateContent`` over SSE.
+
+It speaks the wire protocol the real service speaks (``POST /{version}/models/{model}:
+streamGenerateContent?alt=sse`` with the key in ``x-goog-api-key``; ``text/event-stream``
+of ``data: <GenerateContentResponse JSON>`` events; errors as ``{"error": {code, message,
+status, details}}``), checks the key and the request, records every request, and can
+inject faults (bad key, unknown model, 429 with Retry-After, 500, a stream cut in the
+middle) and latency.
+
+Standalone: ``python -m tests.fakes.gemini_rest --port 8081 --api-key test-key``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+DEFAULT_KEY = "test-gemini-key"
+
+
+@dataclass
+class Fault:
+    """What to do instead of (or in the middle of) the next answer.
+
+    kind: ``status`` (answer ``status`` with a Google error body), ``bad_key`` (400
+    API_KEY_INVALID), ``drop`` (cut the stream after ``after_chunks`` events).
+    """
+
+    kind: str
+    status: int = 500
+    retry_after: float | None = None
+    retry_delay_s: float | None = None  # google.rpc.RetryInfo in the error details
+    after_chunks: int = 1
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake received it."""
+
+    version: str
+    model: str
+    method: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def contents(self) -> list[dict[str, Any]]:
+        return list(self.body.get("contents", []))
+
+    @property
+    def system_text(self) -> str | None:
+        system = self.body.get("systemInstruction") or self.body.get("system_instruction")
+        if not system:
+            return None
+        return "".join(p.get("text", "") for p in system.get("parts", []))
+
+    @property
+    def turns(self) -> list[tuple[str, str]]:
+        """(role, text) of every content entry."""
+        return [(c.get("role", ""), "".join(p.get("text", "") for p in c.get("parts", []))) for c in self.contents]
+
+
+@dataclass
+class GeminiFake:
+    """The fake service's state: scripted replies, queued faults, latencies, recorded requests."""
+
+    api_key: str = DEFAULT_KEY
+    models: Sequence[str] | None = None  # None: every model exists
+    replies: list[list[str]] = field(default_factory=list)  # each reply: its chunks, in order
+    faults: list[Fault] = field(default_factory=list)  # consumed one per request
+    first_chunk_delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    raw_body: bytes | None = None  # answer every stream with these exact SSE bytes (a real capture)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    base_url: str = ""
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/{version}/models/{target}", self._handle)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://{host}:{bound}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> GeminiFake:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- protocol --------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        version = request.match_info["version"]
+        model, _, method = request.match_info["target"].partition(":")
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        self.requests.append(
+            RecordedRequest(version, model, method, dict(request.query), dict(request.headers), body)
+        )
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if not key:
+            return _error(
+                403, "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity). "
+                "Please use API Key or other form of API consumer identity to call this API.",
+            )
+        fault = self.faults.pop(0) if self.faults else None
+        if key != self.api_key or (fault and fault.kind == "bad_key"):
+            return _bad_key()
+        if fault and fault.kind == "status":
+            return _status_fault(fault)
+        if self.models is not None and model not in self.models:
+            return _error(
+                404, "NOT_FOUND",
+                f"models/{model} is not found for API version {version}, or is not supported for "
+                f"{method or 'generateContent'}. Call ListModels to see the list of available models "
+                "and their supported methods.",
+            )
+        if method not in ("streamGenerateContent", "generateContent"):
+            return _error(404, "NOT_FOUND", f"Method {method} not found.")
+        if not body.get("contents"):
+            return _error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
+        chunks = self.replies.pop(0) if self.replies else echo_chunks(body)
+        if method == "generateContent":
+            await asyncio.sleep(self.first_chunk_delay_s)
+            return web.json_response(_response_json(model, "".join(chunks), final=True))
+        return await self._stream(request, model, chunks, fault)
+
+    async def _stream(
+        self, request: web.Request, model: str, chunks: list[str], fault: Fault | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if self.raw_body is not None:
+            await asyncio.sleep(self.first_chunk_delay_s)
+            await response.write(self.raw_body)
+            await response.write_eof()
+            return response
+        response_id = uuid.uuid4().hex[:20]
+        for index, text in enumerate(chunks):
+            if fault and fault.kind == "drop" and index >= fault.after_chunks:
+                assert request.transport is not None
+                request.transport.abort()  # no terminating chunk: the client sees a cut stream
+                return response
+            await asyncio.sleep(self.first_chunk_delay_s if index == 0 else self.chunk_delay_s)
+            event = _response_json(model, text, final=index == len(chunks) - 1, response_id=response_id)
+            await response.write(b"data: " + json.dumps(event).encode() + b"\r\n\r\n")
+        await response.write_eof()
+        return response
+
+
+# --- payloads -----------------------------------------------------------------------
+
+
+def echo_chunks(body: dict[str, Any]) -> list[str]:
+    """Default reply: "You said: <last user text>." in word-sized chunks."""
+    last = ""
+    for content in body.get("contents", []):
+        if content.get("role", "user") == "user":
+            last = "".join(p.get("text", "") for p in content.get("parts", []))
+    words = f"You said: {last.strip()}.".split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _response_json(model: str, text: str, *, final: bool, response_id: str = "") -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if final:
+        candidate["finishReason"] = "STOP"
+    event: dict[str, Any] = {"candidates": [candidate], "modelVersion": model, "responseId": response_id}
+    if final:
+        event["usageMetadata"] = {"promptTokenCount": 8, "candidatesTokenCount": 12, "totalTokenCount": 20}
+    return event
+
+
+def _error(code: int, status: str, message: str, details: list[Any] | None = None,
+           headers: dict[str, str] | None = None) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        error["details"] = details
+    return web.json_response({"error": error}, status=code, headers=headers)
+
+
+def _bad_key() -> web.Response:
+    return _error(
+        400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+        details=[
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+             "message": "API key not valid. Please pass a valid API key."},
+        ],
+    )
+
+
+def _status_fault(fault: Fault) -> web.Response:
+    status_names = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED",
+                    500: "INTERNAL", 503: "UNAVAILABLE", 400: "INVALID_ARGUMENT"}
+    messages = {
+        401: "Request had invalid authentication credentials.",
+        429: "You exceeded your current quota, please check your plan and billing details.",
+        500: "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+        503: "The model is overloaded. Please try again later.",
+    }
+    details = None
+    if fault.retry_delay_s is not None:
+        details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{fault.retry_delay_s:g}s"}]
+    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
+    return _error(fault.status, status_names.get(fault.status, "UNKNOWN"),
+                  messages.get(fault.status, "Error."), details, headers)
+
+
+# --- standalone -----------------------------------------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = GeminiFake(api_key=args.api_key, first_chunk_delay_s=args.first_chunk_ms / 1000,
+                      chunk_delay_s=args.chunk_ms / 1000)
+    url = await fake.start(args.host, args.port)
+    print(f"Gemini fake listening on {url} (key {args.api_key!r})", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--api-key", default=DEFAULT_KEY)
+    parser.add_argument("--first-chunk-ms", type=float, default=0.0, help="latency to the first chunk")
+    parser.add_argument("--chunk-ms", type=float, default=0.0, help="latency between chunks")
+    try:
+        asyncio.run(_serve(parser.parse_args(argv)))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

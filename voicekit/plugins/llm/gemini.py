@@ -1,0 +1,306 @@
+"""Gemini (Google AI Studio API) as the conversation's language model, text in and text out.
+
+It streams ``streamGenerateContent`` through the ``google-genai`` SDK. The conversation
+history is kept by the core and sent whole with every request (the SDK's ``chats``
+helper would store each streamed chunk as its own history entry). Rate limits and
+server errors are retried with backoff until the first token has arrived; after that
+a failure ends the turn, because a retry would speak the reply twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
+
+from voicekit.errors import AuthError, BackendError, MissingSecretError, VoicekitError
+from voicekit.events import LLMDone, LLMEvent, TextDelta
+from voicekit.options import CloudOptions
+from voicekit.roles import LLM, BackendContext, Capabilities, Message, import_sdk
+
+if TYPE_CHECKING:
+    from google.genai import Client
+    from google.genai.types import GenerateContentResponse
+
+log = logging.getLogger(__name__)
+
+FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class GeminiOptions(CloudOptions):
+    """Options of the Gemini text model."""
+
+    model: str = Field("gemini-2.5-flash", description="Model name, e.g. gemini-2.5-flash or gemini-2.5-flash-lite")
+    system: str | None = Field(None, description="System instruction: who the assistant is and how it answers")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature; default: the model's")
+    max_output_tokens: int | None = Field(None, gt=0, description="Longest reply in tokens; default: the model's")
+    thinking_budget: int | None = Field(
+        None, ge=-1, description="Thinking tokens (0 turns thinking off for a faster first token; -1: automatic)"
+    )
+    api_version: str = Field("v1beta", description="API version in the request path (v1beta or v1)")
+    timeout_s: float = Field(30.0, gt=0, description="Longest wait for the first token, and between two chunks")
+    max_retries: int = Field(3, ge=0, le=10, description="Retries on 429 and 5xx before the first token")
+    retry_max_delay_s: float = Field(
+        8.0, gt=0, description="Longest wait before a retry; a longer Retry-After ends the turn with an error"
+    )
+
+
+class GeminiLLM(LLM):
+    """Google Gemini through the ``google-genai`` SDK (``streamGenerateContent``, SSE).
+
+    ``respond`` yields a :class:`TextDelta` per streamed chunk and then :class:`LLMDone`
+    with the whole reply. The key comes from ``api_key``, ``GEMINI_API_KEY`` or, failing
+    both, ``GOOGLE_API_KEY``.
+    """
+
+    Options: ClassVar[type[GeminiOptions]] = GeminiOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+    api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
+    extra: ClassVar[str | None] = "google"
+    options: GeminiOptions
+
+    def __init__(self, options: GeminiOptions | None = None, context: BackendContext | None = None) -> None:
+        super().__init__(options, context)
+        self._client: Client | None = None
+        self._types: Any = None
+        self._errors: Any = None
+        self._key_source = self.api_key_env or ""
+
+    def api_key(self) -> str:
+        try:
+            key = super().api_key()
+            from_option = self.options.api_key is not None and bool(self.options.api_key.get_secret_value())
+            self._key_source = f"llm.api_key (or {self.api_key_env})" if from_option else str(self.api_key_env)
+            return key
+        except MissingSecretError:
+            if os.environ.get(FALLBACK_KEY_ENV):
+                self._key_source = FALLBACK_KEY_ENV
+                return os.environ[FALLBACK_KEY_ENV]
+            raise MissingSecretError(
+                f"{self.label}: no API key; set the environment variable {self.api_key_env} "
+                f"(or {FALLBACK_KEY_ENV})"
+            ) from None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        key = self.api_key()
+        genai = import_sdk("google.genai", package="google-genai", extra="google", backend=self.name or "gemini")
+        self._types = import_sdk("google.genai.types", package="google-genai", extra="google")
+        self._errors = import_sdk("google.genai.errors", package="google-genai", extra="google")
+        http_options = self._types.HttpOptions(
+            base_url=self.options.base_url,
+            api_version=self.options.api_version,
+            # One attempt per call: we retry ourselves, and only before the first token.
+            # (Without retry options the SDK also sleeps 1-10 s after a refused connection.)
+            retry_options=self._types.HttpRetryOptions(attempts=1),
+        )
+        self._client = genai.Client(api_key=key, http_options=http_options)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aio.aclose()
+            client.close()
+
+    # --- request ----------------------------------------------------------------
+
+    def contents(self, history: Sequence[Message], user_text: str) -> list[Any]:
+        """The history plus the new user turn as Gemini ``Content``s (roles user/model).
+
+        Empty messages are skipped and neighbours with the same role are merged, so the
+        roles always alternate.
+        """
+        types = self._types
+        merged: list[tuple[str, list[str]]] = []
+        for role, text in [*((m.role, m.text) for m in history), ("user", user_text)]:
+            if not text or not text.strip():
+                continue
+            wire_role = "model" if role == "assistant" else "user"
+            if merged and merged[-1][0] == wire_role:
+                merged[-1][1].append(text)
+            else:
+                merged.append((wire_role, [text]))
+        return [types.Content(role=role, parts=[types.Part(text=t) for t in texts]) for role, texts in merged]
+
+    def config(self) -> Any:
+        opts = self.options
+        thinking = None
+        if opts.thinking_budget is not None:
+            thinking = self._types.ThinkingConfig(thinking_budget=opts.thinking_budget)
+        return self._types.GenerateContentConfig(
+            system_instruction=opts.system or None,
+            temperature=opts.temperature,
+            max_output_tokens=opts.max_output_tokens,
+            thinking_config=thinking,
+            automatic_function_calling=self._types.AutomaticFunctionCallingConfig(disable=True),
+        )
+
+    # --- streaming --------------------------------------------------------------
+
+    async def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        contents = self.contents(history, user_text)
+        config = self.config()
+        pieces: list[str] = []
+        attempt = 0
+        while True:
+            try:
+                async for text in self._stream_once(contents, config):
+                    pieces.append(text)
+                    yield TextDelta(text)
+                break
+            except VoicekitError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is sorted below
+                error = self._translate(exc, started=bool(pieces))
+                if pieces or not error.retryable or attempt >= self.options.max_retries:
+                    raise error from exc
+                delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
+                if delay > self.options.retry_max_delay_s:
+                    raise error from exc
+                attempt += 1
+                log.info("%s: %s; retry %d in %.2f s", self.label, error, attempt, delay)
+                await asyncio.sleep(delay)
+        text = "".join(pieces)
+        if not text:
+            log.warning("%s: the model returned no text for this turn", self.label)
+        yield LLMDone(text)
+
+    async def _stream_once(self, contents: list[Any], config: Any) -> AsyncIterator[str]:
+        assert self._client is not None
+        stream = await asyncio.wait_for(
+            self._client.aio.models.generate_content_stream(
+                model=self.options.model, contents=contents, config=config
+            ),
+            self.options.timeout_s,
+        )
+        iterator = stream.__aiter__()
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(iterator.__anext__(), self.options.timeout_s)
+                except StopAsyncIteration:
+                    return
+                text = chunk_text(chunk)
+                if text:
+                    yield text
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:  # noqa: BLE001 - closing a broken stream must not hide why it broke
+                    log.debug("closing the Gemini stream failed", exc_info=True)
+
+    # --- errors -----------------------------------------------------------------
+
+    def _translate(self, exc: BaseException, *, started: bool) -> BackendError | AuthError:
+        """One-line voicekit error for an SDK or transport failure."""
+        errors = self._errors
+        who = self.label
+        if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+            what = "between two chunks" if started else "for the first token"
+            return BackendError(
+                f"{who}: no answer from Gemini {what} within {self.options.timeout_s:g} s (option llm.timeout_s)",
+                retryable=True,
+            )
+        if errors is not None and isinstance(exc, errors.APIError):
+            code = int(exc.code or 0)
+            status = exc.status or ""
+            message = one_line(exc.message or str(exc))
+            if code in (401, 403) or (code == 400 and is_bad_key(exc)):
+                return AuthError(
+                    f"{who}: Gemini rejected the API key ({code} {status}: {message}); "
+                    f"set {self._key_source or self.api_key_env} to a valid key"
+                )
+            if code == 404:
+                return BackendError(
+                    f"{who}: model '{self.options.model}' was not found for API {self.options.api_version} "
+                    f"({message}); set llm.model to an available model such as gemini-2.5-flash"
+                )
+            if code in _RETRYABLE_STATUS:
+                return BackendError(
+                    f"{who}: Gemini answered {code} {status}: {message}",
+                    retryable=True,
+                    retry_after=retry_after_of(exc),
+                )
+            return BackendError(f"{who}: Gemini refused the request ({code} {status}: {message})")
+        # Connection refused or dropped, a stream cut in the middle: worth another try.
+        return BackendError(f"{who}: connection to Gemini failed: {type(exc).__name__}: {one_line(str(exc))}",
+                            retryable=True)
+
+
+# --- helpers (module level so tests can feed them real vendor payloads) -------------
+
+
+def chunk_text(chunk: GenerateContentResponse) -> str:
+    """The reply text in one streamed ``GenerateContentResponse`` (thoughts left out)."""
+    candidates = getattr(chunk, "candidates", None) or []
+    if not candidates:
+        return ""
+    content = getattr(candidates[0], "content", None)
+    parts = getattr(content, "parts", None) or []
+    return "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
+
+
+def is_bad_key(exc: Any) -> bool:
+    """A 400 that means a bad key (Gemini answers an invalid key with 400 API_KEY_INVALID)."""
+    details = getattr(exc, "details", None)
+    blob = repr(details) + " " + str(getattr(exc, "message", "") or "")
+    return "API_KEY_INVALID" in blob or "API key not valid" in blob or "API key expired" in blob
+
+
+def retry_after_of(exc: Any) -> float | None:
+    """Seconds to wait from the ``Retry-After`` header or the error's ``RetryInfo.retryDelay``."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        if value:
+            seconds = parse_retry_after(str(value))
+            if seconds is not None:
+                return seconds
+    details = getattr(exc, "details", None)
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("RetryInfo"):
+            match = re.fullmatch(r"\s*([0-9.]+)s\s*", str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def parse_retry_after(value: str) -> float | None:
+    """``Retry-After`` as seconds: either a number of seconds or an HTTP date."""
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 8.0) -> float:
+    """Exponential backoff with full jitter: a random wait up to ``base * 2**attempt``, capped."""
+    return random.uniform(0.5, 1.0) * min(cap, base * (2**attempt))
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,132 @@
+"""The ElevenLabs text-to-speech websocket, as data: server messages and sentence attribution.
+
+Pure Python (no SDK, no socket), so the tests can feed it the vendor's own example
+messages. Field names differ between ElevenLabs' docs and its SDK (``isFinal`` and
+``is_final``, ``contextId`` and ``context_id``, ``charDurationsMs`` and
+``charsDurationsMs``): both spellings are read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMessage:
+    """One message from the stream-input / multi-stream-input socket."""
+
+    context_id: str | None = None
+    audio: bytes = b""
+    chars: tuple[str, ...] | None = None  # alignment of this chunk (the text as sent), if given
+    starts_ms: tuple[float, ...] = ()  # start of each char, relative to this chunk
+    final: bool = False
+    error: str | None = None  # the service's error code, e.g. "invalid_api_key"
+    message: str | None = None  # its human-readable text
+
+
+def _first(obj: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if obj.get(name) is not None:
+            return obj[name]
+    return None
+
+
+def parse_server_message(raw: str | bytes | dict[str, Any]) -> ServerMessage:
+    """Read one server message; unknown fields are ignored, bad base64 is an error message."""
+    obj = raw if isinstance(raw, dict) else json.loads(raw)
+    if not isinstance(obj, dict):
+        return ServerMessage(error="bad_message", message=f"unexpected message: {str(obj)[:200]}")
+    context_id = _first(obj, "contextId", "context_id")
+    error = obj.get("error")
+    if error or ("message" in obj and "audio" not in obj and not _first(obj, "isFinal", "is_final")):
+        return ServerMessage(
+            context_id=context_id,
+            error=str(error or obj.get("code") or "error"),
+            message=str(obj.get("message") or error),
+        )
+    audio = b""
+    if obj.get("audio"):
+        try:
+            audio = base64.b64decode(obj["audio"], validate=True)
+        except (binascii.Error, ValueError):
+            return ServerMessage(context_id=context_id, error="bad_audio", message="audio is not valid base64")
+    chars: tuple[str, ...] | None = None
+    starts: tuple[float, ...] = ()
+    alignment = obj.get("alignment")
+    if isinstance(alignment, dict) and alignment.get("chars") is not None:
+        chars = tuple(str(c) for c in alignment["chars"])
+        starts = tuple(float(s) for s in alignment.get("charStartTimesMs") or alignment.get("char_start_times_ms") or ())
+        if len(starts) != len(chars):
+            chars, starts = None, ()  # unusable: treat the chunk as unaligned
+    return ServerMessage(
+        context_id=context_id,
+        audio=audio,
+        chars=chars,
+        starts_ms=starts,
+        final=bool(_first(obj, "isFinal", "is_final")),
+    )
+
+
+class SentenceAttributor:
+    """Splits a context's audio between the sentences it speaks, using the alignment.
+
+    Why alignment: one context carries a whole turn, and its audio arrives in chunks
+    that do not respect sentence boundaries (a chunk may end one sentence and start the
+    next; the multi-context socket sends no per-flush marker). Each chunk's alignment
+    lists the characters it speaks with their start times, so counting the non-blank
+    characters tells which sentence every character belongs to, and the start time of a
+    sentence's first character is where the chunk is cut. Blanks are not counted because
+    the service may drop or add spaces between the pieces of text we send. Audio without
+    alignment goes to the sentence being spoken; the context's final message ends the rest.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.sentences: list[str] = []
+        self._ends: list[int] = []  # cumulative count of non-blank chars at the end of each sentence
+        self._seen = 0  # non-blank chars spoken so far
+        self.current = 0  # index of the sentence being spoken
+        self.aligned = False  # at least one chunk carried alignment
+
+    def add(self, text: str) -> int:
+        """Register the next sentence (as sent); returns its index."""
+        self.sentences.append(text)
+        self._ends.append((self._ends[-1] if self._ends else 0) + sum(1 for c in text if not c.isspace()))
+        return len(self.sentences) - 1
+
+    @property
+    def pending(self) -> bool:
+        """Some registered text has not been heard in the alignment yet."""
+        return bool(self._ends) and self._seen < self._ends[-1]
+
+    def _sentence_of(self, k: int) -> int:
+        return min(bisect_right(self._ends, k), max(len(self._ends) - 1, 0))
+
+    def split(self, pcm: bytes, chars: tuple[str, ...] | None, starts_ms: tuple[float, ...]) -> list[tuple[int, bytes]]:
+        """``(sentence index, pcm)`` pieces of one chunk, in order; empty pieces are left out."""
+        if chars is None or not self.sentences:
+            return [(self.current, pcm)] if pcm else []
+        self.aligned = True
+        pieces: list[tuple[int, bytes]] = []
+        n_samples = len(pcm) // 2
+        cut = 0  # in samples
+        owner = self.current
+        for char, start in zip(chars, starts_ms, strict=True):
+            if char.isspace():
+                continue
+            index = self._sentence_of(self._seen)
+            self._seen += 1
+            if index > owner:
+                at = min(max(round(start * self.sample_rate / 1000), cut), n_samples)
+                if at > cut:
+                    pieces.append((owner, pcm[cut * 2 : at * 2]))
+                cut, owner = at, index
+        if len(pcm) > cut * 2:
+            pieces.append((owner, pcm[cut * 2 :]))
+        self.current = owner
+        return pieces
