@@ -26,6 +26,27 @@ def _pyaudio() -> Any:
     return pyaudio
 
 
+def _open_portaudio(pa_mod: Any) -> Any:
+    """PortAudio probes ALSA and JACK noisily on stderr; keep that off the user's terminal."""
+    import os
+    import sys
+
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return pa_mod.PyAudio()
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        return pa_mod.PyAudio()
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     index: int
@@ -40,7 +61,7 @@ class DeviceInfo:
 def list_devices() -> list[DeviceInfo]:
     """Every audio device PortAudio sees."""
     pa_mod = _pyaudio()
-    pa = pa_mod.PyAudio()
+    pa = _open_portaudio(pa_mod)
     try:
         try:
             default_in = pa.get_default_input_device_info()["index"]
@@ -102,7 +123,7 @@ class MicSource:
 
     def open(self) -> None:
         pa_mod = _pyaudio()
-        self._pa = pa_mod.PyAudio()
+        self._pa = _open_portaudio(pa_mod)
         index = _resolve(self._pa, self.device, input=True)
         loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=500)
@@ -156,7 +177,7 @@ class SpeakerSink(AudioSink):
     def __init__(self, device: int | str | None = None, *, sample_rate: int = 24000) -> None:
         super().__init__(sample_rate, realtime=True, lookahead_ms=120)
         pa_mod = _pyaudio()
-        self._pa = pa_mod.PyAudio()
+        self._pa = _open_portaudio(pa_mod)
         index = _resolve(self._pa, device, input=False)
         try:
             self._stream = self._pa.open(
