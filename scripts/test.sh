@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the whole test suite (set-up included). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev
+export PYTHONDONTWRITEBYTECODE=1
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
