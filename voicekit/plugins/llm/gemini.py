@@ -10,13 +10,14 @@ a failure ends the turn, because a retry would speak the reply twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
@@ -157,17 +158,19 @@ class GeminiLLM(LLM):
         attempt = 0
         while True:
             try:
-                async for text in self._stream_once(contents, config):
-                    pieces.append(text)
-                    yield TextDelta(text)
+                async with contextlib.aclosing(self._stream_once(contents, config)) as stream:
+                    async for text in stream:
+                        pieces.append(text)
+                        yield TextDelta(text)
                 break
             except VoicekitError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is sorted below
+            except Exception as exc:  # every SDK/transport failure is sorted below
                 error = self._translate(exc, started=bool(pieces))
                 if pieces or not error.retryable or attempt >= self.options.max_retries:
                     raise error from exc
-                delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
+                retry_after = getattr(error, "retry_after", None)
+                delay = retry_after if retry_after is not None else backoff_delay(attempt)
                 if delay > self.options.retry_max_delay_s:
                     raise error from exc
                 attempt += 1
@@ -178,7 +181,7 @@ class GeminiLLM(LLM):
             log.warning("%s: the model returned no text for this turn", self.label)
         yield LLMDone(text)
 
-    async def _stream_once(self, contents: list[Any], config: Any) -> AsyncIterator[str]:
+    async def _stream_once(self, contents: list[Any], config: Any) -> AsyncGenerator[str, None]:
         assert self._client is not None
         stream = await asyncio.wait_for(
             self._client.aio.models.generate_content_stream(
@@ -201,7 +204,7 @@ class GeminiLLM(LLM):
             if aclose is not None:
                 try:
                     await aclose()
-                except Exception:  # noqa: BLE001 - closing a broken stream must not hide why it broke
+                except Exception:  # closing a broken stream must not hide why it broke
                     log.debug("closing the Gemini stream failed", exc_info=True)
 
     # --- errors -----------------------------------------------------------------
@@ -298,7 +301,7 @@ def parse_retry_after(value: str) -> float | None:
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 8.0) -> float:
     """Exponential backoff with full jitter: a random wait up to ``base * 2**attempt``, capped."""
-    return random.uniform(0.5, 1.0) * min(cap, base * (2**attempt))
+    return float(random.uniform(0.5, 1.0) * min(cap, base * 2.0**attempt))
 
 
 def one_line(text: str, limit: int = 300) -> str:
