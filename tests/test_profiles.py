@@ -223,6 +223,10 @@ def test_malformed_yaml_gives_line_and_column(dirs: dict[str, Path]) -> None:
         ("llm: fakellm\nstt: [fakestt]\n", "profiles/p.yaml:2: stt: expected a mapping like {use: <backend>, ...}"),
         ("llm:\n  model: x\n", "profiles/p.yaml:1: llm.use: missing; name the llm backend, e.g. use: <backend>"),
         ("llm: fakellm\ndescription: [1]\n", "profiles/p.yaml:2: description: expected text, got [1]"),
+        (
+            "llm: fakellm\nlanguage: no\n",
+            "profiles/p.yaml:2: language: expected text, got False (quote it if it is text)",
+        ),
         ("llm: fakellm\nturns: fast\n", "profiles/p.yaml:2: turns: expected a mapping"),
     ],
 )
@@ -239,6 +243,19 @@ def test_every_structure_problem_is_reported(dirs: dict[str, Path]) -> None:
         load_profile("p")
     assert [p.split(":")[1] for p in info.value.problems] == ["1", "4", "5"]
     assert str(info.value) == "; ".join(info.value.problems)
+
+
+def test_duplicate_keys_and_recursive_aliases(dirs: dict[str, Path]) -> None:
+    write(dirs["project"], "dup.yaml", "llm: fakellm\nstt:\n  use: fakestt\n  model: a\n  model: b\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile("dup")
+    assert problem_of(info) == "profiles/dup.yaml:5: stt.model: duplicate key (first written on line 4)"
+    write(dirs["project"], "anchors.yaml", "x: &opts {model: a}\nllm:\n  <<: *opts\n  use: fakellm\n  model: b\n")
+    with pytest.raises(ProfileValidationError, match=r"^profiles/anchors.yaml:1: x: unknown key$"):
+        load_profile("anchors")  # a merge key overridden by the mapping's own key is not a duplicate
+    write(dirs["project"], "loop.yaml", "llm: &a\n  use: fakellm\n  tools: [*a]\n")
+    with pytest.raises(ProfileError, match=r"^profiles/loop.yaml:1: llm.tools\[0\]: an alias refers to itself$"):
+        load_profile("loop")
 
 
 @pytest.mark.parametrize(("text", "what"), [("", "empty"), ("- a\n- b\n", "a list")])
@@ -511,6 +528,12 @@ def test_unresolved_secrets_stay_placeholders(dirs: dict[str, Path], registry: R
     ]
 
 
+def test_build_backend_refuses_unresolved_secrets(dirs: dict[str, Path], registry: Registry) -> None:
+    write(dirs["project"], "s.yaml", SECRETS)
+    with pytest.raises(ProfileError, match=r"^profiles/s.yaml:3: llm.api_key: secret not resolved"):
+        build_backend(load_profile("s", resolve_secrets=False), "llm", registry, None)
+
+
 def test_bad_env_mapping(dirs: dict[str, Path]) -> None:
     write(dirs["project"], "s.yaml", "llm:\n  use: fakellm\n  api_key: {$env: KEY, default: x}\n")
     with pytest.raises(ProfileError, match=r"^profiles/s.yaml:3: llm.api_key: write \{\$env: NAME\} with one"):
@@ -551,6 +574,7 @@ def test_set_overrides_parse_yaml_scalars(dirs: dict[str, Path]) -> None:
 
 def test_set_use_switches_the_backend(dirs: dict[str, Path]) -> None:
     write(dirs["project"], "good.yaml", GOOD)
+    assert load_profile("good", "language=ru").language == "ru"  # a lone string is one override
     profile = load_profile("good", ["stt.use=scripted", "stt.script=hello"])
     assert profile.stt is not None and profile.stt.use == "scripted" and profile.stt.options == {"script": "hello"}
     assert profile.stt.location == "--set stt.use=scripted (stt)"
@@ -567,6 +591,7 @@ def test_set_use_switches_the_backend(dirs: dict[str, Path]) -> None:
         ("stt.model", "--set stt.model: expected KEY=VALUE with a dotted key, e.g. --set stt.model=nova-2"),
         ("stt..model=x", "--set stt..model=x: expected KEY=VALUE with a dotted key"),
         ("=x", "--set =x: expected KEY=VALUE"),
+        ("extends=offline", "--set extends=offline: extends cannot be overridden"),
         ("llm.stop=[a,", "--set llm.stop=[a,: the value is not valid YAML"),
         (
             "language.code=ru",

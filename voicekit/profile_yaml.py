@@ -76,7 +76,10 @@ def shown(path: Path) -> str:
 
 
 def read_doc(path: Path) -> Doc:
-    """Parse one YAML file, recording the line of every mapping key and list item."""
+    """Parse one YAML file, recording the line of every mapping key and list item.
+
+    Duplicate keys, which PyYAML would resolve silently to the last, are an error.
+    """
     name = shown(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -85,8 +88,10 @@ def read_doc(path: Path) -> Doc:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
         origins: dict[YPath, str] = {(): name}
+        if node is not None:
+            _check_keys(node, (), name, ())
+        data = loader.construct_document(node) if node is not None else None
         if node is not None:
             _record(loader, node, (), origins, name)
     except yaml.MarkedYAMLError as exc:
@@ -99,6 +104,28 @@ def read_doc(path: Path) -> Doc:
     finally:
         loader.dispose()
     return Doc(data, origins)
+
+
+def _check_keys(node: yaml.Node, path: YPath, name: str, ancestors: tuple[int, ...]) -> None:
+    """Reject what PyYAML lets through silently: a key written twice, a recursive alias."""
+    if id(node) in ancestors:
+        raise ProfileError(f"{name}:{node.start_mark.line + 1}: {dotted(path)}: an alias refers to itself")
+    ancestors = (*ancestors, id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise ProfileError(
+                        f"{name}:{line}: {dotted((*path, key_node.value))}: duplicate key "
+                        f"(first written on line {seen[key_node.value]})"
+                    )
+                seen[key_node.value] = line
+            _check_keys(value_node, (*path, getattr(key_node, "value", "?")), name, ancestors)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_keys(item, (*path, index), name, ancestors)
 
 
 def _record(loader: yaml.SafeLoader, node: yaml.Node, path: YPath, origins: dict[YPath, str], name: str) -> None:
@@ -175,6 +202,8 @@ def apply_override(doc: Doc, text: str) -> None:
     parts = key.split(".")
     if not sep or not key or not all(p.strip() for p in parts):
         raise ProfileError(f"{origin}: expected KEY=VALUE with a dotted key, e.g. --set stt.model=nova-2")
+    if parts[0] == "extends":
+        raise ProfileError(f"{origin}: extends cannot be overridden; load the other profile instead")
     value = _parse_value(raw, origin)
     node = doc.data
     for depth, part in enumerate(parts[:-1]):

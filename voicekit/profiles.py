@@ -40,6 +40,7 @@ from voicekit.profile_yaml import (
     Doc,
     YPath,
     apply_override,
+    dotted,
     has_placeholder,
     is_secret_key,
     model_problems,
@@ -186,7 +187,8 @@ def _structure_problems(doc: Doc, hidden: frozenset[YPath]) -> list[str]:
             problems.append(f"{doc.where((key,))}: {key}: unknown key{suggest(key, TOP_LEVEL_KEYS)}")
     for key in ("description", "language"):
         if data.get(key) is not None and not isinstance(data[key], str):
-            problems.append(f"{doc.where((key,))}: {key}: expected text, got {data[key]!r}")
+            hint = " (quote it if it is text)" if isinstance(data[key], bool) else ""
+            problems.append(f"{doc.where((key,))}: {key}: expected text, got {data[key]!r}{hint}")
     if not isinstance(data.get("abstract", False), bool):
         problems.append(f"{doc.where(('abstract',))}: abstract: expected true or false")
     for role in ROLES:
@@ -227,17 +229,23 @@ def load_profile(
     Raises :class:`ProfileError` (:class:`ProfileValidationError` listing every
     problem) or :class:`~voicekit.errors.MissingSecretError`.
     """
+    if isinstance(overrides, str):
+        overrides = [overrides]
     path, doc = _prepare(name_or_path, overrides)
     if doc.data.get("abstract") is True:
         raise ProfileError(
             f"{doc.where(('abstract',))}: profile '{path.stem}' is abstract: use it from another profile "
             f"with extends: {path.stem}"
         )
+    return _profile_from(path, doc, os.environ if env is None else env, resolve_secrets)
+
+
+def _profile_from(path: Path, doc: Doc, env: Mapping[str, str], resolve_secrets: bool) -> Profile:
     placeholders, problems = _check_document(doc)
     if problems:
         raise ProfileValidationError(problems)
     if resolve_secrets:
-        data, from_env, placeholders = substitute_secrets(doc, os.environ if env is None else env)
+        data, from_env, placeholders = substitute_secrets(doc, env)
     else:
         data, from_env, _ = substitute_secrets(doc, None)
 
@@ -284,18 +292,22 @@ def _backend_class(profile: Profile, spec: BackendSpec, registry: Registry) -> t
         raise PluginError(f"{at}: not installed: {exc}") from None
 
 
-def _option_problems(profile: Profile, spec: BackendSpec, cls: type[Backend]) -> list[str]:
+def _options(profile: Profile, spec: BackendSpec, cls: type[Backend]) -> BaseModel | None:
+    """The backend's ``Options`` built from the spec (None if only placeholders stop it), or every problem."""
     model: type[BaseModel] | None = getattr(cls, "Options", None)
     if model is None:
-        return []
+        at = profile.where((spec.role, "use"))
+        raise ProfileValidationError([f"{at}: {spec.role}.use: backend '{spec.use}' defines no Options model"])
     try:
-        model.model_validate(spec.options)
+        return model.model_validate(spec.options)
     except ValidationError as exc:
         role: YPath = (spec.role,)
         hidden = frozenset(p for p in profile._placeholders if p[:1] == role)
         secret = frozenset(p for p in profile._from_env if p[:1] == role)
-        return model_problems(exc, model, role, profile._origins, hidden=hidden, secret=secret)
-    return []
+        problems = model_problems(exc, model, role, profile._origins, hidden=hidden, secret=secret)
+        if not problems:  # every error was about an unresolved placeholder
+            return None
+        raise ProfileValidationError(problems) from None
 
 
 def build_backend(profile: Profile, role: str, registry: Registry, context: BackendContext | None = None) -> Backend:
@@ -306,16 +318,21 @@ def build_backend(profile: Profile, role: str, registry: Registry, context: Back
     spec = profile.spec(role)
     if spec is None:
         raise ProfileError(f"{profile.where(())}: {role}: profile '{profile.name}' has no {role} backend")
+    unresolved = sorted((p for p in profile._placeholders if p[:1] == (role,)), key=str)
+    if unresolved:
+        raise ProfileError(
+            f"{profile.where(unresolved[0])}: {dotted(unresolved[0])}: secret not resolved "
+            f"(the profile was loaded with resolve_secrets=False)"
+        )
     cls = _backend_class(profile, spec, registry)
-    problems = _option_problems(profile, spec, cls)
-    if problems:
-        raise ProfileValidationError(problems)
+    options = _options(profile, spec, cls)
+    assert options is not None  # only placeholders make it None, and there are none
     from voicekit.roles import BackendContext
 
     context = context or BackendContext()
     if context.language is None and profile.language:
         context = dataclasses.replace(context, language=profile.language)
-    return registry.create(role, spec.use, cls.Options.model_validate(spec.options), context)
+    return registry.create(role, spec.use, options, context)
 
 
 def _same_language(wanted: str, offered: Sequence[str]) -> bool:
@@ -343,7 +360,10 @@ def validate_profile(profile: Profile, registry: Registry) -> list[str]:
             problems.append(str(exc))
             continue
         classes[role] = cls
-        problems += _option_problems(profile, spec, cls)
+        try:
+            _options(profile, spec, cls)
+        except ProfileValidationError as exc:
+            problems += exc.problems
         language = spec.options.get("language", profile.language)
         if isinstance(language, str) and (role, "language") not in profile._placeholders:
             offered = cls.capabilities.languages
@@ -377,7 +397,7 @@ def check_profile(name_or_path: str | Path, registry: Registry, overrides: Seque
         path, doc = _prepare(name_or_path, overrides)
         if doc.data.get("abstract") is True:
             return _check_document(doc)[1]
-        profile = load_profile(path, overrides, resolve_secrets=False)
+        profile = _profile_from(path, doc, {}, resolve_secrets=False)
     except ProfileValidationError as exc:
         return exc.problems
     except VoicekitError as exc:
