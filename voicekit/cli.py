@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voicekit.commands import chat, devices, plugins, profiles, sessions
+from voicekit.commands import bench, chat, devices, plugins, profiles, sessions
 
 app = typer.Typer(
     name="voicekit",
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command("chat")(chat.chat)
 app.command("devices")(devices.devices)
+app.command("bench")(bench.bench)
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(profiles.app, name="profiles")
 app.add_typer(sessions.app, name="sessions")

@@ -150,6 +150,7 @@ class TurnMetrics(Event):
     output_ttfa_ms: float | None = None
     voice_to_voice_ms: float | None = None
     turn_ms: float | None = None
+    engine_ms: float | None = None  # the part of voice-to-voice spent in voicekit, not in services
     backends: tuple[tuple[str, str], ...] = ()
 
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 
 from voicekit.events import TurnMetrics
 
-STAGES = ("stt_ms", "llm_ttft_ms", "output_ttfa_ms", "voice_to_voice_ms", "turn_ms")
+STAGES = ("stt_ms", "llm_ttft_ms", "output_ttfa_ms", "voice_to_voice_ms", "turn_ms", "engine_ms")
 STAGE_LABELS = {
     "stt_ms": "end of speech → STT final",
     "llm_ttft_ms": "STT final → LLM first token",
     "output_ttfa_ms": "first sentence → first audio",
     "voice_to_voice_ms": "end of speech → first audio out",
     "turn_ms": "end of speech → end of turn",
+    "engine_ms": "engine's own share of voice-to-voice",
 }
 
 
@@ -42,6 +43,11 @@ class TurnClock:
         if getattr(self, name) is None:
             setattr(self, name, t)
 
+    def engine_share(self) -> float | None:
+        """Time from the output handing over its first audio to that audio reaching the
+        sink: resampling, queueing and playback scheduling, all voicekit's own."""
+        return _ms(self.first_output, self.first_played)
+
     def metrics(self, backends: Sequence[tuple[str, str]] = ()) -> TurnMetrics:
         start = self.speech_end
         return TurnMetrics(
@@ -51,6 +57,7 @@ class TurnClock:
             output_ttfa_ms=_ms(self.first_sentence, self.first_output),
             voice_to_voice_ms=_ms(start, self.first_played),
             turn_ms=_ms(start, self.end),
+            engine_ms=self.engine_share(),
             backends=tuple(backends),
         )
 

@@ -36,6 +36,8 @@ class ChatRequest:
     output_device: str | None = None
     observers: list[Callable[[Event], None]] = field(default_factory=list)
     text_lines: AsyncIterator[str] | None = None
+    source: Any = None  # a custom async iterable of 16 kHz frames (benchmarks, servers)
+    sink_factory: Callable[[int], AudioSink] | None = None  # a custom sink, given the output rate
     ledger: SessionLedger | None = None
     warn: Callable[[str], None] = log.warning
 
@@ -72,8 +74,8 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
         if stt is None and not request.text and not llm.capabilities.accepts_audio:
             raise VoicekitError(f"profile '{profile.name}' has no stt backend and its llm does not take audio")
         rate = profile.audio.output_rate or (output.sample_rate if output is not None else 24000)  # type: ignore[attr-defined]
-        sink = _open_sink(request, rate)
-        source = None if request.text else _open_source(request)
+        sink = request.sink_factory(rate) if request.sink_factory else _open_sink(request, rate)
+        source = None if request.text else (request.source or _open_source(request))
         recorder = (
             ConversationRecorder(request.record, profile=profile.name, conversation_id=conversation_id)
             if request.record else None
