@@ -746,6 +746,30 @@ def test_cli_validate(dirs: dict[str, Path]) -> None:
     assert runner.invoke(app, ["validate"]).exit_code == 2
 
 
+SCRIPTED = """
+description: scripted backends, for tests
+language: en
+stt: {use: scripted, transcripts: [hello there]}
+llm: {use: scripted, replies: [Hi!]}
+output: {use: scripted, sample_rate: 16000}
+"""
+
+
+def test_cli_validate_against_the_real_registry(dirs: dict[str, Path]) -> None:
+    write(dirs["project"], "scripted.yaml", SCRIPTED)
+    result = runner.invoke(app, ["validate", "scripted"])
+    assert (result.exit_code, result.output) == (0, "scripted: ok\n")
+    typo = runner.invoke(app, ["validate", "scripted", "--set", "stt.min_silence=200"])
+    assert typo.exit_code == 1
+    assert typo.output == (
+        "--set stt.min_silence=200: stt.min_silence: unknown option (did you mean 'min_silence_ms'?)\n"
+    )
+    profile = load_profile("scripted")
+    stt = build_backend(profile, "stt", load_registry(), None)
+    assert type(stt).__name__ == "ScriptedSTT" and stt.options.transcripts == ["hello there"]
+    assert stt.context.language == "en"
+
+
 def test_cli_module_imports_only_typer() -> None:
     code = (
         "import sys, voicekit.commands.profiles\n"

@@ -65,9 +65,11 @@ def suggest(word: object, candidates: Iterable[str]) -> str:
 
 def shown(path: Path) -> str:
     """How a file is named in messages: relative to the working directory when inside it."""
-    absolute = path.absolute()
+    absolute, cwd = path.absolute(), Path.cwd()
+    if cwd == Path(cwd.anchor):  # relative to / reads like a mistake
+        return str(absolute)
     try:
-        return str(absolute.relative_to(Path.cwd()))
+        return str(absolute.relative_to(cwd))
     except ValueError:
         return str(absolute)
 
