@@ -160,7 +160,7 @@ class AvatarRecorder:
     async def join(self, url: str, token: str, *, timeout_s: float = 10.0) -> rtc.Room:
         """Connect a room of our own with ``token`` and record from it."""
         rtc_mod = import_sdk("livekit.rtc", package="livekit", extra="avatar", backend="recorder")
-        room = rtc_mod.Room()
+        room: rtc.Room = rtc_mod.Room()
         self.attach(room)
         try:
             await asyncio.wait_for(room.connect(url, token, rtc_mod.RoomOptions(auto_subscribe=True)), timeout_s)
@@ -244,7 +244,7 @@ class AvatarRecorder:
     def _run(self) -> None:
         try:
             _Encoder(self).run()
-        except BaseException as exc:  # noqa: BLE001 - reported by aclose
+        except BaseException as exc:
             log.exception("avatar recorder failed")
             self._error = exc
             with self._cond:

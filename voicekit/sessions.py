@@ -261,3 +261,33 @@ class RemoteSessionManager:
     async def close(self, remote_id: str) -> bool:
         """Close it; ``True`` also when the service says it no longer exists."""
         raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections the manager keeps (optional)."""
+
+
+def orphan_warning(path: Path | str | None = None) -> str | None:
+    """One line about remote sessions whose process died without closing them, or ``None``.
+
+    Cheap enough for every CLI start: one query, and no ledger file is created.
+    """
+    ledger_path = Path(path) if path else default_ledger_path()
+    if not ledger_path.exists():
+        return None
+    db = sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True, timeout=2)
+    try:
+        rows = db.execute("SELECT backend, host, pid FROM remote_sessions WHERE state != 'closed'").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    host = socket.gethostname()
+    dead = sorted({backend for backend, row_host, pid in rows if row_host != host or not _pid_alive(pid)})
+    count = sum(1 for _, row_host, pid in rows if row_host != host or not _pid_alive(pid))
+    if not count:
+        return None
+    what = "session" if count == 1 else "sessions"
+    return (
+        f"{count} remote {what} ({', '.join(dead)}) left open by a process that ended may still be billing: "
+        "run `voicekit sessions close --stale`"
+    )
