@@ -1,0 +1,67 @@
+"""Every built-in backend that needs no service passes the contract of its role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from voicekit.testing.contracts import LLMContract, OutputContract, STTContract
+from voicekit.testing.scripted import NullOutput, ScriptedLLM, ScriptedOutput, ScriptedSTT
+
+
+class TestScriptedSTT(STTContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[ScriptedSTT]:
+        async with ScriptedSTT(ScriptedSTT.Options(transcripts=["hello world"], interim=True)) as stt:
+            yield stt
+
+
+class TestScriptedSTTWithDelay(STTContract):
+    """The delayed Final still comes before the stream ends; a tone is speech too."""
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[ScriptedSTT]:
+        async with ScriptedSTT(ScriptedSTT.Options(transcripts=["a tone"], final_delay_ms=50)) as stt:
+            yield stt
+
+    @pytest.fixture
+    def speech(self) -> tuple[bytes, Sequence[str]]:
+        tone = ScriptedOutput(ScriptedOutput.Options(sample_rate=16000)).tone(8000)
+        return bytes(3200) + tone + bytes(3200), ("tone",)
+
+
+class TestScriptedLLM(LLMContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[ScriptedLLM]:
+        async with ScriptedLLM(ScriptedLLM.Options(first_token_ms=5, token_ms=2)) as llm:
+            yield llm
+
+
+class TestScriptedLLMCharChunks(LLMContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[ScriptedLLM]:
+        async with ScriptedLLM(ScriptedLLM.Options(replies=["Hi!", "Hello, you."], chunk="char")) as llm:
+            yield llm
+
+
+class TestScriptedOutput(OutputContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[ScriptedOutput]:
+        async with ScriptedOutput(ScriptedOutput.Options(first_audio_ms=5)) as out:
+            yield out
+
+
+class TestScriptedOutputRealtime(OutputContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[ScriptedOutput]:
+        options = ScriptedOutput.Options(sample_rate=16000, ms_per_char=5, realtime=True)
+        async with ScriptedOutput(options) as out:
+            yield out
+
+
+class TestNullOutput(OutputContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[NullOutput]:
+        async with NullOutput() as out:
+            yield out
