@@ -1,0 +1,546 @@
+"""A local Gemini Live service: a TLS websocket that speaks ``BidiGenerateContent``.
+
+The SDK always connects with ``wss://``, so the fake serves TLS with a self-signed
+certificate made at start (:func:`make_certificate`, with ``cryptography``); clients
+trust it through ``SSL_CERT_FILE`` or an ``ssl`` context.
+
+What it does, on ``/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent``:
+
+* ``setup`` → ``setupComplete`` (JSON in binary frames, as the real service sends it),
+  then a ``sessionResumptionUpdate`` when resumption is on; a ``setup`` with a handle
+  it never issued is closed with 1007 (invalid argument). Resumed sessions keep their
+  conversation (turn counter, history).
+* ``realtime_input`` audio (base64 in either alphabet, keys in snake_case or camelCase)
+  is recorded; an energy detector finds the user's speech in it (or ``activityStart`` /
+  ``activityEnd`` when automatic detection is off). During and after the speech it
+  sends the scripted ``inputTranscription``, then the model's turn: 24 kHz tone chunks
+  in ``modelTurn.parts[].inlineData`` with ``outputTranscription`` pieces (or text parts
+  for a TEXT session), ``generationComplete``, ``turnComplete`` and a new handle.
+* User speech (or text) while the model is speaking cuts its turn: ``interrupted``
+  (then ``turnComplete``), and no more audio of that turn.
+* Faults: a bad key (1007 "API key not valid..."), an unknown model (1008 "... is not
+  found for API version ..."), :meth:`FakeGeminiLive.fail_next` (e.g. 1011 quota),
+  :meth:`FakeGeminiLive.go_away`, :meth:`FakeGeminiLive.drop`. Close reasons are cut
+  to 123 bytes like the real ones. Latency of each step is set by :class:`Latency`.
+
+Standalone: ``python -m tests.fakes.gemini_live --port 8443 --cert-dir /tmp/fake-cert``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime
+import ipaddress
+import json
+import re
+import ssl
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import websockets
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+DEFAULT_KEY = "test-live-key"
+MODELS = (
+    "gemini-2.5-flash-native-audio-preview-12-2025",
+    "gemini-3.1-flash-live-preview",
+    "gemini-live-2.5-flash-preview",
+)
+PATH = re.compile(r"^/ws/google\.ai\.generativelanguage\.(v\w+)\.GenerativeService\.BidiGenerateContent$")
+BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
+BAD_ARGUMENT_REASON = "Request contains an invalid argument."
+QUOTA_REASON = "You exceeded your current quota, please check your plan and billing details."
+DEADLINE_REASON = "Deadline expired before operation could complete."
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One scripted turn: what the fake hears the user say, and what the model answers.
+
+    ``reply`` may contain ``{turn}``: the number of the turn in the conversation, which
+    proves that a resumed session kept its context.
+    """
+
+    user: str
+    reply: str
+
+
+@dataclass
+class Latency:
+    """Seconds the fake waits at each step."""
+
+    setup_s: float = 0.0
+    transcript_s: float = 0.0  # before each input transcription piece after the speech
+    first_reply_s: float = 0.02  # end of the user's turn → first model chunk
+    chunk_s: float = 0.005  # between model chunks
+
+
+@dataclass
+class Conversation:
+    """What a session remembers; shared by the connections that resume it."""
+
+    turns: int = 0
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Connection:
+    """One websocket connection as the fake saw it."""
+
+    index: int
+    path: str
+    version: str
+    headers: dict[str, str]
+    setup: dict[str, Any] = field(default_factory=dict)
+    resumed_from: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    audio: bytearray = field(default_factory=bytearray)
+    handles: list[str] = field(default_factory=list)
+    interrupted: int = 0
+    closed: tuple[int, str] | None = None
+    ws: ServerConnection | None = field(default=None, repr=False)
+
+    def kinds(self) -> list[str]:
+        """Top-level key of every message received, in order (setup first)."""
+        return [next(iter(m), "") for m in self.messages]
+
+
+class FakeGeminiLive:
+    """The fake service; ``await start()``, point ``base_url`` at it, inspect what it got."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: tuple[str, ...] = (DEFAULT_KEY,),
+        models: tuple[str, ...] = MODELS,
+        script: tuple[Exchange, ...] = (Exchange("hello there", "Hi! This is reply {turn}."),),
+        latency: Latency | None = None,
+        reply_ms: int = 600,
+        chunk_ms: int = 40,
+        energy_threshold: float = 500.0,
+        speech_start_ms: int = 60,
+        silence_ms: int = 300,
+        word_every_ms: int = 300,
+        voice_activity: bool = False,
+        turn_complete_after_interrupt: bool = True,
+    ) -> None:
+        self.api_keys, self.models, self.script = api_keys, models, script
+        self.latency = latency or Latency()
+        self.reply_ms, self.chunk_ms = reply_ms, chunk_ms
+        self.energy_threshold = energy_threshold
+        self.speech_start_ms, self.silence_ms, self.word_every_ms = speech_start_ms, silence_ms, word_every_ms
+        self.voice_activity = voice_activity
+        self.turn_complete_after_interrupt = turn_complete_after_interrupt
+        self.connections: list[Connection] = []
+        self.audio = bytearray()  # every audio byte received, in order, over all connections
+        self.errors: list[str] = []  # protocol mistakes of the client
+        self.handles: dict[str, Conversation] = {}
+        self._fail_next: list[tuple[int, str]] = []
+        self._server: Any = None
+        self.cert_file: Path | None = None
+        self.port = 0
+
+    # --- control --------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, cert_dir: str | Path | None = None) -> None:
+        import tempfile
+
+        cert_dir = Path(cert_dir or tempfile.mkdtemp(prefix="fake-gemini-live-"))
+        self.cert_file, key_file = make_certificate(cert_dir)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, key_file)
+        self._server = await websockets.serve(
+            self._handle, host, port, ssl=context, process_request=self._check_path, max_size=None
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert_file))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def fail_next(self, code: int = 1011, reason: str = QUOTA_REASON) -> None:
+        """Close the next connection with ``code`` right after its ``setup``."""
+        self._fail_next.append((code, reason))
+
+    async def go_away(self, time_left_s: float = 2.0) -> None:
+        """Send ``goAway`` on every open connection and close each when its time is up."""
+        for conn in self._open():
+            await self._send(conn, {"goAway": {"timeLeft": f"{time_left_s:g}s"}})
+            asyncio.get_running_loop().call_later(
+                time_left_s, lambda c=conn: asyncio.ensure_future(self._close(c, 1011, DEADLINE_REASON))
+            )
+
+    async def drop(self) -> None:
+        """Cut every open connection without a close frame (the client sees 1006)."""
+        for conn in self._open():
+            assert conn.ws is not None
+            conn.closed = (1006, "dropped")
+            conn.ws.transport.abort()
+
+    def _open(self) -> list[Connection]:
+        return [c for c in self.connections if c.ws is not None and c.closed is None]
+
+    # --- protocol -------------------------------------------------------------------------
+
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        if PATH.match(request.path.split("?")[0]) is None:
+            return Response(404, "Not Found", Headers({"Content-Type": "text/plain"}), b"Not Found")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        path = request.path
+        conn = Connection(
+            index=len(self.connections),
+            path=path,
+            version=PATH.match(path.split("?")[0]).group(1),  # type: ignore[union-attr]
+            headers={k.lower(): v for k, v in request.headers.raw_items()},
+            ws=ws,
+        )
+        self.connections.append(conn)
+        session = _Session(self, conn)
+        try:
+            await session.run()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            session.cancel_reply()
+            if conn.closed is None:
+                conn.closed = (ws.close_code or 1006, ws.close_reason or "")
+
+    async def _send(self, conn: Connection, message: dict[str, Any]) -> None:
+        assert conn.ws is not None
+        await conn.ws.send(json.dumps(message).encode())
+
+    async def _close(self, conn: Connection, code: int, reason: str) -> None:
+        if conn.ws is None or conn.closed is not None:
+            return
+        reason = reason.encode()[:123].decode("utf-8", "ignore")  # the protocol's limit; the service cuts too
+        conn.closed = (code, reason)
+        await conn.ws.close(code, reason)
+
+
+class _Session:
+    """The state of one connection: speech detection and the model's turn."""
+
+    def __init__(self, fake: FakeGeminiLive, conn: Connection) -> None:
+        self.fake, self.conn = fake, conn
+        self.conversation = Conversation()
+        self.client_activity = False
+        self.text_replies = False
+        self.initial_history = False
+        self.resumption = False
+        self._pending = b""
+        self._loud = 0
+        self._quiet = 0
+        self._speaking = False
+        self._speech_frames = 0
+        self._words_sent = 0
+        self._reply: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        fake, conn = self.fake, self.conn
+        setup = json.loads(await conn.ws.recv())  # type: ignore[union-attr]
+        conn.messages.append(setup)
+        if fake.latency.setup_s:
+            await asyncio.sleep(fake.latency.setup_s)
+        if await self._refuse(setup.get("setup")):
+            return
+        await fake._send(conn, {"setupComplete": {}})
+        if self.resumption:
+            await self._new_handle()
+        async for raw in conn.ws:  # type: ignore[union-attr]
+            message = json.loads(raw)
+            conn.messages.append(message)
+            await self._on_message(message)
+
+    async def _refuse(self, setup: dict[str, Any] | None) -> bool:
+        fake, conn = self.fake, self.conn
+        conn.setup = setup if isinstance(setup, dict) else {}
+        if not isinstance(setup, dict):
+            await fake._close(conn, 1007, "Invalid JSON payload received. Expected a setup message.")
+            return True
+        query_key = re.search(r"[?&]key=([^&]+)", conn.path)
+        key = conn.headers.get("x-goog-api-key") or (query_key.group(1) if query_key else None)
+        if key not in fake.api_keys:
+            await fake._close(conn, 1007, BAD_KEY_REASON)
+            return True
+        if fake._fail_next:
+            await fake._close(conn, *fake._fail_next.pop(0))
+            return True
+        model = str(setup.get("model", ""))
+        if model.removeprefix("models/") not in fake.models:
+            await fake._close(
+                conn,
+                1008,
+                f"{model} is not found for API version {conn.version}, or is not supported for "
+                "bidiGenerateContent. Call ListModels to see the list of available models and their supported methods.",
+            )
+            return True
+        generation = _get(setup, "generation_config") or {}
+        modalities = _get(generation, "response_modalities") or _get(setup, "response_modalities") or ["AUDIO"]
+        self.text_replies = "TEXT" in [str(m).upper() for m in modalities]
+        detection = _get(_get(setup, "realtime_input_config") or {}, "automatic_activity_detection") or {}
+        self.client_activity = bool(_get(detection, "disabled"))
+        self.initial_history = bool(_get(_get(setup, "history_config") or {}, "initial_history_in_client_content"))
+        resumption = _get(setup, "session_resumption")
+        self.resumption = resumption is not None
+        handle = _get(resumption or {}, "handle")
+        if handle:
+            if handle not in fake.handles:
+                await fake._close(conn, 1007, BAD_ARGUMENT_REASON)
+                return True
+            conn.resumed_from = handle
+            self.conversation = fake.handles[handle]
+            self.initial_history = False
+        return False
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        realtime = _get(message, "realtime_input")
+        content = _get(message, "client_content")
+        if realtime is not None:
+            for blob in [_get(realtime, "audio"), *(_get(realtime, "media_chunks") or [])]:
+                if blob:
+                    await self._on_audio(blob)
+            if _get(realtime, "activity_start") is not None:
+                await self._speech_started()
+            if _get(realtime, "activity_end") is not None:
+                await self._speech_ended()
+            if _get(realtime, "audio_stream_end") and self._speaking:
+                await self._speech_ended()
+            if _get(realtime, "text"):
+                await self._user_text(str(_get(realtime, "text")))
+        elif content is not None:
+            turns = _get(content, "turns") or []
+            texts = [(t.get("role", "user"), " ".join(p.get("text", "") for p in t.get("parts", []))) for t in turns]
+            complete = bool(_get(content, "turn_complete"))
+            if self.initial_history:
+                self.conversation.history.extend(texts)
+                self.initial_history = not complete  # the history ends; no model call for it
+            elif complete:
+                await self._user_text(" ".join(text for role, text in texts if role == "user"))
+
+    async def _on_audio(self, blob: dict[str, Any]) -> None:
+        mime = str(_get(blob, "mime_type") or "")
+        if "rate=16000" not in mime:
+            self.fake.errors.append(f"audio with MIME type {mime!r}")
+        data = str(blob.get("data", ""))
+        pcm = base64.b64decode(data.replace("-", "+").replace("_", "/") + "=" * (-len(data) % 4))
+        self.conn.audio.extend(pcm)
+        self.fake.audio.extend(pcm)
+        if self.client_activity:
+            return
+        self._pending += pcm
+        frame = 640  # 20 ms
+        while len(self._pending) >= frame:
+            chunk, self._pending = self._pending[:frame], self._pending[frame:]
+            await self._detect(chunk)
+
+    async def _detect(self, frame: bytes) -> None:
+        samples = np.frombuffer(frame, dtype=np.int16).astype(np.float64)
+        loud = float(np.sqrt(np.mean(samples * samples))) > self.fake.energy_threshold
+        if not self._speaking:
+            self._loud = self._loud + 1 if loud else 0
+            if self._loud * 20 >= self.fake.speech_start_ms:
+                await self._speech_started()
+            return
+        self._speech_frames += 1
+        self._quiet = 0 if loud else self._quiet + 1
+        if self._speech_frames * 20 >= (self._words_sent + 1) * self.fake.word_every_ms:
+            await self._send_words(1)
+        if self._quiet * 20 >= self.fake.silence_ms:
+            await self._speech_ended()
+
+    async def _speech_started(self) -> None:
+        if self._speaking:
+            return
+        self._speaking, self._loud, self._quiet, self._speech_frames, self._words_sent = True, 0, 0, 0, 0
+        await self._interrupt()
+        if self.fake.voice_activity:
+            await self.fake._send(self.conn, {"voiceActivity": {"voiceActivityType": "ACTIVITY_START"}})
+
+    async def _speech_ended(self) -> None:
+        if not self._speaking:
+            return
+        self._speaking = False
+        if self.fake.voice_activity:
+            await self.fake._send(self.conn, {"voiceActivity": {"voiceActivityType": "ACTIVITY_END"}})
+        words = self._exchange().user.split()
+        await self._send_words(len(words), final=True)
+        self._start_reply(self._exchange().user)
+
+    async def _send_words(self, count: int, final: bool = False) -> None:
+        words = self._exchange().user.split()
+        while self._words_sent < min(count + self._words_sent, len(words)):
+            if final and self.fake.latency.transcript_s:
+                await asyncio.sleep(self.fake.latency.transcript_s)
+            piece = (" " if self._words_sent else "") + words[self._words_sent]
+            self._words_sent += 1
+            transcript: dict[str, Any] = {"text": piece}
+            if final and self._words_sent == len(words):
+                transcript["finished"] = True
+            await self.fake._send(self.conn, {"serverContent": {"inputTranscription": transcript}})
+
+    async def _user_text(self, text: str) -> None:
+        await self._interrupt()
+        self._start_reply(text)
+
+    def _exchange(self) -> Exchange:
+        return self.fake.script[self.conversation.turns % len(self.fake.script)]
+
+    # --- the model's turn -------------------------------------------------------------------
+
+    def _start_reply(self, heard: str) -> None:
+        self.cancel_reply()
+        self._reply = asyncio.ensure_future(self._speak(heard))
+
+    def cancel_reply(self) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+
+    async def _interrupt(self) -> None:
+        if self._reply is None or self._reply.done():
+            return
+        self._reply.cancel()
+        self.conn.interrupted += 1
+        await self.fake._send(self.conn, {"serverContent": {"interrupted": True}})
+        if self.fake.turn_complete_after_interrupt:
+            await self.fake._send(self.conn, {"serverContent": {"turnComplete": True}})
+
+    async def _speak(self, heard: str) -> None:
+        fake, conn, latency = self.fake, self.conn, self.fake.latency
+        conversation = self.conversation
+        exchange = self._exchange()
+        conversation.turns += 1
+        reply = exchange.reply.format(turn=conversation.turns)
+        conversation.history.append(("user", heard))
+        await asyncio.sleep(latency.first_reply_s)
+        pieces = _pieces(reply)
+        if self.text_replies:
+            for piece in pieces:
+                await fake._send(conn, {"serverContent": {"modelTurn": {"parts": [{"text": piece}]}}})
+                await asyncio.sleep(latency.chunk_s)
+        else:
+            chunks = _tone(fake.reply_ms, fake.chunk_ms)
+            for i, chunk in enumerate(chunks):
+                data = base64.b64encode(chunk).decode()
+                part = {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": data}}
+                await fake._send(conn, {"serverContent": {"modelTurn": {"parts": [part]}}})
+                for piece in pieces[i * len(pieces) // len(chunks) : (i + 1) * len(pieces) // len(chunks)]:
+                    await fake._send(conn, {"serverContent": {"outputTranscription": {"text": piece}}})
+                await asyncio.sleep(latency.chunk_s)
+        conversation.history.append(("model", reply))
+        await fake._send(conn, {"serverContent": {"generationComplete": True}})
+        await fake._send(conn, {"serverContent": {"turnComplete": True}})
+        if self.resumption:
+            await self._new_handle()
+
+    async def _new_handle(self) -> None:
+        handle = uuid.uuid4().hex
+        self.fake.handles[handle] = self.conversation
+        self.conn.handles.append(handle)
+        await self.fake._send(self.conn, {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+
+def _get(obj: dict[str, Any], snake: str) -> Any:
+    """A key in snake_case or camelCase (the SDK mixes both below the top level)."""
+    if snake in obj:
+        return obj[snake]
+    head, *rest = snake.split("_")
+    return obj.get(head + "".join(w.title() for w in rest))
+
+
+def _pieces(text: str) -> list[str]:
+    """Text in word-sized pieces that join back exactly (as transcripts stream)."""
+    return re.findall(r"\s*\S+", text) or [text]
+
+
+def _tone(total_ms: int, chunk_ms: int, rate: int = 24000, hz: float = 220.0) -> list[bytes]:
+    n = int(rate * total_ms / 1000)
+    wave = (np.sin(2 * np.pi * hz * np.arange(n) / rate) * 6000).astype("<i2").tobytes()
+    step = int(rate * chunk_ms / 1000) * 2
+    return [wave[i : i + step] for i in range(0, len(wave), step)]
+
+
+def make_certificate(cert_dir: str | Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost (made once per directory)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    cert_dir = Path(cert_dir)
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = cert_dir / "cert.pem", cert_dir / "key.pem"
+    if cert_file.exists() and key_file.exists():
+        return cert_file, key_file
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "voicekit test server")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_file, key_file
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    script = tuple(Exchange(*s.split("=>", 1)) for s in args.script) or (Exchange("hello there", "Hi! Reply {turn}."),)
+    fake = FakeGeminiLive(api_keys=tuple(args.api_key), script=script)
+    await fake.start(args.host, args.port, args.cert_dir)
+    print(f"fake Gemini Live on {fake.base_url} (trust {fake.cert_file}; key {args.api_key[0]})", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--cert-dir", required=True, help="where the self-signed cert.pem/key.pem go")
+    parser.add_argument("--api-key", action="append", default=[], help=f"accepted key (default {DEFAULT_KEY})")
+    parser.add_argument("--script", action="append", default=[], help='a turn, "what the user says=>the reply"')
+    args = parser.parse_args()
+    args.api_key = args.api_key or [DEFAULT_KEY]
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
