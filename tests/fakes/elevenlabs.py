@@ -31,8 +31,8 @@ from aiohttp import WSMsgType, web
 DEFAULT_KEY = "test-elevenlabs-key"
 TIMEOUT_MESSAGE = (
     "Have not received a new text input within the timeout of {t:.1f} seconds. Streaming input terminated. "
-    'Please make sure to either feed the input in the timely manner, or to send the end of input text (empty string "") '
-    "when done."
+    "Please make sure to either feed the input in the timely manner, or to send the end of input text "
+    '(empty string "") when done.'
 )
 
 
@@ -265,9 +265,11 @@ class _Session:
                 self.fake.violations.append(f"message for unknown context {ctx_id}: {data}")
                 return True
             if sum(1 for c in self.contexts.values() if not c.closed) >= self.fake.max_contexts:
-                await self._error("max_active_conversations",
-                                  f"Maximum simultaneous contexts per WebSocket connection exceeded "
-                                  f"({self.fake.max_contexts}). Please close an existing context before opening a new one.")
+                await self._error(
+                    "max_active_conversations",
+                    f"Maximum simultaneous contexts per WebSocket connection exceeded ({self.fake.max_contexts}). "
+                    "Please close an existing context before opening a new one.",
+                )
                 return False
             ctx = self.contexts[ctx_id] = _Context()
         schedule = (data.get("generation_config") or {}).get("chunk_length_schedule")

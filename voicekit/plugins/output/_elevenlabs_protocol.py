@@ -15,6 +15,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
+from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
+
 
 @dataclass(frozen=True, slots=True)
 class ServerMessage:
@@ -60,7 +62,8 @@ def parse_server_message(raw: str | bytes | dict[str, Any]) -> ServerMessage:
     alignment = obj.get("alignment")
     if isinstance(alignment, dict) and alignment.get("chars") is not None:
         chars = tuple(str(c) for c in alignment["chars"])
-        starts = tuple(float(s) for s in alignment.get("charStartTimesMs") or alignment.get("char_start_times_ms") or ())
+        raw_starts = alignment.get("charStartTimesMs") or alignment.get("char_start_times_ms") or ()
+        starts = tuple(float(s) for s in raw_starts)
         if len(starts) != len(chars):
             chars, starts = None, ()  # unusable: treat the chunk as unaligned
     return ServerMessage(
@@ -130,3 +133,47 @@ class SentenceAttributor:
             pieces.append((owner, pcm[cut * 2 :]))
         self.current = owner
         return pieces
+
+
+class SentenceTimeline:
+    """Turns one context's audio messages into the sentence-framed events of ``speak``.
+
+    ``SpeakingStarted(s)`` comes right before the first audio of ``s``; ``SpeakingEnded(s)``
+    when audio of a later sentence starts, or at the context's final message.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.attributor = SentenceAttributor(sample_rate)
+        self._started: set[int] = set()
+        self._done = 0  # sentences before this index have ended
+        self._carry = b""  # an odd byte left from the previous chunk
+
+    def _end_before(self, index: int) -> list[OutputEvent]:
+        events: list[OutputEvent] = []
+        sentences = self.attributor.sentences
+        while self._done < index:
+            if self._done not in self._started:
+                events.append(SpeakingStarted(sentences[self._done]))
+            events.append(SpeakingEnded(sentences[self._done]))
+            self._done += 1
+        return events
+
+    def audio(self, msg: ServerMessage) -> list[OutputEvent]:
+        if not msg.audio:
+            return []
+        pcm, self._carry = self._carry + msg.audio, b""
+        if len(pcm) % 2:
+            pcm, self._carry = pcm[:-1], pcm[-1:]
+        events: list[OutputEvent] = []
+        for index, piece in self.attributor.split(pcm, msg.chars, msg.starts_ms):
+            events += self._end_before(index)
+            if index not in self._started:
+                self._started.add(index)
+                events.append(SpeakingStarted(self.attributor.sentences[index]))
+            events.append(AudioOut(piece, self.sample_rate))
+        return events
+
+    def finish(self) -> list[OutputEvent]:
+        """Every sentence not ended yet ends now (the context's final message came)."""
+        return self._end_before(len(self.attributor.sentences))

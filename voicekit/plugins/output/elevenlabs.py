@@ -29,7 +29,12 @@ from voicekit.clock import now
 from voicekit.errors import AuthError, BackendError, VoicekitError
 from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
 from voicekit.options import CloudOptions
-from voicekit.plugins.output._elevenlabs_protocol import SentenceAttributor, ServerMessage, parse_server_message
+from voicekit.plugins.output._elevenlabs_protocol import (
+    SentenceAttributor,
+    SentenceTimeline,
+    ServerMessage,
+    parse_server_message,
+)
 from voicekit.roles import BackendContext, Capabilities, Output, import_sdk
 
 log = logging.getLogger(__name__)
@@ -125,8 +130,8 @@ class ElevenLabsOutput(Output):
     async def aclose(self) -> None:
         self._closed = True
         self._generation += 1
-        for queue in self._queues.values():
-            queue.put_nowait(_NO_TEXT)
+        for ctx in list(self._queues):
+            self._queues.pop(ctx).put_nowait(_NO_TEXT)
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -238,7 +243,7 @@ class ElevenLabsOutput(Output):
             raise self._fatal or BackendError(f"{self.label}: the ElevenLabs socket is closed", retryable=True)
         try:
             await ws.send(json.dumps(message))
-        except Exception as exc:  # noqa: BLE001 - any send failure means the socket is gone
+        except Exception as exc:  # any send failure means the socket is gone
             raise self._fatal or BackendError(
                 f"{self.label}: the ElevenLabs socket dropped: {exc}", retryable=True
             ) from exc
@@ -272,8 +277,8 @@ class ElevenLabsOutput(Output):
                     if isinstance(error, AuthError):
                         self._fatal = error
                     target = self._queues.get(msg.context_id or "")
-                    for queue in [target] if target else list(self._queues.values()):
-                        queue.put_nowait(error)
+                    for waiting in [target] if target else list(self._queues.values()):
+                        waiting.put_nowait(error)
                     continue
                 queue = self._queues.get(msg.context_id or "")
                 if queue is None and msg.context_id is None and len(self._queues) == 1:
@@ -321,49 +326,34 @@ class ElevenLabsOutput(Output):
                 yield event
             return
         ctx, queue = await self._begin_turn()
-        attributor = SentenceAttributor(self.sample_rate)
+        timeline = SentenceTimeline(self.sample_rate)
         state = {"closing": False}
-        sender = asyncio.create_task(self._send_turn(ctx, sentences, attributor, queue, state))
+        sender = asyncio.create_task(self._send_turn(ctx, sentences, timeline.attributor, queue, state))
         finished = False
-        started: set[int] = set()
-        done = 0  # sentences before this index have ended
-        carry = b""
         try:
             while True:
-                waiting = state["closing"] or (attributor.aligned and attributor.pending)
+                waiting = state["closing"] or (timeline.attributor.aligned and timeline.attributor.pending)
                 try:
                     item = await asyncio.wait_for(queue.get(), self.options.timeout_s if waiting else None)
                 except asyncio.TimeoutError:
                     self._spawn(self._drop_socket())
                     raise BackendError(f"{self.label}: no audio from ElevenLabs within {self.options.timeout_s:g} s",
                                        retryable=True) from None
+                if item is _NO_TEXT or self._queues.get(ctx) is not queue:
+                    return  # nothing to say, or interrupted, or closed
                 if item is _SENT or item is _INPUT_DONE:
                     continue
-                if item is _NO_TEXT:  # nothing to say, or interrupted, or closed
-                    return
                 if isinstance(item, BaseException):
                     raise item
                 msg: ServerMessage = item
-                if msg.audio:
-                    pcm, carry = carry + msg.audio, b""
-                    if len(pcm) % 2:
-                        pcm, carry = pcm[:-1], pcm[-1:]
-                    for index, piece in attributor.split(pcm, msg.chars, msg.starts_ms):
-                        while done < index:
-                            if done not in started:
-                                yield SpeakingStarted(attributor.sentences[done])
-                            yield SpeakingEnded(attributor.sentences[done])
-                            done += 1
-                        if index not in started:
-                            started.add(index)
-                            yield SpeakingStarted(attributor.sentences[index])
-                        yield AudioOut(piece, self.sample_rate)
-                if msg.final and state["closing"]:
+                final = msg.final and state["closing"]
+                events = timeline.audio(msg) + (timeline.finish() if final else [])
+                for event in events:
+                    if self._queues.get(ctx) is not queue:
+                        return  # interrupt() came while the consumer held the last event
+                    yield event
+                if final:
                     finished = True
-                    for index in range(done, len(attributor.sentences)):
-                        if index not in started:
-                            yield SpeakingStarted(attributor.sentences[index])
-                        yield SpeakingEnded(attributor.sentences[index])
                     return
         finally:
             sender.cancel()
@@ -377,13 +367,13 @@ class ElevenLabsOutput(Output):
     async def _begin_turn(self) -> tuple[str, asyncio.Queue[Any]]:
         if self._closed:
             raise BackendError(f"{self.label}: speak() after aclose()")
+        ctx = ""
         async with self._lock:
             for attempt in range(2):
                 try:
                     await self._ensure_socket()
-                    ctx, self._standby = self._standby, None
-                    if ctx is None or ctx not in self._open:
-                        ctx = await self._open_context()
+                    standby, self._standby = self._standby, None
+                    ctx = standby if standby is not None and standby in self._open else await self._open_context()
                     break
                 except BackendError as exc:
                     if attempt or not exc.retryable:
@@ -470,7 +460,7 @@ class ElevenLabsOutput(Output):
                 raise self._http_error(exc) from exc
             except VoicekitError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - transport failures (httpx) become one line
+            except Exception as exc:  # transport failures (httpx) become one line
                 raise BackendError(f"{self.label}: ElevenLabs request failed: {exc}", retryable=True) from exc
             yield SpeakingEnded(text)
 
