@@ -24,6 +24,7 @@ from voicekit.plugins.stt.deepgram import (
     service_urls,
 )
 from voicekit.roles import BackendContext
+from voicekit.testing.contracts import STTContract
 
 SAMPLES = Path(__file__).parent / "samples" / "deepgram"
 RATE = 16000
@@ -441,3 +442,26 @@ async def test_standalone_fake(key: str) -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+# --- shared contract, real speech ------------------------------------------------------
+
+
+class TestDeepgramContract(STTContract):
+    """The STT contract over espeak-ng speech, through the real SDK and the fake service."""
+
+    timeout_s = 20.0
+
+    @pytest.fixture
+    async def backend(self, key: str) -> AsyncIterator[DeepgramSTT]:
+        async with FakeDeepgram(script=["hello world"]) as server, make_stt(server) as stt:
+            yield stt
+
+
+async def test_synthesized_speech(key: str, fake: FakeDeepgram) -> None:
+    from voicekit.testing.speech import synthesize
+
+    pcm = synthesize("hello there") + silence(0.6) + synthesize("how are you today") + silence(0.6)
+    events = await transcribe(make_stt(fake), pcm)
+    assert finals(events) == ["hello there", "how are you today"]
+    assert sum(isinstance(e, SpeechStarted) for e in events) == 2
