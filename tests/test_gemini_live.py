@@ -6,9 +6,11 @@ import ast
 import asyncio
 import base64
 import json
+import os
 import ssl
 import subprocess
 import sys
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,8 @@ from voicekit.plugins.llm.gemini_live_wire import LiveUpdate, decode_server_mess
 from voicekit.roles import BackendContext, Message
 from voicekit.testing.contracts import LLMContract
 
-SAMPLES = Path(__file__).parent / "samples" / "gemini"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "tests" / "samples" / "gemini"
 FRAME = 640  # 20 ms at 16 kHz
 
 
@@ -102,9 +105,9 @@ def test_sdk_fixture_messages_parse() -> None:
     tracker = TurnTracker()
     events = [e for u in updates for e in tracker.feed(u)]
     kinds = [type(e).__name__ for e in events]
-    # the audio arrives before the transcript of the user: the Final then waits for the next turn
-    assert kinds == ["AudioOut", "TextDelta", "LLMDone"], kinds
-    assert events[-1].text == "test_output"
+    # the user's transcript arrives after the reply began: its Final comes at the end of the turn
+    assert kinds == ["AudioOut", "Interim", "TextDelta", "Final", "LLMDone"], kinds
+    assert (events[3].text, events[-1].text) == ("test_input", "test_output")
 
 
 def test_vertex_transcription_example_parses() -> None:
@@ -130,6 +133,39 @@ def test_setup_complete_example_parses() -> None:
     text = (SAMPLES / "live_setup_complete_example.txt").read_text()
     literal = ast.literal_eval(text[text.index("{") : text.index("}") + 2])
     assert read_update(decode_server_message(literal)).setup_complete
+
+
+def names(events: list[Any]) -> list[str]:
+    return [type(e).__name__ + (f"({e.text})" if getattr(e, "text", "") else "") for e in events]
+
+
+def test_tracker_transcript_order_policy() -> None:
+    tracker = TurnTracker()
+    audio = LiveUpdate(audio=[(b"\0\0", 24000)])
+    run = lambda *updates: names([e for u in updates for e in tracker.feed(u)])  # noqa: E731
+    # user first, then the reply: Final at the start of the model's turn; late pieces are dropped
+    assert run(LiveUpdate(input_text="Hi"), audio, LiveUpdate(input_text=" there"), LiveUpdate(turn_complete=True)) == [
+        "SpeechStarted", "Interim(Hi)", "Final(Hi)", "AudioOut", "LLMDone",
+    ]  # fmt: skip
+    # the transcript comes only during the reply: no SpeechStarted (it is no barge-in), Final at its end
+    assert run(audio, LiveUpdate(input_text="Late"), LiveUpdate(output_text="Ok"), LiveUpdate(turn_complete=True)) == [
+        "AudioOut", "Interim(Late)", "TextDelta(Ok)", "Final(Late)", "LLMDone(Ok)",
+    ]  # fmt: skip
+    # barge-in: the interrupted turn ends; what the user says next starts the next turn
+    assert run(
+        LiveUpdate(input_text="Story"), audio, LiveUpdate(interrupted=True),
+        LiveUpdate(input_text="Stop"), LiveUpdate(turn_complete=True), LiveUpdate(output_text="Ok"),
+    ) == ["SpeechStarted", "Interim(Story)", "Final(Story)", "AudioOut", "Interrupted",
+          "SpeechStarted", "Interim(Stop)", "Final(Stop)", "TextDelta(Ok)"]  # fmt: skip
+    assert run(LiveUpdate(turn_complete=True)) == ["LLMDone(Ok)"]
+    # local cut: nothing more of that turn, and no LLMDone for it
+    run(LiveUpdate(input_text="Again"), audio)
+    assert tracker.cut()
+    assert run(audio, LiveUpdate(output_text="more"), LiveUpdate(turn_complete=True)) == []
+    assert tracker.transcript == [
+        ("user", "Hi"), ("user", "Late"), ("assistant", "Ok"), ("user", "Story"), ("user", "Stop"),
+        ("assistant", "Ok"), ("user", "Again"),
+    ]  # fmt: skip
 
 
 def test_language_codes() -> None:
@@ -266,6 +302,46 @@ async def test_go_away_resumes_without_losing_audio(fake: FakeGeminiLive) -> Non
     assert old.closed == (1000, ""), "the client left the old connection before the deadline"
     assert len(fake.audio) == pushed, "every pushed byte reached the service"
     assert session.info["resumed"] == 1
+
+
+async def test_go_away_waits_for_the_reply_to_end(fake: FakeGeminiLive) -> None:
+    fake.script = (Exchange("hello there", "Reply {turn} is a long one."),)
+    fake.reply_ms, fake.latency = 2000, Latency(chunk_s=0.01)
+    llm = make_llm(fake)
+    await llm.start()
+    async with llm.realtime() as session:
+        events = aiter(session)
+        log: list[Any] = []
+        await say(session, UTTERANCE)
+        await until(events, AudioOut, log)
+        await fake.go_away(time_left_s=5.0)
+        first = await until(events, LLMDone, log)
+        await say(session, UTTERANCE)
+        second = await until(events, LLMDone, [])
+    await llm.aclose()
+    assert first.text == "Reply 1 is a long one." and second.text == "Reply 2 is a long one."
+    assert sum(len(e.pcm) for e in log if isinstance(e, AudioOut)) == fake.reply_ms * 48, "the reply was not cut"
+    assert len(fake.connections) == 2 and fake.connections[1].resumed_from == fake.connections[0].handles[-1]
+
+
+async def test_go_away_deadline_cuts_a_long_reply(fake: FakeGeminiLive) -> None:
+    fake.script = (Exchange("hello there", "Reply {turn}."),)
+    fake.reply_ms, fake.latency = 6000, Latency(chunk_s=0.02)
+    llm = make_llm(fake)
+    await llm.start()
+    async with llm.realtime() as session:
+        events = aiter(session)
+        log: list[Any] = []
+        await say(session, UTTERANCE)
+        await until(events, AudioOut, log)
+        await fake.go_away(time_left_s=0.4)
+        cut = await until(events, LLMDone, log)  # the turn ends where the old connection ended
+        await say(session, UTTERANCE)
+        second = await until(events, LLMDone, [])
+    await llm.aclose()
+    assert sum(len(e.pcm) for e in log if isinstance(e, AudioOut)) < fake.reply_ms * 48
+    assert cut.text != "Reply 1." and second.text == "Reply 2."
+    assert fake.connections[0].closed == (1000, ""), "the client switched before the service's deadline"
 
 
 async def test_dropped_socket_resumes(fake: FakeGeminiLive) -> None:
@@ -456,6 +532,17 @@ async def test_quota_is_retryable_error(fake: FakeGeminiLive) -> None:
     assert caught.value.retryable and len(fake.connections) == 1
 
 
+async def test_unreachable_service_gives_up(fake: FakeGeminiLive) -> None:
+    await fake.stop()
+    llm = make_llm(fake, max_retries=1)
+    await llm.start()
+    with pytest.raises(BackendError, match=r"llm\.base_url") as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    assert caught.value.retryable
+
+
 async def test_untrusted_certificate(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     llm = make_llm(fake, ca_file=None)
@@ -500,3 +587,32 @@ def test_module_imports_no_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- end to end: the CLI with the gemini-live profile -------------------------------------------
+
+
+async def test_cli_chat_with_gemini_live_profile(fake: FakeGeminiLive, tmp_path: Path) -> None:
+    from voicekit.testing.speech import silence as quiet
+    from voicekit.testing.speech import synthesize, write_wav
+
+    speech = write_wav(tmp_path / "speech.wav", synthesize("hello there") + quiet(1500))
+    reply, record = tmp_path / "reply.wav", tmp_path / "rec"
+    env = {**os.environ, "SSL_CERT_FILE": str(fake.cert_file), "GEMINI_API_KEY": DEFAULT_KEY}
+    args = ["chat", "--profile", "gemini-live", "--input", str(speech), "--output", str(reply), "--fast"]
+    args += ["--record", str(record), "--set", f"llm.base_url={fake.base_url}", "--set", "language=ru"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicekit", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
+    with wave.open(str(reply)) as wav:
+        assert (wav.getframerate(), wav.getnchannels()) == (24000, 1)  # the sink's rate: the model's 24 kHz
+        assert wav.getnframes() == fake.reply_ms * 24
+    lines = [json.loads(line) for line in (record / "transcript.jsonl").read_text().splitlines()]
+    said = {(line.get("type") or line.get("event"), line.get("text")) for line in lines}
+    assert any(text == "hello there" for _, text in said), lines
+    assert any(text == "Hi! This is reply 1." for _, text in said), lines
+    setup = fake.connections[0].setup
+    assert setup["generationConfig"]["speechConfig"]["language_code"] == "ru-RU"

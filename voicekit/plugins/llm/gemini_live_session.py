@@ -7,11 +7,15 @@ tested on its own:
   gives an ``Interim`` with the text so far; the first one of a user turn (or a
   ``voiceActivity`` start, when the service sends it) gives ``SpeechStarted``.
 * **The user's ``Final`` is emitted when the model's turn starts** (its first audio or
-  transcript), so it always comes before the reply it answers. Transcript pieces that
-  arrive after that, while the model is still answering uninterrupted, are late
-  pieces of the same utterance: they are logged and dropped, never carried into the
-  next turn. If the model completes a turn without saying anything, the ``Final``
-  comes at ``turnComplete``.
+  transcript), so it normally comes before the reply it answers. The service promises
+  no order between the two transcripts, though: if nothing of the user's speech has
+  been transcribed when the model starts, the pieces that arrive during the reply
+  still belong to that utterance (``Interim``, but no ``SpeechStarted``, which would
+  look like a barge-in), and the ``Final`` comes when the model's turn ends, before
+  its ``LLMDone``/``Interrupted``. Pieces that arrive after the ``Final`` was sent,
+  while the model is still answering uninterrupted, are logged and dropped: there is
+  one ``Final`` per utterance, and they never leak into the next turn. If the model
+  completes a turn without saying anything, the ``Final`` comes at ``turnComplete``.
 * Model audio comes out as ``AudioOut(pcm, 24000)``, its transcript as ``TextDelta``,
   and each model turn ends with exactly one of ``LLMDone(text)`` (``turnComplete``) or
   ``Interrupted`` (the service's ``interrupted``).
@@ -59,6 +63,7 @@ class TurnTracker:
         self._user: list[str] = []
         self._user_heard = False
         self._model_active = False
+        self._final_sent = False  # the user's Final for the current model turn is out
         self._reply: list[str] = []
         self._cut = False
         self._after_interrupt = False
@@ -71,6 +76,9 @@ class TurnTracker:
         """Drop the rest of the model's current turn; False if it was not speaking."""
         if self._model_active and not self._cut:
             self._cut = True
+            if not self._final_sent and self._user:
+                log.debug("transcript of the utterance whose reply was cut, dropped: %r", self._user_text())
+                self._user.clear()
             return True
         return False
 
@@ -87,6 +95,8 @@ class TurnTracker:
             self._model_piece(update, events)
         if update.interrupted:
             if self._model_active and not self._cut:
+                if not self._final_sent:
+                    self._flush_user(events)
                 events.append(Interrupted())
             self._end_model_turn()
             self._after_interrupt = True
@@ -95,6 +105,8 @@ class TurnTracker:
         if update.connection_lost and self._model_active:
             log.warning("the connection broke while the model was answering; its turn ends here")
             if not self._cut:
+                if not self._final_sent:
+                    self._flush_user(events)
                 events.append(LLMDone("".join(self._reply)))
             self._end_model_turn()
         return events
@@ -103,7 +115,11 @@ class TurnTracker:
 
     def _user_piece(self, text: str, events: list[RealtimeEvent]) -> None:
         if self._model_active and not self._cut:
-            log.debug("late input transcription after the reply started, dropped: %r", text)
+            if self._final_sent:
+                log.debug("input transcription after the user's Final, dropped: %r", text)
+            else:  # transcribed late: still the utterance the model is answering
+                self._user.append(text)
+                events.append(Interim(self._user_text()))
             return
         if not self._user_heard:
             self._user_heard = True
@@ -115,7 +131,7 @@ class TurnTracker:
         if not self._model_active:
             self._model_active = True
             self._after_interrupt = False
-            self._flush_user(events)
+            self._final_sent = self._flush_user(events)
         if self._cut:
             return
         text = update.output_text if self.text_from == "transcription" else update.model_text
@@ -128,6 +144,8 @@ class TurnTracker:
     def _turn_complete(self, events: list[RealtimeEvent]) -> None:
         if self._model_active:
             if not self._cut:
+                if not self._final_sent:
+                    self._flush_user(events)
                 events.append(LLMDone("".join(self._reply)))
             self._end_model_turn()
         elif self._after_interrupt:
@@ -136,18 +154,20 @@ class TurnTracker:
             self._flush_user(events)  # the model chose to say nothing
             events.append(LLMDone(""))
 
-    def _flush_user(self, events: list[RealtimeEvent]) -> None:
+    def _flush_user(self, events: list[RealtimeEvent]) -> bool:
         text = self._user_text()
         self._user.clear()
         self._user_heard = False
         if text:
             self.transcript.append(("user", text))
             events.append(Final(text))
+        return bool(text)
 
     def _end_model_turn(self) -> None:
         if self._model_active and self._reply:
             self.transcript.append(("assistant", "".join(self._reply).strip()))
         self._model_active = False
+        self._final_sent = False
         self._cut = False
         self._reply.clear()
 
