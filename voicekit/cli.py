@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
-from voicekit.commands import bench, chat, devices, plugins, profiles, sessions
+from voicekit.commands import bench, chat, devices, plugins, profiles
+try:  # TEMP
+    from voicekit.commands import sessions
+except ImportError:  # TEMP
+    sessions = None  # TEMP
 
 app = typer.Typer(
     name="voicekit",
@@ -23,7 +27,7 @@ app.command("devices")(devices.devices)
 app.command("bench")(bench.bench)
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(profiles.app, name="profiles")
-app.add_typer(sessions.app, name="sessions")
+if sessions: app.add_typer(sessions.app, name="sessions")  # TEMP
 
 _state = {"verbose": False}
 
@@ -65,7 +69,9 @@ def _warn_orphans() -> None:
         logging.getLogger(__name__).debug("orphan check failed", exc_info=True)
         return
     if message:
-        _stderr().print(f"[yellow]warning:[/] {message}")
+        from rich.markup import escape
+
+        _stderr().print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def _add_plugin_commands() -> None:
@@ -83,6 +89,7 @@ def _add_plugin_commands() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into one line and an exit code."""
     import click
+    from rich.markup import escape
 
     from voicekit.errors import VoicekitError
 
@@ -103,10 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     except VoicekitError as exc:
         if _state["verbose"]:
             _stderr().print_exception()
-        _stderr().print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        _stderr().print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, -v for details
         if _state["verbose"]:
             _stderr().print_exception()
-        _stderr().print(f"[red]error:[/] {type(exc).__name__}: {exc} (run with -v for details)", soft_wrap=True)
+        _stderr().print(f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))} (run with -v for details)",
+                        soft_wrap=True)
         sys.exit(1)

@@ -29,6 +29,8 @@ def chat(
     import asyncio
     import sys
 
+    from rich.markup import escape
+
     from voicekit.display import ChatDisplay
     from voicekit.runner import ChatRequest, run_chat
 
@@ -36,7 +38,7 @@ def chat(
     request = ChatRequest(
         profile=profile, overrides=set_ or [], input=input, output=output, record=record, text=text, fast=fast,
         input_device=input_device, output_device=output_device, observers=[display],
-        warn=lambda message: display.console.print(f"[yellow]warning:[/] {message}"),
+        warn=lambda message: display.console.print(f"[yellow]warning:[/] {escape(message)}"),
     )
     if text:
         request.text_lines = _typed_lines(display)

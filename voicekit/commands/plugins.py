@@ -26,7 +26,9 @@ def list_plugins(json_out: Annotated[bool, typer.Option("--json", help="Print JS
     import json
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from voicekit.registry import ROLES, load_registry
 
@@ -42,9 +44,9 @@ def list_plugins(json_out: Annotated[bool, typer.Option("--json", help="Print JS
     console = Console(highlight=False)
     table = Table("role", "backend", "plugin", "status")
     for row in rows:
-        table.add_row(row["role"], row["name"], row["plugin"], row["status"])
+        table.add_row(*(Text(row[key]) for key in ("role", "name", "plugin", "status")))
     console.print(table)
     for name, error in registry.broken.items():
-        console.print(f"[red]broken plugin[/] {name}: {error}")
+        console.print(f"[red]broken plugin[/] {escape(name)}: {escape(error)}")
     for message in conflicts:
-        console.print(f"[red]conflict:[/] {message}")
+        console.print(f"[red]conflict:[/] {escape(message)}")

@@ -10,7 +10,7 @@ def register_output(register: Register) -> None:
     register("chirp3", "voicekit.plugins.output.chirp3:Chirp3Output")
     register("heygen", "voicekit.plugins.output.heygen:HeyGenOutput")
     register("liveavatar", "voicekit.plugins.output.liveavatar:LiveAvatarOutput")
-    register("null", "voicekit.testing.scripted:NullOutput")
+    register("silent", "voicekit.testing.scripted:NullOutput")
     register("scripted", "voicekit.testing.scripted:ScriptedOutput")
 
 
