@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from voicekit.roles import Output
 from voicekit.testing.contracts import LLMContract, OutputContract, STTContract
 from voicekit.testing.scripted import NullOutput, ScriptedLLM, ScriptedOutput, ScriptedSTT
 
@@ -64,4 +65,16 @@ class TestNullOutput(OutputContract):
     @pytest.fixture
     async def backend(self) -> AsyncIterator[NullOutput]:
         async with NullOutput() as out:
+            yield out
+
+
+# --- the offline engines: real models, no service ------------------------------------
+
+
+class TestEspeakOutput(OutputContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[Output]:
+        from voicekit.plugins.output.espeak import EspeakOutput
+
+        async with EspeakOutput(EspeakOutput.Options(voice="en-us")) as out:
             yield out
