@@ -106,6 +106,18 @@ class GeminiLLM(LLM):
             retry_options=self._types.HttpRetryOptions(attempts=1),
         )
         self._client = genai.Client(api_key=key, http_options=http_options)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Build the SDK's request and response models now: pydantic builds validators on
+        first use, which otherwise adds ~200 ms to the first turn's first token."""
+        types = self._types
+        self.contents([Message("assistant", "ok")], "ok")
+        self.config()
+        types.GenerateContentResponse.model_validate(
+            {"candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP"}],
+             "usageMetadata": {"promptTokenCount": 1}}
+        )
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
