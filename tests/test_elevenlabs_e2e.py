@@ -49,7 +49,8 @@ def _check_conversation(reply: Path, record: Path, gemini: GeminiFake, voice: El
         [("user", SAID[0])],
         [("user", SAID[0]), ("model", "Hi! Nice to meet you."), ("user", SAID[1])],
     ]
-    assert all(r.system_text and r.system_text.startswith("You are a friendly voice assistant") for r in gemini.requests)
+    systems = {r.system_text for r in gemini.requests}
+    assert len(systems) == 1 and str(systems.pop()).startswith("You are a friendly voice assistant")
     assert all(r.headers["x-goog-api-key"] == GEMINI_KEY for r in gemini.requests)
 
     # One ElevenLabs socket for the conversation, one context per turn, every sentence sent as it came.
