@@ -393,7 +393,7 @@ async def test_failed_start_still_stops_the_created_session(fake: FakeHeyGen, le
                                   "error.avatar_version_deprecated.media.docs.json"])
 async def test_deprecated_avatar_version_is_one_clear_line(fake: FakeHeyGen, ledger: SessionLedger, name: str) -> None:
     fake.inject("/v1/streaming.new", 400, sample(name))
-    with pytest.raises(BackendError, match="(?i)avatar version is deprecated") as caught:
+    with pytest.raises(BackendError, match=r"(?i)avatar version is deprecated") as caught:
         async with make(fake, ledger):
             pass
     assert "\n" not in str(caught.value) and str(sample(name)["code"]) in str(caught.value)

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voicekit.clock import now
-from voicekit.errors import AuthError, BackendError
+from voicekit.errors import AuthError, BackendError, MissingSecretError
 from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
 from voicekit.roles import BackendContext, import_sdk
+from voicekit.sessions import RemoteSessionInfo, RemoteSessionManager
 
 if TYPE_CHECKING:
     from voicekit.sessions import RemoteSession, RemoteSessions
@@ -221,11 +222,11 @@ class SpeechTimeline:
         self.fast = fast
         self.use_signals = False
         self.signal_timeout_s = signal_timeout_s
-        self._signals: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+        self._signals: asyncio.Queue[tuple[str, str | None, float]] = asyncio.Queue()
 
     def signal(self, kind: str, key: str | None = None) -> None:
-        """``kind`` is ``"started"`` or ``"ended"``."""
-        self._signals.put_nowait((kind, key))
+        """``kind`` is ``"started"`` or ``"ended"``; stamped now, when it arrives."""
+        self._signals.put_nowait((kind, key, now()))
 
     def reset(self) -> None:
         while not self._signals.empty():
@@ -235,7 +236,7 @@ class SpeechTimeline:
         self, items: asyncio.Queue[Utterance | BaseException | None], interrupted: asyncio.Event
     ) -> AsyncIterator[OutputEvent]:
         """Events for the utterances put in ``items`` (``None`` ends; an exception is raised)."""
-        free_at = now()
+        free_at = last = now()
         while True:
             item = await _until(items.get(), interrupted, None)
             if item is _INTERRUPTED or item is None:
@@ -250,8 +251,10 @@ class SpeechTimeline:
             if started is None:  # no signal: the avatar starts when it is free
                 if await self._sleep_until(start_by, interrupted):
                     return
-            yield SpeakingStarted(item.text)
-            start = now()
+            # stamped when the avatar said it started, which may be before we got here
+            event = SpeakingStarted(item.text, t=max(started[2], last)) if started else SpeakingStarted(item.text)
+            yield event
+            start = last = event.t
             for pcm in item.audio:
                 yield AudioOut(pcm, item.sample_rate)
             end_by = start + item.duration_s
@@ -265,7 +268,9 @@ class SpeechTimeline:
             if interrupted.is_set():
                 return
             free_at = now() if ended is not None else end_by
-            yield SpeakingEnded(item.text)
+            ended_event = SpeakingEnded(item.text, t=max(ended[2], last)) if ended else SpeakingEnded(item.text)
+            last = ended_event.t
+            yield ended_event
 
     async def _sleep_until(self, deadline: float, interrupted: asyncio.Event) -> bool:
         """Wait (unless fast); ``True`` if interrupted meanwhile."""
@@ -286,7 +291,7 @@ class SpeechTimeline:
             got = await _until(self._signals.get(), interrupted, remaining)
             if got is _INTERRUPTED or got is None:
                 return got
-            got_kind, key = got
+            got_kind, key, _ = got
             if got_kind == kind and (key is None or item.key is None or key == item.key):
                 return got
 
@@ -392,3 +397,77 @@ async def start_recorder(context: BackendContext, room: Any, enabled: bool, vend
     recorder = AvatarRecorder(Path(record_dir) / "avatar.mp4")
     recorder.attach(room)
     return recorder
+
+
+# --- session managers ---------------------------------------------------------------
+
+
+def session_rows(data: Any) -> list[dict[str, Any]]:
+    """The session list, whether ``data`` is the list itself or wraps it."""
+    if isinstance(data, dict):
+        for key in ("sessions", "results", "items", "data"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+    return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
+
+class VendorSessionManager(RemoteSessionManager):
+    """A vendor's active sessions through its REST API (key from the environment)."""
+
+    vendor = ""
+    key_env = ""
+    url_env = ""
+    default_url = ""
+    key_header = ""
+    list_path = ""
+    list_params: dict[str, str] | None = None
+    stop_path = ""
+    stop_extra: dict[str, str] = {}  # noqa: RUF012 - read-only class constant
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None) -> None:
+        self._key = api_key
+        self._base_url = base_url
+        self._client: AvatarAPI | None = None
+
+    def _api(self) -> AvatarAPI:
+        if self._client is None:
+            key = self._key or os.environ.get(self.key_env)
+            if not key:
+                raise MissingSecretError(
+                    f"{self.backend}: set the environment variable {self.key_env} to list or close its sessions"
+                )
+            self._client = AvatarAPI(
+                vendor=self.vendor, base_url=base_url(self._base_url, self.url_env, self.default_url),
+                headers={self.key_header: key}, key_env=self.key_env, timeout_s=15.0,
+            )
+        return self._client
+
+    async def list_active(self) -> list[RemoteSessionInfo]:
+        data = await self._api().call("GET", self.list_path, params=self.list_params, idempotent=True)
+        infos = []
+        for row in session_rows(data):
+            remote_id = row.get("session_id") or row.get("id")
+            if not remote_id:
+                continue
+            created = row.get("created_at")
+            infos.append(RemoteSessionInfo(
+                self.backend, str(remote_id), str(row.get("status", "active")),
+                float(created) if isinstance(created, (int, float)) else None,
+                {k: v for k, v in row.items() if k not in ("session_id", "id", "status", "created_at")},
+            ))
+        return infos
+
+    async def close(self, remote_id: str) -> bool:
+        try:
+            await self._api().call("POST", self.stop_path, json={"session_id": remote_id, **self.stop_extra},
+                                   idempotent=True)
+        except AvatarAPIError as exc:
+            if not exc.gone:
+                raise
+        return True
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

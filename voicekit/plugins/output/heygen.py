@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from voicekit.errors import BackendError, MissingSecretError
+from voicekit.errors import BackendError
 from voicekit.events import OutputEvent
 from voicekit.options import CloudOptions
 from voicekit.plugins.output._avatar import (
@@ -31,6 +30,7 @@ from voicekit.plugins.output._avatar import (
     AvatarAPIError,
     SpeechTimeline,
     Utterance,
+    VendorSessionManager,
     after,
     base_url,
     cancel,
@@ -44,7 +44,6 @@ from voicekit.plugins.output._avatar import (
     viewer_link,
 )
 from voicekit.roles import BackendContext, Capabilities, Output
-from voicekit.sessions import RemoteSessionInfo, RemoteSessionManager
 
 log = logging.getLogger(__name__)
 
@@ -360,50 +359,12 @@ class HeyGenOutput(Output):
                 raise
 
 
-class HeyGenSessionManager(RemoteSessionManager):
+class HeyGenSessionManager(VendorSessionManager):
     """Lists and stops the HeyGen streaming sessions of the key in ``HEYGEN_API_KEY``."""
 
     backend = "heygen"
-
-    def __init__(self, api_key: str | None = None, base_url: str | None = None) -> None:
-        self._key = api_key
-        self._base_url = base_url
-        self._client: AvatarAPI | None = None
-
-    def _api(self) -> AvatarAPI:
-        if self._client is None:
-            key = self._key or os.environ.get(KEY_ENV)
-            if not key:
-                raise MissingSecretError(
-                    f"heygen: set the environment variable {KEY_ENV} to list or close its sessions"
-                )
-            self._client = AvatarAPI(
-                vendor="HeyGen", base_url=base_url(self._base_url, URL_ENV, DEFAULT_BASE_URL),
-                headers={"x-api-key": key}, key_env=KEY_ENV, timeout_s=15.0,
-            )
-        return self._client
-
-    async def list_active(self) -> list[RemoteSessionInfo]:
-        data = await self._api().call("GET", "/v1/streaming.list", idempotent=True)
-        rows = data.get("sessions", []) if isinstance(data, dict) else []
-        return [
-            RemoteSessionInfo(
-                "heygen", str(row.get("session_id")), str(row.get("status", "active")),
-                float(row["created_at"]) if isinstance(row.get("created_at"), (int, float)) else None,
-                {k: v for k, v in row.items() if k not in ("session_id", "status", "created_at")},
-            )
-            for row in rows if isinstance(row, dict) and row.get("session_id")
-        ]
-
-    async def close(self, remote_id: str) -> bool:
-        try:
-            await self._api().call("POST", "/v1/streaming.stop", json={"session_id": remote_id}, idempotent=True)
-        except AvatarAPIError as exc:
-            if not exc.gone:
-                raise
-        return True
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+    vendor = "HeyGen"
+    key_env, url_env, default_url = KEY_ENV, URL_ENV, DEFAULT_BASE_URL
+    key_header = "x-api-key"
+    list_path = "/v1/streaming.list"
+    stop_path = "/v1/streaming.stop"
