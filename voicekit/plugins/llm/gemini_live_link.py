@@ -49,7 +49,7 @@ class LiveLink:
         resume: bool = True,
         connect_timeout_s: float = 10.0,
         max_retries: int = 3,
-        max_buffer_s: float = 60.0,
+        max_buffer_s: float = 600.0,
     ) -> None:
         self._connect, self._translate, self._types = connect, translate, types
         self.label = label
@@ -62,6 +62,7 @@ class LiveLink:
         self.resumed = 0  # setups that resumed with a handle
         self._out: deque[tuple[str, Any]] = deque()
         self._out_audio_bytes = 0
+        self._dropping = False  # warned about an audio backlog; quiet until it clears
         self._out_ready = asyncio.Event()
         self._updates: asyncio.Queue[LiveUpdate | VoicekitError | None] = asyncio.Queue()
         self._ready = asyncio.Event()
@@ -271,6 +272,8 @@ class LiveLink:
                 sent_kind, sent = out.popleft()
                 if sent_kind == "audio":
                     self._out_audio_bytes -= len(sent)
+            if not out:
+                self._dropping = False
 
     async def _send(self, session: Any, kind: str, payload: Any) -> None:
         types = self._types
@@ -296,7 +299,13 @@ class LiveLink:
             if kind == "audio":
                 del self._out[i]
                 self._out_audio_bytes -= len(payload)
-                log.warning("%s: the connection is down too long; dropping old microphone audio", self.label)
+                if not self._dropping:
+                    self._dropping = True
+                    log.warning(
+                        "%s: over %.0f s of microphone audio waits to be sent; dropping the oldest",
+                        self.label,
+                        self._max_buffer_bytes / 32000,
+                    )
                 return True
         return False
 
