@@ -32,7 +32,9 @@ async def _chat(tmp_path: Path, overrides: list[str], env: dict[str, str]) -> tu
     reply, record = tmp_path / "reply.wav", tmp_path / "rec"
     args = ["chat", "--profile", "deepgram-elevenlabs", "--input", str(_speech(tmp_path)), "--output", str(reply),
             "--fast", "--record", str(record)]
-    for override in overrides:
+    # A file read faster than real time would barge in on the bot with its next utterance in
+    # full duplex; half duplex answers each utterance in turn, so the run is deterministic.
+    for override in ["turns.mode=half_duplex", *overrides]:
         args += ["--set", override]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "voicekit", *args, cwd=ROOT, env={**os.environ, **env},
