@@ -611,8 +611,9 @@ async def test_cli_chat_with_gemini_live_profile(fake: FakeGeminiLive, tmp_path:
         assert (wav.getframerate(), wav.getnchannels()) == (24000, 1)  # the sink's rate: the model's 24 kHz
         assert wav.getnframes() == fake.reply_ms * 24
     lines = [json.loads(line) for line in (record / "transcript.jsonl").read_text().splitlines()]
-    said = {(line.get("type") or line.get("event"), line.get("text")) for line in lines}
-    assert any(text == "hello there" for _, text in said), lines
-    assert any(text == "Hi! This is reply 1." for _, text in said), lines
+    said = {(line.get("type"), line.get("text")) for line in lines}
+    assert {("UserTurn", "hello there"), ("BotTurn", "Hi! This is reply 1.")} <= said, lines
+    shown = out.decode()
+    assert "hello there" in shown and "Hi! This is reply 1." in shown, shown
     setup = fake.connections[0].setup
     assert setup["generationConfig"]["speechConfig"]["language_code"] == "ru-RU"
