@@ -337,3 +337,20 @@ async def test_null_output_speaks_nothing() -> None:
         (SpeakingEnded, "Two."),
     ]
     assert out.sentences == ["One.", "Two."]
+
+
+def test_testing_kit_is_lazy_and_needs_no_pytest() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"  # as if pytest were not installed
+        "import voicekit.testing as kit\n"
+        "assert 'voicekit.testing.scripted' not in sys.modules and 'numpy' not in sys.modules\n"
+        "assert kit.ScriptedSTT.__name__ == 'ScriptedSTT' and kit.NullOutput.__name__ == 'NullOutput'\n"
+        "assert kit.WavSource.__module__ == 'voicekit.audio.wav' and callable(kit.synthesize)\n"
+        "try:\n    kit.STTContract\nexcept ImportError:\n    print('contracts need pytest')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "contracts need pytest"

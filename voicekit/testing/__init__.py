@@ -51,8 +51,9 @@ __all__ = [
 ]
 
 # Under pytest, let it rewrite the contracts' asserts so that failures show the values.
-if "pytest" in sys.modules:
-    sys.modules["pytest"].register_assert_rewrite("voicekit.testing.contracts")
+_rewrite = getattr(sys.modules.get("pytest"), "register_assert_rewrite", None)
+if _rewrite is not None and "voicekit.testing.contracts" not in sys.modules:
+    _rewrite("voicekit.testing.contracts")
 
 
 def __getattr__(name: str) -> Any:
