@@ -73,7 +73,7 @@ def test_registered_under_their_profile_names() -> None:
     assert registry.backend_class("stt", "scripted") is ScriptedSTT
     assert registry.backend_class("llm", "scripted") is ScriptedLLM
     assert registry.backend_class("output", "scripted") is ScriptedOutput
-    assert registry.backend_class("output", "null") is NullOutput
+    assert registry.backend_class("output", "silent") is NullOutput
     out = registry.create("output", "scripted", {"sample_rate": 16000})
     assert isinstance(out, ScriptedOutput) and out.sample_rate == 16000 and out.name == "scripted"
 

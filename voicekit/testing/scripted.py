@@ -13,7 +13,7 @@ them, so a benchmark measures the engine, not the fakes.
 - :class:`NullOutput` speaks nothing at all.
 
 Profiles use them as ``stt: {use: scripted}``, ``llm: {use: scripted}``,
-``output: {use: scripted}`` and ``output: {use: null}``.
+``output: {use: scripted}`` and ``output: {use: silent}`` (``NullOutput``).
 """
 
 from __future__ import annotations
