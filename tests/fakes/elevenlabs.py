@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from aiohttp import WSMsgType, web
 
 DEFAULT_KEY = "test-elevenlabs-key"
@@ -38,11 +39,8 @@ TIMEOUT_MESSAGE = (
 
 def tone(n_samples: int, freq: float, sample_rate: int, phase: int = 0) -> bytes:
     """A quiet sine as 16-bit little-endian PCM."""
-    out = bytearray()
-    for i in range(phase, phase + n_samples):
-        value = int(6000 * math.sin(2 * math.pi * freq * i / sample_rate))
-        out += value.to_bytes(2, "little", signed=True)
-    return bytes(out)
+    t = np.arange(phase, phase + n_samples, dtype=np.float64)
+    return (6000 * np.sin(2 * math.pi * freq * t / sample_rate)).astype("<i2").tobytes()
 
 
 @dataclass
