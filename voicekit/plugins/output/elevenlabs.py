@@ -27,8 +27,9 @@ from pydantic import Field
 
 from voicekit.clock import now
 from voicekit.errors import AuthError, BackendError, VoicekitError
-from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
+from voicekit.events import OutputEvent
 from voicekit.options import CloudOptions
+from voicekit.plugins.output._elevenlabs_http import speak_http
 from voicekit.plugins.output._elevenlabs_protocol import (
     SentenceAttributor,
     SentenceTimeline,
@@ -108,7 +109,7 @@ class ElevenLabsOutput(Output):
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http: Any = None
-        self._generation = 0
+        self.generation = 0  # bumped by interrupt() and aclose()
         self._closed = False
 
     # --- lifecycle ----------------------------------------------------------------
@@ -129,7 +130,7 @@ class ElevenLabsOutput(Output):
 
     async def aclose(self) -> None:
         self._closed = True
-        self._generation += 1
+        self.generation += 1
         for ctx in list(self._queues):
             self._queues.pop(ctx).put_nowait(_NO_TEXT)
         ws = self._ws
@@ -156,7 +157,7 @@ class ElevenLabsOutput(Output):
 
     async def interrupt(self) -> None:
         """Barge-in: close the contexts being spoken; their late audio is dropped, never yielded."""
-        self._generation += 1
+        self.generation += 1
         for ctx in list(self._turns):
             queue = self._queues.pop(ctx, None)
             if queue is not None:
@@ -222,7 +223,7 @@ class ElevenLabsOutput(Output):
         except exceptions.InvalidStatus as exc:
             status = exc.response.status_code
             if status in (401, 403):
-                self._fatal = self._auth_error(f"HTTP {status} at the websocket handshake")
+                self._fatal = self.auth_error(f"HTTP {status} at the websocket handshake")
                 raise self._fatal from exc
             raise BackendError(f"{self.label}: ElevenLabs refused the websocket (HTTP {status})",
                                retryable=status >= 500 or status == 429) from exc
@@ -322,7 +323,9 @@ class ElevenLabsOutput(Output):
 
     async def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
         if self.options.transport == "http":
-            async for event in self._speak_http(sentences):
+            if self._http is None:
+                await self.start()
+            async for event in speak_http(self, self._http, sentences):
                 yield event
             return
         ctx, queue = await self._begin_turn()
@@ -425,48 +428,9 @@ class ElevenLabsOutput(Output):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # --- HTTP, one request per sentence ------------------------------------------------
-
-    async def _speak_http(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
-        if self._http is None:
-            await self.start()
-        sdk_types = import_sdk("elevenlabs.types", package="elevenlabs", extra="elevenlabs")
-        core = import_sdk("elevenlabs.core.api_error", package="elevenlabs", extra="elevenlabs")
-        generation = self._generation
-        settings = sdk_types.VoiceSettings(**self.voice_settings())
-        async for sentence in sentences:
-            text = " ".join(sentence.split())
-            if not text or generation != self._generation:
-                if generation != self._generation:
-                    return
-                continue
-            yield SpeakingStarted(text)
-            carry = b""
-            try:
-                extra = {"language_code": self.language_code} if self.language_code else {}
-                stream = self._http.text_to_speech.stream(
-                    self.options.voice_id, text=text, model_id=self.options.model,
-                    output_format=self.options.output_format, voice_settings=settings, **extra,
-                )
-                async for chunk in stream:
-                    if generation != self._generation:
-                        return
-                    pcm, carry = carry + chunk, b""
-                    if len(pcm) % 2:
-                        pcm, carry = pcm[:-1], pcm[-1:]
-                    if pcm:
-                        yield AudioOut(pcm, self.sample_rate)
-            except core.ApiError as exc:
-                raise self._http_error(exc) from exc
-            except VoicekitError:
-                raise
-            except Exception as exc:  # transport failures (httpx) become one line
-                raise BackendError(f"{self.label}: ElevenLabs request failed: {exc}", retryable=True) from exc
-            yield SpeakingEnded(text)
-
     # --- errors ---------------------------------------------------------------------------
 
-    def _auth_error(self, detail: str) -> AuthError:
+    def auth_error(self, detail: str) -> AuthError:
         return AuthError(f"{self.label}: ElevenLabs rejected the API key ({detail}); "
                          f"set {self.api_key_env} to a valid key")
 
@@ -474,7 +438,7 @@ class ElevenLabsOutput(Output):
         text = " ".join(str(msg.message or "").split())[:300]
         code = msg.error or "error"
         if "api_key" in code or "unauthorized" in code or "auth" in code:
-            return self._auth_error(text or code)
+            return self.auth_error(text or code)
         if "voice" in code:
             return BackendError(f"{self.label}: ElevenLabs: {text} ({code}); check output.voice_id")
         retryable = code in ("input_timeout_exceeded", "max_active_conversations", "internal_error")
@@ -488,19 +452,7 @@ class ElevenLabsOutput(Output):
         code = getattr(ws, "close_code", None)
         reason = getattr(ws, "close_reason", "") or ""
         if code == 1008 and ("key" in reason.lower() or "auth" in reason.lower()):
-            self._fatal = self._auth_error(reason)
+            self._fatal = self.auth_error(reason)
             return self._fatal
         detail = f"code {code}" + (f", {reason}" if reason else "") if code else str(exc or "closed")
         return BackendError(f"{self.label}: the ElevenLabs socket closed ({detail})", retryable=True)
-
-    def _http_error(self, exc: Any) -> VoicekitError:
-        status = int(getattr(exc, "status_code", 0) or 0)
-        body = exc.body
-        detail = body.get("detail", body) if isinstance(body, dict) else body
-        message = detail.get("message", detail) if isinstance(detail, dict) else detail
-        text = " ".join(str(message).split())[:300]
-        if status in (401, 403):
-            return self._auth_error(f"HTTP {status}: {text}")
-        if status == 404:
-            return BackendError(f"{self.label}: ElevenLabs: {text} (HTTP 404); check output.voice_id")
-        return BackendError(f"{self.label}: ElevenLabs HTTP {status}: {text}", retryable=status >= 500 or status == 429)
