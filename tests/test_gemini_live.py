@@ -75,6 +75,13 @@ async def say(session: GeminiRealtimeSession, pcm: bytes, pace_s: float = 0.0) -
     return len(pcm)
 
 
+async def eventually(condition: Any, timeout: float = 10.0) -> None:
+    deadline = now() + timeout
+    while not condition():
+        assert now() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
 async def until(events: AsyncIterator[Any], kind: type, log: list[Any], timeout: float = 10.0) -> Any:
     """Read events into ``log`` until one of ``kind``; return it."""
 
@@ -263,8 +270,7 @@ async def test_local_interrupt_drops_the_rest(fake: FakeGeminiLive) -> None:
         await session.interrupt()
         cut_at = now()
         # the fake never heard the user, so it goes on sending that turn: all of it must be dropped
-        while fake.connections[0].handles.__len__() < 2:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(fake.connections[0].handles) >= 2)  # the fake finished that turn
         await say(session, UTTERANCE)
         after: list[Any] = []
         done = await until(events, LLMDone, after)
@@ -289,7 +295,8 @@ async def test_go_away_resumes_without_losing_audio(fake: FakeGeminiLive) -> Non
         await fake.go_away(time_left_s=3.0)
         # keep talking (silence) through the switch, and a bit after it
         deadline = now() + 5.0
-        while session.info["connections"] < 2 and now() < deadline:
+        while session.info["connections"] < 2:
+            assert now() < deadline, "no new connection after goAway"
             pushed += await say(session, silence(20), pace_s=0.002)
         pushed += await say(session, silence(100))
         pushed += await say(session, UTTERANCE)
@@ -463,6 +470,28 @@ async def test_text_mode_abandoned_reply_is_skipped(fake: FakeGeminiLive) -> Non
     assert fake.connections[0].interrupted == 1
 
 
+async def test_text_mode_recovers_after_a_failed_session(fake: FakeGeminiLive) -> None:
+    fake.script = (Exchange("", "Answer {turn}."),)
+    llm = make_llm(fake, mode="text")
+    await llm.start()
+    assert (await collect(llm, [], "One"))[-1].text == "Answer 1."
+    fake.fail_next(1011, QUOTA_REASON)
+    await fake.drop()
+    with pytest.raises(BackendError, match="quota") as caught:
+        await collect(llm, [], "Two")
+    assert caught.value.retryable
+    third = await collect(llm, [], "Three")  # a new session, told what was said so far
+    await llm.aclose()
+    assert third[-1].text == "Answer 1."
+    seeded = fake.connections[-1].messages[1]["client_content"]["turns"]
+    assert [(t["role"], t["parts"][0]["text"]) for t in seeded] == [
+        ("user", "One"),
+        ("model", "Answer 1."),
+        ("user", "Two"),
+    ]
+    assert fake.connections[-1].messages[2] == {"realtime_input": {"text": "Three"}}
+
+
 class TestGeminiLiveTextContract(LLMContract):
     timeout_s = 10.0
 
@@ -560,6 +589,16 @@ async def test_ssl_cert_file_is_honoured(fake: FakeGeminiLive, monkeypatch: pyte
     events = await collect(llm, [], "Hi")
     await llm.aclose()
     assert events[-1].text == "Hi! This is reply 1."
+
+
+async def test_audio_backlog_is_bounded() -> None:
+    from voicekit.plugins.llm.gemini_live_link import LiveLink
+
+    link = LiveLink(connect=None, translate=None, types=None, label="t", max_buffer_s=0.1)  # type: ignore[arg-type]
+    for i in range(10):
+        link.push_audio(bytes([i]) * FRAME)  # 200 ms, never sent: the oldest goes
+    assert sum(len(p) for _, p in link._out) <= 3200 and link._out[-1][1][0] == 9
+    await link.aclose()
 
 
 # --- the fake itself, and the import rule ------------------------------------------------------

@@ -293,13 +293,14 @@ class GeminiLiveLLM(LLM):
         if self.mode != "text":
             raise VoicekitError(f"{self.label} is in audio mode: it answers through realtime(); set llm.mode=text")
         link = self._text_link
-        if link is not None and not self._text_synced and any(m.text.strip() for m in history):
-            # opened by start() before the history was known: start over, seeded with it
+        reopen = link is not None and not self._text_synced and any(m.text.strip() for m in history)
+        if link is not None and (reopen or link.failed is not None):
+            # opened by start() before the history was known, or failed (quota, network): start over
             self._links.remove(link)
             await link.aclose()
             link = None
         if link is None:
-            link = await self._open_text_link(history)
+            link = await self._open_text_link(history if not self._text_synced else _as_history(self._text_transcript))
         self._text_synced = True
         skipping, self._turn_open = self._turn_open, True
         self._text_transcript.append(("user", user_text))
@@ -422,3 +423,7 @@ def _find(exc: BaseException | None, kind: type[BaseException]) -> BaseException
 
 def _transcript(history: Sequence[Message]) -> Transcript:
     return [(m.role, m.text) for m in history if m.text.strip()]
+
+
+def _as_history(transcript: Transcript) -> list[Message]:
+    return [Message(role, text) for role, text in transcript]

@@ -63,6 +63,7 @@ class LiveLink:
         self._out: deque[tuple[str, Any]] = deque()
         self._out_audio_bytes = 0
         self._dropping = False  # warned about an audio backlog; quiet until it clears
+        self._in_flight = 0  # items at the head of _out being written right now
         self._out_ready = asyncio.Event()
         self._updates: asyncio.Queue[LiveUpdate | VoicekitError | None] = asyncio.Queue()
         self._ready = asyncio.Event()
@@ -119,17 +120,26 @@ class LiveLink:
     def in_turn(self) -> bool:
         return self._in_turn
 
+    @property
+    def failed(self) -> VoicekitError | None:
+        """The error that ended the link, if one did."""
+        return self._error
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         self._ready.set()
         self._updates.put_nowait(None)
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # our caller is being cancelled too
 
     # --- connection supervisor ----------------------------------------------------------
 
@@ -267,7 +277,11 @@ class LiveLink:
                     size += len(out[count][1])
                     count += 1
                 payload = b"".join(chunks)
-            await self._send(session, kind, payload)
+            self._in_flight = count
+            try:
+                await self._send(session, kind, payload)
+            finally:
+                self._in_flight = 0
             for _ in range(count):  # only now: a failed send leaves them for the next connection
                 sent_kind, sent = out.popleft()
                 if sent_kind == "audio":
@@ -296,7 +310,7 @@ class LiveLink:
 
     def _drop_oldest_audio(self) -> bool:
         for i, (kind, payload) in enumerate(self._out):
-            if kind == "audio":
+            if kind == "audio" and i >= self._in_flight:
                 del self._out[i]
                 self._out_audio_bytes -= len(payload)
                 if not self._dropping:
