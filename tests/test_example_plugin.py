@@ -61,6 +61,7 @@ class Env:
             "VOICEKIT_LEDGER": str(base / "ledger.sqlite3"),
             "VOICEKIT_CONFIG_DIR": str(base / "config"),
             "COLUMNS": "200",
+            "PYTHONDONTWRITEBYTECODE": "1",  # leave no __pycache__ in the example's tree
         }
         self.base = base
 
