@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from voicekit.roles import Output
+from voicekit.roles import STT, Output
 from voicekit.testing.contracts import LLMContract, OutputContract, STTContract
 from voicekit.testing.scripted import NullOutput, ScriptedLLM, ScriptedOutput, ScriptedSTT
 
@@ -78,3 +78,14 @@ class TestEspeakOutput(OutputContract):
 
         async with EspeakOutput(EspeakOutput.Options(voice="en-us")) as out:
             yield out
+
+
+class TestPocketsphinxSTT(STTContract):
+    """Real recognition of "hello world" spoken by espeak-ng (the default ``speech``)."""
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[STT]:
+        from voicekit.plugins.stt.pocketsphinx import PocketsphinxSTT
+
+        async with PocketsphinxSTT(PocketsphinxSTT.Options(language="en")) as stt:
+            yield stt
