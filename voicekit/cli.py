@@ -8,11 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voicekit.commands import bench, chat, devices, plugins, profiles
-try:  # TEMP
-    from voicekit.commands import sessions
-except ImportError:  # TEMP
-    sessions = None  # TEMP
+from voicekit.commands import bench, chat, devices, plugins, profiles, sessions
 
 app = typer.Typer(
     name="voicekit",
@@ -27,7 +23,7 @@ app.command("devices")(devices.devices)
 app.command("bench")(bench.bench)
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(profiles.app, name="profiles")
-if sessions: app.add_typer(sessions.app, name="sessions")  # TEMP
+app.add_typer(sessions.app, name="sessions")
 
 _state = {"verbose": False}
 
