@@ -53,7 +53,7 @@ def _setup_logging(verbose: bool) -> None:
 def _stderr():  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def _warn_orphans() -> None:

@@ -16,7 +16,7 @@ class ChatDisplay:
     latency line per turn. On a terminal the partial text updates in place."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, emoji=False)
         self._live: Any = None
         self._partial = ""
         self._bot = ""

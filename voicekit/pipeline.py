@@ -374,8 +374,8 @@ class Conversation:
 
     def _maybe_barge_in(self, t: float) -> None:
         turn = self._turn
-        if self.mode != "full_duplex" or turn is None or turn.finished or turn.cancelled:
-            return
+        if self.mode != "full_duplex" or self.fast or turn is None or turn.finished or turn.cancelled:
+            return  # a file read ahead of real time cannot talk over the bot
         if turn.audio_started or (self._session is not None and turn.text):
             self._barge_in(turn, t)
 

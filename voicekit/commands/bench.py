@@ -27,7 +27,7 @@ def bench(
 
     from voicekit.bench import BenchRequest, plot, run_bench
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     request = BenchRequest(profile=profile, inputs=input, turns=turns, overrides=set_ or [])
     with Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:

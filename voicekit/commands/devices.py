@@ -21,7 +21,7 @@ def devices(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")
     if json_out:
         typer.echo(json.dumps([asdict(d) for d in found], indent=2))
         return
-    console = Console()
+    console = Console(highlight=False, emoji=False)
     if not found:
         console.print("no audio devices found (no sound card?); use --input/--output WAV files with 'voicekit chat'")
         return

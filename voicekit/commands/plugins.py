@@ -41,7 +41,7 @@ def list_plugins(json_out: Annotated[bool, typer.Option("--json", help="Print JS
     if json_out:
         typer.echo(json.dumps({"backends": rows, "broken": registry.broken, "conflicts": conflicts}, indent=2))
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     table = Table("role", "backend", "plugin", "status")
     for row in rows:
         table.add_row(*(Text(row[key]) for key in ("role", "name", "plugin", "status")))
