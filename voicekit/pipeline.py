@@ -176,6 +176,21 @@ class Conversation:
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
 
+    def submit_text(self, text: str) -> None:
+        """A typed user message, answered like a spoken one (call from the running loop)."""
+        text = text.strip()
+        if not text:
+            return
+        t = now()
+        self._last_speech_end = t
+        self._emit(Final(text, t=t))
+        if self._session is not None:
+            assert self._tg is not None
+            self._tg.create_task(self._session.send_text(text), name="realtime-text")
+            self._realtime_user_said(text, t)
+        else:
+            self._user_said(text, t)
+
     # --- lifecycle ------------------------------------------------------------------
 
     async def _start_backends(self, backends: list[Any]) -> None:
@@ -251,10 +266,7 @@ class Conversation:
         assert self.text_input is not None
         async for line in self.text_input:
             if line.strip():
-                t = now()
-                self._last_speech_end = t
-                self._emit(Final(line.strip(), t=t))
-                self._user_said(line.strip(), t)
+                self.submit_text(line)
                 await self._wait_idle()
         await self._wait_idle()
         if self.source is None:
