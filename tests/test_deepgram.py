@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -465,3 +466,37 @@ async def test_synthesized_speech(key: str, fake: FakeDeepgram) -> None:
     events = await transcribe(make_stt(fake), pcm)
     assert finals(events) == ["hello there", "how are you today"]
     assert sum(isinstance(e, SpeechStarted) for e in events) == 2
+
+
+# --- end to end: voicekit chat with a deepgram profile ------------------------------------
+
+
+async def test_cli_chat_with_deepgram_profile(key: str, tmp_path: Path) -> None:
+    from voicekit.testing.speech import synthesize, write_wav
+
+    said = ["hello there", "how are you"]
+    speech = write_wav(tmp_path / "speech.wav", b"".join(synthesize(s) + silence(1.5) for s in said))
+    profile = tmp_path / "deepgram-echo.yaml"
+    profile.write_text(
+        "description: Deepgram -> echo, no output\n"
+        "language: en\n"
+        "stt: {use: deepgram, model: nova-3, endpointing_ms: 300}\n"
+        "llm: {use: echo}\n"
+        "output: {use: silent}\n"
+    )
+    record = tmp_path / "rec"
+    async with FakeDeepgram(script=said) as fake:
+        args = ["chat", "--profile", str(profile), "--input", str(speech), "--fast", "--record", str(record)]
+        args += ["--set", f"stt.base_url={fake.url}"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "voicekit", *args, cwd=ROOT, env={**os.environ, "DEEPGRAM_API_KEY": key},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
+    assert all(s in out.decode() for s in said), out.decode()[-2000:]
+    lines = [json.loads(line) for line in (record / "transcript.jsonl").read_text().splitlines()]
+    assert [line["text"] for line in lines if line["type"] == "Final"] == said
+    assert fake.connections[0].headers["Authorization"] == f"Token {key}"
+    assert fake.connections[-1].controls[-2:] == ["Finalize", "CloseStream"]
+    assert all(not c.violations for c in fake.connections)
