@@ -1,0 +1,158 @@
+"""What the local Google Cloud gRPC fakes share: a real ``grpc.aio`` server, auth checks, faults.
+
+A fake subclasses :class:`FakeGoogleServer`, lists its methods in ``handlers()`` (each
+built with the vendor package's own proto-plus ``serialize`` / ``deserialize``), and
+calls :meth:`check_call` at the start of every call. Faults are queued with
+:meth:`FakeGoogleServer.inject` and consumed by the next calls; a ``drop`` restarts
+the whole server on the same port, so clients see a real connection loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+# Messages as the real services phrase them (seen in public bug reports and docs).
+UNAUTHENTICATED_MESSAGE = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
+    "authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+BAD_KEY_MESSAGE = "API key not valid. Please pass a valid API key."
+
+FAULTS = {
+    "unauthenticated": (grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE),
+    "permission_denied": (grpc.StatusCode.PERMISSION_DENIED, "The caller does not have permission"),
+    "resource_exhausted": (grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded for quota metric 'Requests'."),
+    "unavailable": (grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable."),
+    "internal": (grpc.StatusCode.INTERNAL, "Internal error encountered."),
+}
+
+
+@dataclass
+class Fault:
+    """A failure for the next call: ``kind`` is a key of ``FAULTS`` or ``"drop"``.
+
+    ``after`` counts units of work the call completes first (seconds of audio for
+    recognition, audio chunks for synthesis); 0 fails the call at once.
+    """
+
+    kind: str
+    after: float = 0.0
+
+
+class FakeGoogleServer:
+    """Base of the Google gRPC fakes: start/stop on 127.0.0.1, auth, faults, latency."""
+
+    def __init__(self, *, api_key: str | None = None, latency_s: float = 0.0) -> None:
+        self.api_key = api_key  # when set, calls must carry it (x-goog-api-key or Bearer)
+        self.latency_s = latency_s  # delay before every response message
+        self.faults: list[Fault] = []
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self.calls = 0
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        raise NotImplementedError
+
+    async def start(self, port: int = 0) -> int:
+        self._server = grpc.aio.server()
+        self._server.add_generic_rpc_handlers(tuple(self.handlers()))
+        self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        await self._server.start()
+        return self.port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(0)
+
+    async def drop(self) -> None:
+        """Cut every connection, like a network failure, then listen again on the same port."""
+        await self.stop()
+        await self.start(self.port)
+
+    def inject(self, kind: str, after: float = 0.0) -> None:
+        if kind != "drop" and kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}")
+        self.faults.append(Fault(kind, after))
+
+    def take_fault(self) -> Fault | None:
+        return self.faults.pop(0) if self.faults else None
+
+    async def check_call(self, context: grpc.aio.ServicerContext) -> dict[str, str]:
+        """Metadata of the call; aborts like the service when credentials are missing or wrong."""
+        self.calls += 1
+        metadata = {k: v if isinstance(v, str) else v.decode() for k, v in context.invocation_metadata() or ()}
+        if self.api_key is not None:
+            key = metadata.get("x-goog-api-key")
+            bearer = metadata.get("authorization", "")
+            if key is None and not bearer:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+            if key is not None and key != self.api_key:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_KEY_MESSAGE)
+            if key is None and bearer != f"Bearer {self.api_key}":
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        return metadata
+
+    async def fail(self, fault: Fault, context: grpc.aio.ServicerContext) -> None:
+        """Carry out a fault now (never returns normally for a status fault)."""
+        if fault.kind == "drop":
+            asyncio.get_running_loop().create_task(self.drop())
+            await asyncio.sleep(3600)  # the drop cancels this call
+        code, message = FAULTS[fault.kind]
+        await context.abort(code, message)
+
+    async def pause(self) -> None:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+
+
+async def pump_requests(request_iterator: Any, queue: asyncio.Queue[Any]) -> None:
+    """Move a call's requests into a queue (None at the end) so the handler can wait with timeouts."""
+    try:
+        async for request in request_iterator:
+            queue.put_nowait(request)
+    except Exception as exc:  # noqa: BLE001 - a malformed message or a cancelled call
+        queue.put_nowait(exc)
+    finally:
+        queue.put_nowait(None)
+
+
+def serve_main(make: Callable[[argparse.Namespace], FakeGoogleServer], description: str) -> None:
+    """``python -m tests.fakes.<name> --port P``: serve until interrupted."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--api-key", default=None, help="require this key (x-goog-api-key or Bearer)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every response")
+    parser.add_argument("--fault", action="append", default=[], help="kind[:after], e.g. unavailable or drop:2")
+    parser.add_argument("--script", action="append", default=[], help="transcript of the next utterance (speech fake)")
+    args = parser.parse_args()
+    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"))
+
+    async def run() -> None:
+        fake = make(args)
+        for spec in args.fault:
+            kind, _, after = spec.partition(":")
+            fake.inject(kind, float(after or 0))
+        port = await fake.start(args.port)
+        print(f"listening on 127.0.0.1:{port}", flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        await fake.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
