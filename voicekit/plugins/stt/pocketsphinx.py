@@ -1,0 +1,265 @@
+"""PocketSphinx: offline English speech recognition that needs no key and no download.
+
+The ``pocketsphinx`` wheel ships the US English acoustic model, language model and
+dictionary. A voice activity detector (webrtc by default) cuts the stream into
+utterances; each utterance, with a little of the audio before it (``pad_ms``) and the
+silence after it, is decoded incrementally, so partial hypotheses arrive as
+``Interim`` while the user speaks and one ``Final`` follows the end of speech.
+
+Decoding runs on one worker thread per stream; the event loop only queues audio.
+A decoder is used in one mode only (``full_utt=False``): mixing modes on one
+PocketSphinx decoder crashes the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import queue
+import threading
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from voicekit.errors import AudioFormatError, ProfileError, VoicekitError
+from voicekit.events import Final, Interim, SpeechEnded, SpeechStarted, STTEvent, UtteranceEnd
+from voicekit.options import BackendOptions
+from voicekit.roles import STT, BackendContext, Capabilities, STTStream, import_sdk
+
+log = logging.getLogger(__name__)
+
+_SAMPLE_RATE = 16000
+
+
+class PocketsphinxOptions(BackendOptions):
+    """Options of the offline PocketSphinx recognizer."""
+
+    language: str | None = Field(None, description="Only English (en) is available; default: the profile's language")
+    endpoint_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance")
+    min_speech_ms: int = Field(150, ge=20, le=2000, description="Speech must last this long to start an utterance")
+    vad: Literal["webrtc", "silero"] = Field("webrtc", description="Voice activity detector that finds utterances")
+    vad_mode: int = Field(3, ge=0, le=3, description="webrtc aggressiveness, 0 (least) to 3 (most)")
+    pad_ms: int = Field(
+        300, ge=0, le=2000, description="Audio before the speech, and silence after it, that the decoder gets"
+    )
+    interim_results: bool = Field(True, description="Report partial hypotheses as Interim events")
+    interim_interval_ms: int = Field(100, ge=20, description="How often to look for a new partial hypothesis")
+    acoustic_model: str | None = Field(
+        None, description="Acoustic model directory; default: the en-us one in the wheel"
+    )
+    language_model: str | None = Field(None, description="Language model file; default: the en-us one in the wheel")
+    dictionary: str | None = Field(None, description="Pronunciation dictionary; default: the en-us one in the wheel")
+
+
+class PocketsphinxSTT(STT):
+    """Offline streaming speech recognition with CMU PocketSphinx (US English)."""
+
+    Options: ClassVar[type[PocketsphinxOptions]] = PocketsphinxOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        streaming=True, interim_results=True, languages=("en",), sample_rates=(_SAMPLE_RATE,)
+    )
+    extra: ClassVar[str | None] = "offline"
+    options: PocketsphinxOptions
+
+    def __init__(self, options: PocketsphinxOptions | None = None, context: BackendContext | None = None) -> None:
+        super().__init__(options, context)
+        self._sdk: Any = None
+        self._idle: list[Any] = []  # decoders not used by any stream
+        self._lock = threading.Lock()
+        language = (self.options.language or self.context.language or "en").lower()
+        if language.split("-")[0] != "en":
+            raise ProfileError(
+                f"pocketsphinx recognizes only English, not '{language}'; use another stt backend (deepgram, google)"
+            )
+
+    async def start(self) -> None:
+        if self._sdk is not None:
+            return
+        self._sdk = import_sdk("pocketsphinx", package="pocketsphinx", extra="offline", backend="pocketsphinx")
+        from voicekit.audio.vad import create_vad
+
+        create_vad(self.options.vad, mode=self.options.vad_mode)  # a missing VAD engine fails now, not mid-stream
+        decoder = await asyncio.to_thread(self._new_decoder)  # loading the model takes ~0.5 s
+        self._release(decoder)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._idle.clear()
+
+    def stream(self, *, sample_rate: int = _SAMPLE_RATE, language: str | None = None) -> STTStream:
+        if sample_rate != _SAMPLE_RATE:
+            raise AudioFormatError(f"pocketsphinx takes 16 kHz audio, not {sample_rate} Hz")
+        if self._sdk is None:
+            raise VoicekitError("pocketsphinx: call start() (or use 'async with') before stream()")
+        return PocketsphinxStream(self, language=language or "en")
+
+    def _new_decoder(self) -> Any:
+        config: dict[str, Any] = {"samprate": _SAMPLE_RATE, "loglevel": "FATAL"}
+        for option, key in (("acoustic_model", "hmm"), ("language_model", "lm"), ("dictionary", "dict")):
+            if getattr(self.options, option):
+                config[key] = getattr(self.options, option)
+        try:
+            return self._sdk.Decoder(**config)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ProfileError(f"pocketsphinx could not load its model ({exc}); check the stt model options") from exc
+
+    def _acquire(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._new_decoder()
+
+    def _release(self, decoder: Any) -> None:
+        with self._lock:
+            self._idle.append(decoder)
+
+
+class PocketsphinxStream(STTStream):
+    """One recognition stream: VAD endpointing and incremental decoding on a worker thread."""
+
+    def __init__(self, stt: PocketsphinxSTT, language: str) -> None:
+        super().__init__(_SAMPLE_RATE, language)
+        self._stt = stt
+        self._inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def post(event: STTEvent) -> None:
+            try:
+                loop.call_soon_threadsafe(self.emit, event)
+            except RuntimeError:  # the loop is closed: nobody reads any more
+                self._stop.set()
+
+        def done(error: BaseException | None) -> None:
+            def settle() -> None:
+                if not finished.done():
+                    if error is None:
+                        finished.set_result(None)
+                    else:
+                        finished.set_exception(error)
+
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:
+                pass
+
+        worker = threading.Thread(target=self._work, args=(post, done), name="pocketsphinx", daemon=True)
+        worker.start()
+        try:
+            async for chunk in self.audio():
+                self._inbox.put(chunk)
+            self._inbox.put(None)
+            await finished
+        finally:
+            if not finished.done():  # cancelled: let the worker stop at its next chunk
+                self._stop.set()
+                self._inbox.put(None)
+
+    def _work(self, post: Any, done: Any) -> None:
+        try:
+            _Recognizer(self._stt, post, self._inbox, self._stop).run()
+        except BaseException as exc:  # handed to the event loop, which raises it to the reader  # noqa: BLE001
+            done(exc)
+        else:
+            done(None)
+
+
+class _Recognizer:
+    """The worker thread's side: frames, VAD, decoder, and the events they make."""
+
+    def __init__(self, stt: PocketsphinxSTT, post: Any, inbox: queue.SimpleQueue[bytes | None], stop: threading.Event):
+        from voicekit.audio.vad import create_vad
+
+        options = stt.options
+        self.stt, self.post, self.inbox, self.stop = stt, post, inbox, stop
+        self.vad = create_vad(
+            options.vad,
+            mode=options.vad_mode,
+            min_speech_ms=options.min_speech_ms,
+            min_silence_ms=options.endpoint_silence_ms,
+        )
+        self.frame_bytes = self.vad.frame_bytes
+        frame_ms = self.vad.frame_s * 1000
+        # Enough frames to reach back to the detected start and ``pad_ms`` before it.
+        self.preroll: collections.deque[bytes] = collections.deque(
+            maxlen=int((options.min_speech_ms + options.pad_ms) / frame_ms) + 2
+        )
+        self.lead_bytes = int(_SAMPLE_RATE * (options.min_speech_ms + options.pad_ms) / 1000) * 2
+        # The endpoint silence is real trailing audio already; top it up to pad_ms.
+        self.tail = bytes(int(_SAMPLE_RATE * max(0, options.pad_ms - options.endpoint_silence_ms) / 1000) * 2)
+        self.pad = bytes(int(_SAMPLE_RATE * options.pad_ms / 1000) * 2)
+        self.interim_every = max(1, round(options.interim_interval_ms / frame_ms)) if options.interim_results else 0
+        self.decoder: Any = None
+        self.in_utterance = False
+        self.frames_in_utterance = 0
+        self.last_partial = ""
+
+    def run(self) -> None:
+        self.decoder = self.stt._acquire()
+        buffer = bytearray()
+        size = self.frame_bytes
+        try:
+            while not self.stop.is_set():
+                chunk = self.inbox.get()
+                if chunk is None or self.stop.is_set():
+                    break
+                buffer += chunk
+                offset = 0
+                while offset + size <= len(buffer) and not self.stop.is_set():
+                    self._frame(bytes(buffer[offset : offset + size]))
+                    offset += size
+                del buffer[:offset]
+            if not self.stop.is_set():
+                if self.in_utterance and buffer:
+                    self.decoder.process_raw(bytes(buffer), False, False)
+                if self.vad.flush() and self.in_utterance:
+                    self._finish(ended=False)  # input stopped mid-speech: no trailing silence was heard
+        finally:
+            if self.in_utterance:
+                self.decoder.end_utt()
+            self.stt._release(self.decoder)
+
+    def _frame(self, frame: bytes) -> None:
+        events = self.vad.process(frame)
+        if not self.in_utterance:
+            self.preroll.append(frame)
+            if events and isinstance(events[-1], SpeechStarted):
+                self._begin()
+            return
+        self.decoder.process_raw(frame, False, False)
+        self.frames_in_utterance += 1
+        if events and isinstance(events[-1], SpeechEnded):
+            self._finish()
+        elif self.interim_every and self.frames_in_utterance % self.interim_every == 0:
+            hyp = self.decoder.hyp()
+            text = hyp.hypstr.strip() if hyp is not None else ""
+            if text and text != self.last_partial:
+                self.last_partial = text
+                self.post(Interim(text))
+
+    def _begin(self) -> None:
+        self.post(SpeechStarted(source="stt"))
+        self.decoder.start_utt()
+        self.in_utterance, self.frames_in_utterance, self.last_partial = True, 0, ""
+        lead = b"".join(self.preroll)
+        if len(lead) < self.lead_bytes:  # speech right at the start of the stream: pad with silence
+            lead = bytes(self.lead_bytes - len(lead)) + lead
+        self.decoder.process_raw(lead, False, False)
+        self.preroll.clear()
+
+    def _finish(self, ended: bool = True) -> None:
+        self.post(SpeechEnded(source="stt"))
+        padding = self.tail if ended else self.pad
+        if padding:
+            self.decoder.process_raw(padding, False, False)
+        self.decoder.end_utt()
+        self.in_utterance = False
+        hyp = self.decoder.hyp()
+        text = hyp.hypstr.strip() if hyp is not None else ""
+        if text:
+            self.post(Final(text, language="en"))
+            self.post(UtteranceEnd())
