@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import base64
-import json
-import os
-import ssl
-import subprocess
-import sys
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import websockets
 
 from tests.fakes.gemini_live import (
     DEFAULT_KEY,
-    QUOTA_REASON,
     Exchange,
     FakeGeminiLive,
     Latency,
 )
 from voicekit.clock import now
-from voicekit.errors import AuthError, BackendError, MissingSecretError
 from voicekit.events import AudioOut, Final, Interim, Interrupted, LLMDone, SpeechStarted, TextDelta
 from voicekit.plugins.llm.gemini_live import GeminiLiveLLM
 from voicekit.plugins.llm.gemini_live_session import GeminiRealtimeSession, TurnTracker
 from voicekit.plugins.llm.gemini_live_wire import LiveUpdate, decode_server_message, language_code, read_update
 from voicekit.roles import BackendContext, Message
-from voicekit.testing.contracts import LLMContract
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples" / "gemini"
@@ -419,240 +408,3 @@ async def test_typed_text_in_audio_mode(fake: FakeGeminiLive) -> None:
     assert not any(isinstance(e, Final) for e in log), "typed input is not echoed as a transcript"
     assert fake.connections[0].messages[1] == {"realtime_input": {"text": "What time is it?"}}
     assert done.text == "Hi! This is reply 1."
-
-
-# --- text mode ------------------------------------------------------------------------------
-
-
-async def collect(llm: GeminiLiveLLM, history: list[Message], text: str) -> list[Any]:
-    return [e async for e in llm.respond(history, text)]
-
-
-async def test_text_mode_native_audio_model(fake: FakeGeminiLive) -> None:
-    fake.script = (Exchange("", "Answer {turn}."),)
-    llm = make_llm(fake, mode="text")
-    assert not llm.capabilities.accepts_audio and not llm.capabilities.produces_audio
-    await llm.start()
-    first = await collect(llm, [], "Hi")
-    second = await collect(llm, [Message("user", "Hi"), Message("assistant", "Answer 1.")], "Again")
-    await llm.aclose()
-    assert [type(e) for e in first][-1] is LLMDone and first[-1].text == "Answer 1."
-    assert "".join(e.text for e in second if isinstance(e, TextDelta)) == second[-1].text == "Answer 2."
-    assert len(fake.connections) == 1, "one live session for the whole conversation"
-    setup = fake.connections[0].setup
-    assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]  # native audio cannot answer in TEXT
-    assert "outputAudioTranscription" in setup and "inputAudioTranscription" not in setup
-    texts = [m["realtime_input"]["text"] for m in fake.connections[0].messages[1:]]
-    assert texts == ["Hi", "Again"]
-
-
-async def test_text_mode_text_modality(fake: FakeGeminiLive) -> None:
-    llm = make_llm(fake, mode="text", model="gemini-live-2.5-flash-preview")
-    await llm.start()
-    events = await collect(llm, [], "Hi")
-    await llm.aclose()
-    assert fake.connections[0].setup["generationConfig"]["responseModalities"] == ["TEXT"]
-    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hi!", " This", " is", " reply", " 1."]
-
-
-async def test_text_mode_abandoned_reply_is_skipped(fake: FakeGeminiLive) -> None:
-    fake.script = (Exchange("", "Long answer number {turn} with many words in it."),)
-    fake.latency = Latency(chunk_s=0.02)
-    llm = make_llm(fake, mode="text")
-    await llm.start()
-    reply = llm.respond([], "First")
-    first = await anext(reply)
-    assert isinstance(first, TextDelta)
-    await reply.aclose()  # barge-in: the engine stops reading
-    events = await collect(llm, [], "Second")
-    await llm.aclose()
-    assert events[-1].text == "Long answer number 2 with many words in it."
-    assert fake.connections[0].interrupted == 1
-
-
-async def test_text_mode_recovers_after_a_failed_session(fake: FakeGeminiLive) -> None:
-    fake.script = (Exchange("", "Answer {turn}."),)
-    llm = make_llm(fake, mode="text")
-    await llm.start()
-    assert (await collect(llm, [], "One"))[-1].text == "Answer 1."
-    fake.fail_next(1011, QUOTA_REASON)
-    await fake.drop()
-    with pytest.raises(BackendError, match="quota") as caught:
-        await collect(llm, [], "Two")
-    assert caught.value.retryable
-    third = await collect(llm, [], "Three")  # a new session, told what was said so far
-    await llm.aclose()
-    assert third[-1].text == "Answer 1."
-    seeded = fake.connections[-1].messages[1]["client_content"]["turns"]
-    assert [(t["role"], t["parts"][0]["text"]) for t in seeded] == [
-        ("user", "One"),
-        ("model", "Answer 1."),
-        ("user", "Two"),
-    ]
-    assert fake.connections[-1].messages[2] == {"realtime_input": {"text": "Three"}}
-
-
-class TestGeminiLiveTextContract(LLMContract):
-    timeout_s = 10.0
-
-    @pytest.fixture
-    async def backend(self, fake: FakeGeminiLive) -> AsyncIterator[GeminiLiveLLM]:
-        llm = make_llm(fake, mode="text")
-        await llm.start()
-        yield llm
-        await llm.aclose()
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-async def test_bad_key_names_env_var(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GEMINI_API_KEY", "wrong-key")
-    llm = make_llm(fake, api_key=None)
-    await llm.start()
-    with pytest.raises(AuthError) as caught:
-        async with llm.realtime():
-            pass
-    await llm.aclose()
-    message = str(caught.value)
-    assert "GEMINI_API_KEY" in message and "API key not valid" in message and "\n" not in message
-    assert fake.connections[0].closed == (1007, "API key not valid. Please pass a valid API key.")
-    assert len(fake.connections) == 1, "a rejected key is not retried"
-
-
-async def test_fallback_key_env(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    monkeypatch.setenv("GOOGLE_API_KEY", "wrong-key")
-    llm = make_llm(fake, api_key=None, mode="text")
-    with pytest.raises(AuthError, match="GOOGLE_API_KEY"):
-        await llm.start()
-    await llm.aclose()
-
-
-def test_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    with pytest.raises(MissingSecretError, match="GEMINI_API_KEY"):
-        GeminiLiveLLM().realtime()
-
-
-async def test_unknown_model_is_one_line(fake: FakeGeminiLive) -> None:
-    llm = make_llm(fake, model="gemini-9-nope-live")
-    await llm.start()
-    with pytest.raises(BackendError) as caught:
-        async with llm.realtime():
-            pass
-    await llm.aclose()
-    message = str(caught.value)
-    assert "llm.model" in message and "gemini-9-nope-live" in message and "\n" not in message
-    assert not caught.value.retryable
-    code, reason = fake.connections[0].closed  # type: ignore[misc]
-    assert code == 1008 and len(reason.encode()) <= 123
-
-
-async def test_quota_is_retryable_error(fake: FakeGeminiLive) -> None:
-    fake.fail_next(1011, QUOTA_REASON)
-    llm = make_llm(fake)
-    await llm.start()
-    with pytest.raises(BackendError, match="quota") as caught:
-        async with llm.realtime():
-            pass
-    await llm.aclose()
-    assert caught.value.retryable and len(fake.connections) == 1
-
-
-async def test_unreachable_service_gives_up(fake: FakeGeminiLive) -> None:
-    await fake.stop()
-    llm = make_llm(fake, max_retries=1)
-    await llm.start()
-    with pytest.raises(BackendError, match=r"llm\.base_url") as caught:
-        async with llm.realtime():
-            pass
-    await llm.aclose()
-    assert caught.value.retryable
-
-
-async def test_untrusted_certificate(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    llm = make_llm(fake, ca_file=None)
-    await llm.start()
-    with pytest.raises(BackendError, match="SSL_CERT_FILE"):
-        async with llm.realtime():
-            pass
-    await llm.aclose()
-
-
-async def test_ssl_cert_file_is_honoured(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(fake.cert_file))
-    llm = make_llm(fake, ca_file=None, mode="text")
-    await llm.start()
-    events = await collect(llm, [], "Hi")
-    await llm.aclose()
-    assert events[-1].text == "Hi! This is reply 1."
-
-
-async def test_audio_backlog_is_bounded() -> None:
-    from voicekit.plugins.llm.gemini_live_link import LiveLink
-
-    link = LiveLink(connect=None, translate=None, types=None, label="t", max_buffer_s=0.1)  # type: ignore[arg-type]
-    for i in range(10):
-        link.push_audio(bytes([i]) * FRAME)  # 200 ms, never sent: the oldest goes
-    assert sum(len(p) for _, p in link._out) <= 3200 and link._out[-1][1][0] == 9
-    await link.aclose()
-
-
-# --- the fake itself, and the import rule ------------------------------------------------------
-
-
-async def test_fake_accepts_standard_base64_and_camel_case(fake: FakeGeminiLive) -> None:
-    pcm = bytes(range(256)) * 4  # both alphabets differ on these bytes
-    context = ssl.create_default_context(cafile=str(fake.cert_file))
-    url = f"wss://127.0.0.1:{fake.port}/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"
-    async with websockets.connect(url, ssl=context, additional_headers={"x-goog-api-key": DEFAULT_KEY}) as ws:
-        await ws.send(json.dumps({"setup": {"model": "models/gemini-3.1-flash-live-preview"}}))
-        assert json.loads(await ws.recv()) == {"setupComplete": {}}
-        blob = {"mimeType": "audio/pcm;rate=16000", "data": base64.b64encode(pcm).decode()}
-        await ws.send(json.dumps({"realtimeInput": {"mediaChunks": [blob]}}))
-        blob = {"mime_type": "audio/pcm;rate=16000", "data": base64.urlsafe_b64encode(pcm).decode()}
-        await ws.send(json.dumps({"realtime_input": {"audio": blob}}))
-    await asyncio.sleep(0.05)
-    assert bytes(fake.audio) == pcm + pcm and fake.errors == []
-
-
-def test_module_imports_no_sdk() -> None:
-    code = (
-        "import sys, voicekit.plugins.llm.gemini_live as m;"
-        "bad = [n for n in sys.modules if n.startswith(('google', 'websockets'))]; print(bad)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
-# --- end to end: the CLI with the gemini-live profile -------------------------------------------
-
-
-async def test_cli_chat_with_gemini_live_profile(fake: FakeGeminiLive, tmp_path: Path) -> None:
-    from voicekit.testing.speech import silence as quiet
-    from voicekit.testing.speech import synthesize, write_wav
-
-    speech = write_wav(tmp_path / "speech.wav", synthesize("hello there") + quiet(1500))
-    reply, record = tmp_path / "reply.wav", tmp_path / "rec"
-    env = {**os.environ, "SSL_CERT_FILE": str(fake.cert_file), "GEMINI_API_KEY": DEFAULT_KEY}
-    args = ["chat", "--profile", "gemini-live", "--input", str(speech), "--output", str(reply), "--fast"]
-    args += ["--record", str(record), "--set", f"llm.base_url={fake.base_url}", "--set", "language=ru"]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "voicekit", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
-    with wave.open(str(reply)) as wav:
-        assert (wav.getframerate(), wav.getnchannels()) == (24000, 1)  # the sink's rate: the model's 24 kHz
-        assert wav.getnframes() == fake.reply_ms * 24
-    lines = [json.loads(line) for line in (record / "transcript.jsonl").read_text().splitlines()]
-    said = {(line.get("type"), line.get("text")) for line in lines}
-    assert {("UserTurn", "hello there"), ("BotTurn", "Hi! This is reply 1.")} <= said, lines
-    shown = out.decode()
-    assert "hello there" in shown and "Hi! This is reply 1." in shown, shown
-    setup = fake.connections[0].setup
-    assert setup["generationConfig"]["speechConfig"]["language_code"] == "ru-RU"

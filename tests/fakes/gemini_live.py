@@ -1,7 +1,7 @@
 """A local Gemini Live service: a TLS websocket that speaks ``BidiGenerateContent``.
 
 The SDK always connects with ``wss://``, so the fake serves TLS with a self-signed
-certificate made at start (:func:`make_certificate`, with ``cryptography``); clients
+certificate made at start (:func:`tests.fakes.tls.make_certificate`); clients
 trust it through ``SSL_CERT_FILE`` or an ``ssl`` context.
 
 What it does, on ``/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent``:
@@ -31,11 +31,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import datetime
-import ipaddress
+import contextlib
 import json
 import re
 import ssl
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,8 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from tests.fakes.tls import make_certificate
 
 DEFAULT_KEY = "test-live-key"
 MODELS = (
@@ -107,10 +109,6 @@ class Connection:
     closed: tuple[int, str] | None = None
     ws: ServerConnection | None = field(default=None, repr=False)
 
-    def kinds(self) -> list[str]:
-        """Top-level key of every message received, in order (setup first)."""
-        return [next(iter(m), "") for m in self.messages]
-
 
 class FakeGeminiLive:
     """The fake service; ``await start()``, point ``base_url`` at it, inspect what it got."""
@@ -150,8 +148,6 @@ class FakeGeminiLive:
     # --- control --------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, cert_dir: str | Path | None = None) -> None:
-        import tempfile
-
         cert_dir = Path(cert_dir or tempfile.mkdtemp(prefix="fake-gemini-live-"))
         self.cert_file, key_file = make_certificate(cert_dir)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -164,9 +160,6 @@ class FakeGeminiLive:
     @property
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
-
-    def client_ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert_file))
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -461,10 +454,8 @@ class _Session:
 
 def _get(obj: dict[str, Any], snake: str) -> Any:
     """A key in snake_case or camelCase (the SDK mixes both below the top level)."""
-    if snake in obj:
-        return obj[snake]
     head, *rest = snake.split("_")
-    return obj.get(head + "".join(w.title() for w in rest))
+    return obj[snake] if snake in obj else obj.get(head + "".join(w.title() for w in rest))
 
 
 def _pieces(text: str) -> list[str]:
@@ -477,43 +468,6 @@ def _tone(total_ms: int, chunk_ms: int, rate: int = 24000, hz: float = 220.0) ->
     wave = (np.sin(2 * np.pi * hz * np.arange(n) / rate) * 6000).astype("<i2").tobytes()
     step = int(rate * chunk_ms / 1000) * 2
     return [wave[i : i + step] for i in range(0, len(wave), step)]
-
-
-def make_certificate(cert_dir: str | Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost (made once per directory)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    cert_dir = Path(cert_dir)
-    cert_dir.mkdir(parents=True, exist_ok=True)
-    cert_file, key_file = cert_dir / "cert.pem", cert_dir / "key.pem"
-    if cert_file.exists() and key_file.exists():
-        return cert_file, key_file
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "voicekit test server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_file, key_file
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -536,10 +490,8 @@ def main() -> None:
     parser.add_argument("--script", action="append", default=[], help='a turn, "what the user says=>the reply"')
     args = parser.parse_args()
     args.api_key = args.api_key or [DEFAULT_KEY]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
