@@ -177,3 +177,16 @@ async def test_cli_chat_with_gemini_live_profile(fake: FakeGeminiLive, tmp_path:
     assert "hello there" in shown and "Hi! This is reply 1." in shown, shown
     setup = fake.connections[0].setup
     assert setup["generationConfig"]["speechConfig"]["language_code"] == "ru-RU"
+
+
+async def test_vertex_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    options = GeminiLiveLLM.Options(vertexai=True, project="p", model="gemini-live-2.5-flash-native-audio")
+    llm = GeminiLiveLLM(options)
+    await llm.start()
+    with pytest.raises(AuthError, match="GOOGLE_APPLICATION_CREDENTIALS"):
+        async with llm.realtime():
+            pass
+    await llm.aclose()

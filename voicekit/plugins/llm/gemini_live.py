@@ -115,7 +115,7 @@ class GeminiLiveLLM(LLM):
         self.capabilities = AUDIO_CAPABILITIES if self.mode == "audio" else TEXT_CAPABILITIES  # type: ignore[misc]
         self._client: Any = None
         self._types: Any = None
-        self._key_source = str(self.api_key_env)
+        self._key_source: str | None = None  # where the key came from, for error messages
         self._links: list[LiveLink] = []
         self._text_link: LiveLink | None = None
         self._text_transcript: Transcript = []
@@ -356,12 +356,17 @@ class GeminiLiveLLM(LLM):
                 f"{self.label}: the server's TLS certificate is not trusted ({exc}); "
                 "set SSL_CERT_FILE or llm.ca_file, or check llm.base_url"
             )
+        if any(type(e).__name__ in ("DefaultCredentialsError", "RefreshError") for e in _chain(exc)):
+            return AuthError(
+                f"{self.label}: no usable Google Cloud credentials for Vertex AI ({exc}); set "
+                "GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login', or use GEMINI_API_KEY"
+            )
         code, reason = close_info(exc)
         text = reason.lower()
         said = f" (server said: {code} {reason})" if reason else f" ({code})"
         if code in (401, 403) or "api key" in text or "unauthenticated" in text or "permission_denied" in text:
             where = "your Google Cloud credentials" if self.options.vertexai and self._key_source is None else None
-            fix = f"check {where}" if where else f"set a valid key in {self._key_source}"
+            fix = f"check {where}" if where else f"set a valid key in {self._key_source or self.api_key_env}"
             return AuthError(f"{self.label}: the Gemini Live service rejected the API key{said}; {fix}")
         if code == 404 and "model" not in text:
             return BackendError(f"{self.label}: no Live endpoint at this address{said}; check llm.base_url")
@@ -411,14 +416,17 @@ def close_info(exc: BaseException) -> tuple[int | None, str]:
     return (int(code) if isinstance(code, int) else None), (reason[:200] + "…" if len(reason) > 200 else reason)
 
 
-def _find(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, kind):
-            return exc
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """The exception and its causes, innermost last."""
+    chain: list[BaseException] = []
+    while exc is not None and len(chain) < 10:
+        chain.append(exc)
         exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+    return chain
+
+
+def _find(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    return next((e for e in _chain(exc) if isinstance(e, kind)), None)
 
 
 def _transcript(history: Sequence[Message]) -> Transcript:
