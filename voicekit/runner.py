@@ -74,8 +74,8 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
         if stt is None and not request.text and not llm.capabilities.accepts_audio:
             raise VoicekitError(f"profile '{profile.name}' has no stt backend and its llm does not take audio")
         rate = profile.audio.output_rate or (output.sample_rate if output is not None else 24000)  # type: ignore[attr-defined]
-        sink = request.sink_factory(rate) if request.sink_factory else _open_sink(request, rate)
         source = None if request.text else (request.source or _open_source(request))
+        sink = request.sink_factory(rate) if request.sink_factory else _open_sink(request, rate)
         recorder = (
             ConversationRecorder(request.record, profile=profile.name, conversation_id=conversation_id)
             if request.record else None
@@ -130,6 +130,7 @@ def _open_source(request: ChatRequest) -> Any:
     from voicekit.audio.devices import MicSource
 
     source = MicSource(request.input_device)
+    source.open()  # fail now, with a clear message, rather than mid-conversation
     return source
 
 
