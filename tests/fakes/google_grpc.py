@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,9 +94,18 @@ class FakeGoogleServer:
     def take_fault(self) -> Fault | None:
         return self.faults.pop(0) if self.faults else None
 
-    async def check_call(self, context: grpc.aio.ServicerContext) -> dict[str, str]:
-        """Metadata of the call; aborts like the service when credentials are missing or wrong."""
+    async def check_call(self, context: grpc.aio.ServicerContext, record: Any = None) -> dict[str, str]:
+        """Metadata of the call; aborts like the service when credentials are missing or wrong.
+
+        ``record.ended_at`` is set when the call ends, however it ends.
+        """
         self.calls += 1
+        if record is not None:
+
+            def done(ctx: grpc.aio.ServicerContext) -> None:
+                record.ended_at = time.monotonic()
+
+            context.add_done_callback(done)
         metadata = {k: v if isinstance(v, str) else v.decode() for k, v in context.invocation_metadata() or ()}
         if self.api_key is not None:
             key = metadata.get("x-goog-api-key")

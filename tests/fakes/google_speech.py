@@ -52,6 +52,7 @@ class StreamLog:
     finals: list[str] = field(default_factory=list)
     code: str = "OK"
     details: str = ""
+    ended_at: float | None = None
 
 
 class EnergySegmenter:
@@ -122,6 +123,7 @@ class FakeSpeechServer(FakeGoogleServer):
         end_silence_s: float = 0.4,
         threshold: float = 400.0,
         end_event_first: bool = True,
+        end_events: bool = True,
         cycle: bool = False,
         pick: str = "order",
         tone_base_hz: float = 400.0,
@@ -136,6 +138,7 @@ class FakeSpeechServer(FakeGoogleServer):
         self.end_silence_s = end_silence_s
         self.threshold = threshold
         self.end_event_first = end_event_first  # SPEECH_ACTIVITY_END before the last final
+        self.end_events = end_events  # False: a service that never says SPEECH_ACTIVITY_END
         self.cycle = cycle
         # "order": each stretch of sound takes the next utterance of the script; "tone": a
         # pure tone of tone_base_hz + i * tone_step_hz says utterance i, so the same audio
@@ -168,19 +171,29 @@ class FakeSpeechServer(FakeGoogleServer):
 
     # --- the script ------------------------------------------------------------------
 
-    def remaining_parts(self, onset_hz: float) -> list[str]:
+    def remaining_parts(self, onset_hz: float, skip: int = 0) -> list[str]:
+        """The parts the next stretch of sound says; ``skip`` parts are finalized but not yet sent."""
         if self.pick == "tone":
             index = round((onset_hz - self.tone_base_hz) / self.tone_step_hz)
             return list(self.script[index]) if 0 <= index < len(self.script) else []
-        if self.entry >= len(self.script) and self.cycle and self.script:
-            self.entry, self.part = 0, 0
-        if self.entry >= len(self.script):
-            return []
-        return self.script[self.entry][self.part :]
+        entry, part = self.entry, self.part
+        for _ in range(skip + 1):
+            if entry >= len(self.script) and self.cycle and self.script:
+                entry, part = 0, 0
+            if entry >= len(self.script):
+                return []
+            if _ == skip:
+                break
+            part += 1
+            if part >= len(self.script[entry]):
+                entry, part = entry + 1, 0
+        return self.script[entry][part:]
 
     def part_finalized(self) -> None:
         if self.pick == "tone":
             return
+        if self.entry >= len(self.script) and self.cycle:
+            self.entry, self.part = 0, 0
         self.part += 1
         if self.part >= len(self.script[self.entry]):
             self.entry, self.part = self.entry + 1, 0
@@ -199,13 +212,15 @@ class FakeSpeechServer(FakeGoogleServer):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         pump = asyncio.get_running_loop().create_task(pump_requests(request_iterator, queue))
         try:
-            record.metadata = await self.check_call(context)
+            opened = time.monotonic()
+            # Judged once the config is in, as over a real network, where the client's first
+            # write is on its way before any rejection can come back.
+            first = await self._next(queue, context, record, opened, opened)
+            record.metadata = await self.check_call(context, record)
             fault = self.take_fault()
             if fault is not None and fault.after <= 0:
                 record.code = fault.kind
                 await self.fail(fault, context)
-            opened = time.monotonic()
-            first = await self._next(queue, context, record, opened, opened)
             if first is None:
                 return
             rate, session = await self._configure(version, first, context, record)
@@ -250,7 +265,7 @@ class FakeSpeechServer(FakeGoogleServer):
                 if fault is not None and audio_s >= fault.after:
                     record.code = fault.kind
                     await self.fail(fault, context)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # the client cancelled the call
             if record.code == "OK":
                 record.code = "CANCELLED"
             raise
@@ -360,13 +375,14 @@ class _Session:
         self.done = 0  # words of this utterance already finalized
         self.finals_sent = 0
         self.commits: dict[int, Any] = {}
+        self.pending = 0  # finals made but not yet sent
 
     def feed(self, pcm: bytes) -> list[Any]:
         out: list[Any] = []
         for kind, t in self.segmenter.feed(pcm):
             if kind == "start":
                 self.start, self.shown, self.done = t, 0, 0
-                self.parts = self.server.remaining_parts(self.segmenter.onset_hz)
+                self.parts = self.server.remaining_parts(self.segmenter.onset_hz, self.pending)
                 if not self.parts:
                     self.server.unscripted += 1
                 if self.events:
@@ -406,11 +422,12 @@ class _Session:
 
     def _end(self, t: float) -> list[Any]:
         out: list[Any] = []
-        if self.events and self.server.end_event_first:
+        ends = self.events and self.server.end_events
+        if ends and self.server.end_event_first:
             out.append(self._event("SPEECH_ACTIVITY_END", t))
         while self.parts:
             out.append(self._final(self.parts.pop(0), t, duration=None if self.parts else t - self.start))
-        if self.events and not self.server.end_event_first:
+        if ends and not self.server.end_event_first:
             out.append(self._event("SPEECH_ACTIVITY_END", t))
         return out
 
@@ -420,7 +437,10 @@ class _Session:
         self.finals_sent += 1
         response = self._result(sent, t, final=True)
 
+        self.pending += 1
+
         def commit() -> None:
+            self.pending -= 1
             self.server.part_finalized()
             self.record.finals.append(text)
             if duration is not None:

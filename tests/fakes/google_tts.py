@@ -130,12 +130,14 @@ class FakeTTSServer(FakeGoogleServer):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         pump = asyncio.get_running_loop().create_task(pump_requests(request_iterator, queue))
         try:
-            record.metadata = await self.check_call(context)
+            # Judged once the config is in, as over a real network, where the client's first
+            # write is on its way before any rejection can come back.
+            first = await queue.get()
+            record.metadata = await self.check_call(context, record)
             fault = self.take_fault()
             if fault is not None and fault.after <= 0:
                 record.code = fault.kind
                 await self.fail(fault, context)
-            first = await queue.get()
             if first is None or isinstance(first, Exception):
                 return
             if type(first).pb(first).WhichOneof("streaming_request") != "streaming_config":
@@ -170,49 +172,41 @@ class FakeTTSServer(FakeGoogleServer):
                     if fault is not None and record.chunks >= fault.after:
                         record.code = fault.kind
                         await self.fail(fault, context)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # the client cancelled the call
             if record.code == "OK":
                 record.code = "CANCELLED"
             raise
         finally:
-            record.ended_at = time.monotonic()
             pump.cancel()
 
     async def _unary(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         record = SynthesisLog("unary", {})
         self.calls_log.append(record)
-        try:
-            record.metadata = await self.check_call(context)
-            fault = self.take_fault()
-            if fault is not None:
-                record.code = fault.kind
-                await self.fail(fault, context)
-            await self._voice(request.voice, context, record)
-            text = request.input.text
-            if not text:
-                await self._abort(context, record, "Input text is empty.")
-            record.texts.append(text)
-            config = request.audio_config
-            rate = config.sample_rate_hertz or 24000
-            record.sample_rate = rate
-            pcm = tone(self.seconds_for(text), rate, 220.0 + 40.0 * (len(record.texts) - 1))
-            await self.pause()
-            if self.first_audio_s:
-                await asyncio.sleep(self.first_audio_s)
-            if config.audio_encoding == tts.AudioEncoding.LINEAR16:
-                content = wav_file(pcm, rate, self.wav_extra_chunk)
-            elif config.audio_encoding == tts.AudioEncoding.PCM:
-                content = pcm
-            else:
-                await self._abort(context, record, "This fake synthesizes LINEAR16 and PCM only.")
-            record.audio_bytes = len(pcm)
-            return tts.SynthesizeSpeechResponse(audio_content=content)
-        except asyncio.CancelledError:
-            if record.code == "OK":
-                record.code = "CANCELLED"
-            raise
-        finally:
-            record.ended_at = time.monotonic()
+        record.metadata = await self.check_call(context, record)
+        fault = self.take_fault()
+        if fault is not None:
+            record.code = fault.kind
+            await self.fail(fault, context)
+        await self._voice(request.voice, context, record)
+        text = request.input.text
+        if not text:
+            await self._abort(context, record, "Input text is empty.")
+        record.texts.append(text)
+        config = request.audio_config
+        rate = config.sample_rate_hertz or 24000
+        record.sample_rate = rate
+        pcm = tone(self.seconds_for(text), rate, 220.0 + 40.0 * (len(record.texts) - 1))
+        await self.pause()
+        if self.first_audio_s:
+            await asyncio.sleep(self.first_audio_s)
+        if config.audio_encoding == tts.AudioEncoding.LINEAR16:
+            content = wav_file(pcm, rate, self.wav_extra_chunk)
+        elif config.audio_encoding == tts.AudioEncoding.PCM:
+            content = pcm
+        else:
+            await self._abort(context, record, "This fake synthesizes LINEAR16 and PCM only.")
+        record.audio_bytes = len(pcm)
+        return tts.SynthesizeSpeechResponse(audio_content=content)
 
 
 def _make(args: Any) -> FakeTTSServer:

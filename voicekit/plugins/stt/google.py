@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # Statuses of a stream the service ended for being too long or idle: reconnect at once.
 _STREAM_LIMITS = frozenset({"OUT_OF_RANGE", "ABORTED"})
 _SOFT_RESTART = 0.9  # from this share of restart_after_s, replace the stream at a pause
+_FIRST_AUDIO_DELAY_S = 0.15  # between a stream's config and its audio (see _send)
 
 
 class GoogleSTT(STT):
@@ -136,6 +137,7 @@ class GoogleSTTStream(STTStream):
         self.heard = False  # the current stream answered at least once
         self.progress = asyncio.Event()  # set on every response
         self.streams_opened = 0
+        self.opened_at = 0.0
 
     async def run(self) -> None:
         ingest = asyncio.get_running_loop().create_task(self._ingest())
@@ -149,9 +151,13 @@ class GoogleSTTStream(STTStream):
 
     async def _loop(self) -> None:
         failures = 0
+        lazy = True  # open a stream only once audio comes (no idle streams to time out)
         while True:
-            if not self.carry and (self.input_ended or not self._take(await self.queue.get())):
-                return
+            if lazy and not self.input_ended:
+                self._take(await self.queue.get())
+            unsent = self.carry_start + len(self.carry) > self.sent_until
+            if not self.carry or (lazy and self.input_ended and not unsent):
+                return  # nothing new and nothing being recognized: no stream needed
             self.heard = False
             try:
                 outcome = await self._session()
@@ -161,16 +167,18 @@ class GoogleSTTStream(STTStream):
                 status, message = _gcloud.status_of(exc)
                 if self.heard:
                     failures = 0
-                if (status not in _STREAM_LIMITS and status not in _gcloud.RETRYABLE) or (
-                    failures >= self.options.max_retries
-                ):
-                    raise _gcloud.translate(exc, self.who, "Speech-to-Text") from exc
-                if status in _STREAM_LIMITS and self.heard:
+                lived = asyncio.get_running_loop().time() - self.opened_at
+                if status in _STREAM_LIMITS and (self.heard or lived >= 1.0):
+                    # The stream grew too long or idle: routine, whatever the count.
                     log.info("%s: the service ended the stream (%s: %s); reconnecting", self.who, status, message)
-                else:
+                elif status in _STREAM_LIMITS or status in _gcloud.RETRYABLE:
+                    if failures >= self.options.max_retries:
+                        raise _gcloud.translate(exc, self.who, "Speech-to-Text") from exc
                     log.warning("%s: %s (%s); reconnecting", self.who, status, message)
                     await asyncio.sleep(_gcloud.backoff(failures))
                     failures += 1
+                else:
+                    raise _gcloud.translate(exc, self.who, "Speech-to-Text") from exc
                 outcome = "restart"
             if outcome == "end":
                 return
@@ -181,8 +189,9 @@ class GoogleSTTStream(STTStream):
                         f"{self.who}: the service keeps closing the stream; try again later", retryable=True
                     )
                 await asyncio.sleep(_gcloud.backoff(failures - 1))
-            elif outcome != "restart" or self.heard:
+            elif self.heard:
                 failures = 0
+            lazy = not self.utterance.in_progress  # mid-utterance: reopen at once to finish it
             self.utterance.stream_replaced()
             self._cap_carry()
 
@@ -203,13 +212,17 @@ class GoogleSTTStream(STTStream):
 
     async def _session(self) -> str:
         """One service stream: "end" (input over, all final), "restart" (limit near) or "closed"."""
+        loop = asyncio.get_running_loop()
+        self.opened_at = loop.time()
         call = await self.api.open()
         self.streams_opened += 1
-        loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read(call))
-        sender = loop.create_task(self._send(call))
+        sender = loop.create_task(self._send(call, reader))
         try:
             done, _ = await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if sender in done and sender.exception() is None and sender.result() == "rejected":
+                await asyncio.wait({reader}, timeout=1.0)
+                done = {reader} if reader.done() else done
             if sender in done:
                 if sender.exception() is not None:
                     # A failed write usually means the call ended: the reader has the real status.
@@ -239,10 +252,16 @@ class GoogleSTTStream(STTStream):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _send(self, call: Any) -> str:
+    async def _send(self, call: Any, reader: asyncio.Task[None]) -> str:
         loop = asyncio.get_running_loop()
         opened = loop.time()
         await call.write(self.api.config_request(self.sample_rate, self.language or "en-US"))
+        # Let a rejection of the config or the credentials come back before the audio goes:
+        # grpc reports a write that races the end of the call as INTERNAL, and the
+        # service's own status (a bad key, a bad model) is lost.
+        await asyncio.wait({reader}, timeout=_FIRST_AUDIO_DELAY_S)
+        if reader.done() or call.done():
+            return "rejected"
         self.stream_base = self.sent_until = self.carry_start
         self.sent_log.clear()
         if not await self._send_pending(call):
