@@ -81,7 +81,7 @@ class TestEspeakOutput(OutputContract):
 
 
 class TestPocketsphinxSTT(STTContract):
-    """Real recognition of "hello world" spoken by espeak-ng (the default ``speech``)."""
+    """Real recognition of speech made by espeak-ng (the default ``speech``)."""
 
     @pytest.fixture
     async def backend(self) -> AsyncIterator[STT]:
