@@ -129,7 +129,9 @@ class Conversation:
         self._turn_count = 0
         self._pending_user: list[str] = []
         self._last_speech_end: float | None = None
+        self._last_speech_start: float | None = None
         self._user_speaking = False
+        self._input_s = 0.0  # seconds of audio taken from the source so far
         self._mic_open = asyncio.Event()
         self._mic_open.set()
         self._idle = asyncio.Event()
@@ -251,9 +253,10 @@ class Conversation:
                         await self._mic_open.wait()  # a file has no real time: wait instead of dropping
                     if recorder is not None:
                         recorder.user_audio(frame)
+                    self._input_s += len(frame) / 32000
                     if vad is not None:
                         for event in vad.process(frame):
-                            self._on_speech_edge(event)
+                            self._on_speech_edge(self._when_it_happened(event))
                     push(frame)
         finally:
             self._input_done = True
@@ -290,15 +293,39 @@ class Conversation:
         await self._wait_idle()
         self._playback.put_nowait((_STOP, None, None))
 
+    def _when_it_happened(self, event: SpeechStarted | SpeechEnded) -> SpeechStarted | SpeechEnded:
+        """A VAD reports an edge after its hangover; stamp it when the speech really
+        started or stopped (frames arrive in real time, so stream time maps to the clock)."""
+        if self.fast:
+            return event
+        position = getattr(self.vad, "speech_start_s" if isinstance(event, SpeechStarted) else "speech_end_s", None)
+        if position is None:
+            return event
+        return type(event)(source=event.source, t=event.t - max(0.0, self._input_s - position))
+
     def _on_speech_edge(self, event: SpeechStarted | SpeechEnded) -> None:
         self._emit(event)
+        # with a VAD in the chain its edges time the turn; a service's endpoint comes later
+        timing = self.vad is None or event.source == "vad"
         if isinstance(event, SpeechStarted):
             self._user_speaking = True
+            if timing:
+                self._last_speech_start = event.t
             self._maybe_barge_in(event.t)
-        else:
-            self._user_speaking = False
-            if self._last_speech_end is None or event.t > self._last_speech_end or event.source == "vad":
-                self._last_speech_end = event.t
+            return
+        self._user_speaking = False
+        if not timing:
+            return
+        self._last_speech_end = event.t
+        turn = self._turn
+        if turn is not None and turn.clock.speech_end is None and event.t <= (turn.clock.final or event.t):
+            turn.clock.speech_end = event.t  # the final came before the VAD's hangover ran out
+
+    def _speech_end_of_this_utterance(self) -> float | None:
+        end, start = self._last_speech_end, self._last_speech_start
+        if end is None or (start is not None and start > end):
+            return None  # still open: the VAD will tell when it ended
+        return end
 
     # --- turns ----------------------------------------------------------------------
 
@@ -321,7 +348,7 @@ class Conversation:
 
     def _start_turn(self, text: str, t: float) -> None:
         self._turn_count += 1
-        clock = TurnClock(self._turn_count, speech_end=self._last_speech_end, final=t)
+        clock = TurnClock(self._turn_count, speech_end=self._speech_end_of_this_utterance(), final=t)
         turn = BotTurn(self._turn_count, text, clock)
         self._turn = turn
         self._idle.clear()
@@ -552,7 +579,8 @@ class Conversation:
     def _realtime_turn(self, t: float) -> BotTurn:
         """The model started answering before its transcript of the user arrived."""
         self._turn_count += 1
-        turn = BotTurn(self._turn_count, "", TurnClock(self._turn_count, speech_end=self._last_speech_end, final=t))
+        clock = TurnClock(self._turn_count, speech_end=self._speech_end_of_this_utterance(), final=t)
+        turn = BotTurn(self._turn_count, "", clock)
         self._turn = turn
         self._idle.clear()
         return turn
