@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from voicekit.roles import STT, Output
+from voicekit.roles import LLM, STT, Output
 from voicekit.testing.contracts import LLMContract, OutputContract, STTContract
 from voicekit.testing.scripted import NullOutput, ScriptedLLM, ScriptedOutput, ScriptedSTT
 
@@ -89,3 +89,19 @@ class TestPocketsphinxSTT(STTContract):
 
         async with PocketsphinxSTT(PocketsphinxSTT.Options(language="en")) as stt:
             yield stt
+
+
+class TestEchoLLM(LLMContract):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[LLM]:
+        from voicekit.plugins.llm.echo import EchoLLM
+
+        async with EchoLLM(EchoLLM.Options(token_delay_ms=2)) as llm:
+            yield llm
+
+
+def test_echo_llm_is_reexported_by_the_testing_kit() -> None:
+    import voicekit.testing
+    from voicekit.plugins.llm.echo import EchoLLM
+
+    assert voicekit.testing.EchoLLM is EchoLLM
