@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -100,7 +101,7 @@ async def test_interims_then_one_final_per_utterance(version: str, fake: FakeSpe
             utterance.append(event.text)
         elif isinstance(event, Final):
             assert utterance, "no interim before a final"
-            assert all(b.startswith(a) for a, b in zip(utterance, utterance[1:])), utterance
+            assert all(b.startswith(a) for a, b in itertools.pairwise(utterance)), utterance
             assert utterance[-1] == event.text or event.text.startswith(utterance[-1])
             utterance = []
     # The two-part sentence was finalized by the service in two pieces.
@@ -336,7 +337,7 @@ async def test_missing_credentials_is_one_clear_line(monkeypatch: pytest.MonkeyP
 
 async def test_missing_credentials_file(tmp_path: Path) -> None:
     stt = GoogleSTT(GoogleSTT.Options(base_url="speech.invalid:443", credentials_file=str(tmp_path / "nope.json")))
-    with pytest.raises(MissingSecretError, match="nope.json does not exist.*GOOGLE_APPLICATION_CREDENTIALS"):
+    with pytest.raises(MissingSecretError, match=r"nope\.json does not exist.*GOOGLE_APPLICATION_CREDENTIALS"):
         await stt.start()
     (tmp_path / "bad.json").write_text("{}")
     stt = GoogleSTT(GoogleSTT.Options(base_url="speech.invalid:443", credentials_file=str(tmp_path / "bad.json")))
