@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voicekit.commands import bench, chat, devices, plugins, profiles, sessions
+from voicekit.commands import bench, chat, devices, plugins, profiles, serve, sessions
 
 app = typer.Typer(
     name="voicekit",
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.command("chat")(chat.chat)
 app.command("devices")(devices.devices)
 app.command("bench")(bench.bench)
+app.command("serve")(serve.serve)
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(profiles.app, name="profiles")
 app.add_typer(sessions.app, name="sessions")
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         _add_plugin_commands()
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -1,0 +1,62 @@
+"""``voicekit serve``: a voice server for browsers and Pipecat's RTVI clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from voicekit.commands.chat import SetOption
+
+
+def serve(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile of every conversation.")] = "gemini-live",
+    host: Annotated[str, typer.Option(help="Address to listen on; beyond this machine it needs --token-file.")] = "127.0.0.1",  # noqa: E501
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).", min=0, max=65535)] = 8000,
+    max_sessions: Annotated[int, typer.Option("--max-sessions", help="Conversations at once; more are refused.", min=1)] = 100,  # noqa: E501
+    session_timeout: Annotated[float, typer.Option("--session-timeout", help="Longest conversation, in seconds.", min=1)] = 600.0,  # noqa: E501
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="Close a connection that sends nothing for this long (s).", min=1)] = 60.0,  # noqa: E501
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="Accepted tokens, one per line (?token= or Authorization: Bearer).")] = None,  # noqa: E501, UP045
+    allow_origin: Annotated[Optional[list[str]], typer.Option("--allow-origin", help="Web origin allowed to connect without a token (repeatable; * for any).")] = None,  # noqa: E501, UP045
+    duplex: Annotated[str, typer.Option(help="Turn-taking: full (talk over the bot), half (mic muted while it speaks) or profile.")] = "full",  # noqa: E501
+    max_message_kb: Annotated[int, typer.Option("--max-message-kb", help="Largest message accepted, in KiB.", min=1)] = 1024,  # noqa: E501
+    set_: SetOption = None,
+) -> None:
+    """Serve voice conversations over WebSocket to browsers and Pipecat RTVI clients.
+
+    Open http://HOST:PORT/ for the built-in page, or connect @pipecat-ai/client-js with
+    its WebSocket transport to ws://HOST:PORT/ws.
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from voicekit.profiles import load_profile
+    from voicekit.serve.config import ServeConfig, check_exposure, read_tokens
+    from voicekit.serve.server import serve as run_server
+
+    if duplex not in ("full", "half", "profile"):
+        raise typer.BadParameter("choose full, half or profile", param_hint="--duplex")
+    tokens = read_tokens(token_file) if token_file is not None else ()
+    check_exposure(host, tokens)
+    config = ServeConfig(
+        profile=profile, overrides=tuple(set_ or ()), duplex=duplex,  # type: ignore[arg-type]
+        max_sessions=max_sessions, session_timeout_s=session_timeout, idle_timeout_s=idle_timeout,
+        max_message_bytes=max_message_kb * 1024, tokens=tokens, allowed_origins=tuple(allow_origin or ()),
+    )
+    loaded = load_profile(profile, config.profile_overrides())  # a bad profile or missing key fails now
+    config.profile_name = loaded.name
+    console = Console(stderr=True, highlight=False, emoji=False)
+
+    def ready(url: str) -> None:
+        mode = "token required" if tokens else "no token"
+        console.print(f"voicekit serve: profile [bold]{loaded.name}[/], {mode}, listening on {url}  (page: {url}/, "
+                      f"RTVI websocket: {url.replace('http', 'ws', 1)}/ws)", soft_wrap=True)
+
+    from voicekit.sessions import SessionLedger
+
+    config.ledger = SessionLedger()
+    signals = asyncio.run(run_server(config, host, port, on_ready=ready))
+    if signals:
+        console.print("voicekit serve: stopped, every conversation closed")

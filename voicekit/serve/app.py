@@ -1,0 +1,150 @@
+"""The ASGI app: the web page, ``/healthz`` and the ``/ws`` voice endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from voicekit.serve import rtvi
+from voicekit.serve.config import ServeConfig, is_loopback
+from voicekit.serve.session import ServeSession
+from voicekit.serve.wire import encode_message
+
+log = logging.getLogger(__name__)
+
+WEB = Path(__file__).parent / "web"
+_PAGES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/mic-worklet.js": ("mic-worklet.js", "text/javascript; charset=utf-8"),
+}
+_CSP = (
+    "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+)
+
+
+class SessionHub:
+    """Admits connections (token, origin, session limit) and tracks the live sessions."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.sessions: set[ServeSession] = set()
+        self.served = 0
+        self._tasks: dict[ServeSession, asyncio.Task[Any]] = {}
+        self._closing = False
+
+    def refusal(self, ws: WebSocket) -> tuple[int, str] | None:
+        """Why this connection may not start a conversation: (HTTP status, reason), or None."""
+        tokens = self.config.tokens
+        if tokens:
+            given = ws.query_params.get("token") or _bearer(ws.headers.get("authorization", ""))
+            if not given:
+                return 401, "a token is required: ?token=... or Authorization: Bearer ..."
+            if not any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens):
+                return 403, "the token is not valid"
+        origin = ws.headers.get("origin")
+        if origin and not tokens and not self._origin_allowed(origin, ws.headers.get("host", "")):
+            # without tokens, any web page the user visits could otherwise talk through their keys
+            return 403, f"origin {origin} is not allowed (see --allow-origin)"
+        return None
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        allowed = self.config.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        parts = urlsplit(origin)
+        return parts.netloc == host or is_loopback(parts.hostname or "")
+
+    async def endpoint(self, ws: WebSocket) -> None:
+        refusal = self.refusal(ws)
+        if refusal is not None:
+            status, reason = refusal
+            log.info("refused a connection from %s: %s", ws.client.host if ws.client else "?", reason)
+            await ws.send_denial_response(PlainTextResponse(reason + "\n", status_code=status))
+            return
+        if self._closing or len(self.sessions) >= self.config.max_sessions:
+            reason = "server is shutting down" if self._closing else (
+                f"server is full ({self.config.max_sessions} conversations): try again later"
+            )
+            await ws.accept()
+            await ws.send_bytes(encode_message(json.dumps(rtvi.error(reason, fatal=True))))
+            await ws.close(1013, reason)
+            return
+        session = ServeSession(ws, self.config)
+        self.sessions.add(session)
+        self.served += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[session] = task
+        try:
+            await ws.accept()
+            ending = await session.run()
+            log.info("session ended: %s", ending.reason)
+        finally:
+            self.sessions.discard(session)
+            self._tasks.pop(session, None)
+
+    async def close_all(self, reason: str = "server shutting down", timeout: float = 15.0) -> None:
+        """End every conversation (closing its backends and remote sessions) and its socket."""
+        self._closing = True
+        for session in list(self.sessions):
+            session.stop(1001, reason)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in list(self._tasks.values()):
+            task.cancel()  # a backend that would not close in time
+        while self.sessions and asyncio.get_running_loop().time() < deadline + 5:
+            await asyncio.sleep(0.05)
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({
+            "status": "closing" if self._closing else "ok",
+            "sessions": len(self.sessions),
+            "max_sessions": self.config.max_sessions,
+            "served": self.served,
+        })
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.close_all()
+
+
+def _bearer(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+async def page(request: Request) -> Response:
+    name, media_type = _PAGES[request.url.path]
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff"}
+    return Response((WEB / name).read_bytes(), media_type=media_type, headers=headers)
+
+
+def create_app(config: ServeConfig) -> Starlette:
+    """The server's ASGI app; ``app.state.hub`` holds the live sessions."""
+    hub = SessionHub(config)
+    routes: list[BaseRoute] = [Route(path, page) for path in _PAGES]
+    routes += [Route("/healthz", hub.healthz), WebSocketRoute("/ws", hub.endpoint)]
+    app = Starlette(routes=routes, lifespan=hub.lifespan)
+    app.state.hub = hub
+    return app

@@ -1,0 +1,78 @@
+"""What ``voicekit serve`` was asked to do, and its safety checks (tokens, loopback)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from voicekit.errors import VoicekitError
+
+Duplex = Literal["full", "half", "profile"]
+
+
+@dataclass
+class ServeConfig:
+    """Settings of one server; every connection gets its own conversation from ``profile``."""
+
+    profile: str = "gemini-live"
+    profile_name: str | None = None  # shown to clients; default: the profile's file name
+    overrides: tuple[str, ...] = ()
+    duplex: Duplex = "full"  # "profile": keep the profile's own turns.mode
+    max_sessions: int = 100
+    session_timeout_s: float = 600.0
+    idle_timeout_s: float = 60.0
+    max_message_bytes: int = 1 << 20
+    tokens: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    chunk_ms: float = 40.0  # bot audio per socket message
+    lookahead_ms: float = 60.0  # how far ahead of real time bot audio is sent
+    ledger: Any = None  # a SessionLedger shared by the conversations; None: the runner's default
+    observers: list[Any] = field(default_factory=list)  # more observers of every conversation's events
+
+    def profile_overrides(self) -> list[str]:
+        """The profile overrides of every conversation: the duplex mode first, so ``--set`` wins."""
+        mode = {"full": ["turns.mode=full_duplex"], "half": ["turns.mode=half_duplex"], "profile": []}[self.duplex]
+        return [*mode, *self.overrides]
+
+
+def read_tokens(path: Path) -> tuple[str, ...]:
+    """The accepted tokens: one per non-empty line of ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VoicekitError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+    tokens = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    if not tokens:
+        raise VoicekitError(f"the token file {path} has no token (one per line)")
+    short = [t for t in tokens if len(t) < 16]
+    if short:
+        raise VoicekitError(f"the token file {path} has a token shorter than 16 characters: use long random tokens")
+    return tokens
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` stands for is on this machine only."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def check_exposure(host: str, tokens: tuple[str, ...]) -> None:
+    """Refuse to serve beyond this machine without tokens: anyone who reached the port
+    could talk on the operator's API keys."""
+    if tokens or is_loopback(host):
+        return
+    raise VoicekitError(
+        f"refusing to listen on {host} without --token-file: anyone who can reach it could start "
+        "conversations on your API keys. Pass --token-file FILE (one long random token per line), "
+        "or listen on 127.0.0.1"
+    )

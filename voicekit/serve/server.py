@@ -1,0 +1,104 @@
+"""Run the app on uvicorn: bind, serve, and on SIGINT/SIGTERM close every conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from voicekit.errors import VoicekitError
+from voicekit.serve.app import SessionHub, create_app
+from voicekit.serve.config import ServeConfig, check_exposure
+
+log = logging.getLogger(__name__)
+
+
+class VoiceServer(uvicorn.Server):
+    """uvicorn, with our own signal handling: a signal stops the server (every
+    conversation closed first, with a reason the client sees) and is not raised again."""
+
+    def __init__(self, config: uvicorn.Config, hub: SessionHub) -> None:
+        super().__init__(config)
+        self.hub = hub
+        self.signals: list[int] = []
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._on_signal, signum)
+                installed.append(signum)
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+        if self.should_exit and signum == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting
+        self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.hub.close_all()
+        await super().shutdown(sockets)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a clear error (port in use, unknown host)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise VoicekitError(f"cannot listen on {host}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise VoicekitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def build_server(config: ServeConfig, sock: socket.socket, *, verbose: bool = False) -> VoiceServer:
+    app = create_app(config)
+    uv_config = uvicorn.Config(
+        app, log_config=None, access_log=verbose, lifespan="on",
+        ws="websockets-sansio", ws_max_size=config.max_message_bytes,
+        ws_ping_interval=20.0, ws_ping_timeout=20.0, timeout_graceful_shutdown=20,
+    )
+    return VoiceServer(uv_config, app.state.hub)
+
+
+async def serve(
+    config: ServeConfig, host: str, port: int, *, on_ready: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> list[int]:
+    """Serve until SIGINT/SIGTERM; returns the signals received."""
+    check_exposure(host, config.tokens)
+    sock = bind(host, port)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    server = build_server(config, sock, verbose=verbose)
+    task: Any = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.02)
+    if server.started and on_ready is not None:
+        on_ready(f"http://{shown}:{bound_port}")
+    try:
+        await task
+    finally:
+        sock.close()
+    return server.signals
