@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,7 @@ class BenchRequest:
     inputs: Sequence[Path]
     turns: int = 3
     overrides: Sequence[str] = ()
-    turn_timeout_s: float = 30.0
+    turn_timeout_s: float = field(default_factory=lambda: float(os.environ.get("VOICEKIT_BENCH_TURN_TIMEOUT", "30")))
 
 
 @dataclass

@@ -132,6 +132,7 @@ class Conversation:
         self._last_speech_start: float | None = None
         self._user_speaking = False
         self._input_s = 0.0  # seconds of audio taken from the source so far
+        self._last_turn_end: float | None = None
         self._mic_open = asyncio.Event()
         self._mic_open.set()
         self._idle = asyncio.Event()
@@ -263,6 +264,7 @@ class Conversation:
             if self._stt_stream is not None:
                 self._stt_stream.end_input()
         if self._session is not None:
+            await self._session.end_input()
             await self._drain_realtime()
 
     async def _read_text(self) -> None:
@@ -305,6 +307,11 @@ class Conversation:
 
     def _on_speech_edge(self, event: SpeechStarted | SpeechEnded) -> None:
         self._emit(event)
+        session = self._session
+        if session is not None and session.client_activity and event.source == "vad":
+            signal = session.activity_start if isinstance(event, SpeechStarted) else session.activity_end
+            assert self._tg is not None
+            self._tg.create_task(signal(), name="realtime-activity")
         # with a VAD in the chain its edges time the turn; a service's endpoint comes later
         timing = self.vad is None or event.source == "vad"
         if isinstance(event, SpeechStarted):
@@ -446,6 +453,7 @@ class Conversation:
             return
         turn.finished = True
         turn.clock.mark("end", now())
+        self._last_turn_end = turn.clock.end
         text = turn.spoken_text() if interrupted else (
             " ".join(s.text for s in turn.sentences) or turn.text.strip()
         )
@@ -586,12 +594,17 @@ class Conversation:
         return turn
 
     async def _drain_realtime(self) -> None:
-        """After the input ends, give the model time to answer what it last heard."""
+        """After the input ends, give the model time to answer what it last heard: wait
+        until it has been quiet for a second after answering (five if the user's last
+        words are still unanswered), at most ``drain_timeout_s``."""
         deadline = now() + self.drain_timeout_s
-        spoke_at = self._last_speech_end
+        quiet_since, seen = now(), self._turn_count
         while now() < deadline:
-            answered = self.metrics and spoke_at is not None and (self.metrics[-1].turn >= self._turn_count)
-            if self._idle.is_set() and (spoke_at is None or (answered and now() - spoke_at > 1.0)):
+            if self._turn_count != seen or not self._idle.is_set():
+                quiet_since, seen = now(), self._turn_count
+            spoke, answered = self._last_speech_end, self._last_turn_end
+            unanswered = spoke is not None and (answered is None or answered < spoke)
+            if now() - quiet_since > (5.0 if unanswered else 1.0):
                 break
             await asyncio.sleep(0.05)
         self._playback.put_nowait((_STOP, None, None))

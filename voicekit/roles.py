@@ -216,7 +216,20 @@ class RealtimeSession:
 
     Push user PCM with ``push_audio`` (or text with ``send_text``); iterate to get
     transcripts of both sides, bot ``AudioOut``, ``Interrupted`` and ``LLMDone``.
+    A session with ``client_activity`` wants the engine's VAD edges as
+    ``activity_start``/``activity_end`` instead of detecting speech itself.
     """
+
+    client_activity: bool = False
+
+    async def activity_start(self) -> None:
+        """The local VAD heard the user start speaking."""
+
+    async def activity_end(self) -> None:
+        """The local VAD heard the user stop speaking."""
+
+    async def end_input(self) -> None:
+        """No more audio will come (end of a file): answer what was heard."""
 
     def push_audio(self, pcm: bytes) -> None:
         raise NotImplementedError
