@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import pytest
 import websockets
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from tests.cli_helpers import voicekit
 from tests.serve_helpers import connect, running_server, speech, write_profile
 from voicekit.clock import now
 from voicekit.errors import VoicekitError
@@ -420,3 +424,47 @@ def test_page_and_health(profile: Path) -> None:
             assert json.loads((await http.get("/healthz")).text)["max_sessions"] == 100
 
     asyncio.run(check())
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_command_refuses_to_expose_keys_without_a_token(profile: Path) -> None:
+    result = voicekit("serve", "--profile", str(profile), "--host", "0.0.0.0", "--port", "0", timeout=60)
+    assert result.returncode != 0
+    assert "refusing to listen on 0.0.0.0 without --token-file" in result.stderr
+    result = voicekit("serve", "--profile", "no-such-profile", "--port", "0", timeout=60)
+    assert result.returncode != 0 and "no-such-profile" in result.stderr
+
+
+async def test_sigterm_closes_every_conversation_then_exits(profile: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from voicekit.cli import main; main()", "serve", "--profile", str(profile),
+        "--port", "0", stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "300"},
+    )
+    try:
+        assert proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        port = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        assert port, line
+        url = f"ws://127.0.0.1:{port.group(1)}/ws"
+        async with connect(url) as one, connect(url) as two:
+            await one.ready()
+            await two.ready()
+            talking = asyncio.create_task(two.stream(speech(400) + bytes(16000 * 2)))
+            await two.wait_for("user-started-speaking")
+            proc.send_signal(signal.SIGTERM)
+            for client in (one, two):
+                code, reason = await client.closed(timeout=15)
+                assert (code, reason) == (1001, "server shutting down")
+                assert client.messages("error")[-1]["data"] == {"error": "server shutting down", "fatal": True}
+            talking.cancel()
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        rest = (await proc.stderr.read()).decode()
+        assert "every conversation closed" in rest
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    rows = SessionLedger().conversations()
+    assert len(rows) == 2 and {r.status for r in rows} == {"interrupted"} and all(r.ended_at for r in rows)

@@ -1,0 +1,169 @@
+"""The built-in page in a real browser: headless Chromium, a WAV file as its microphone,
+driven over the Chrome DevTools Protocol. The server must hear the speech and the page
+must show both transcripts and play the bot's audio."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import shutil
+import subprocess
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.serve_helpers import running_server, write_profile
+from voicekit.clock import now
+from voicekit.events import Event, Final, SpeechStarted
+from voicekit.serve.config import ServeConfig
+from voicekit.sessions import SessionLedger
+from voicekit.testing.speech import synthesize
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over the browser's websocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.console: list[str] = []
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._dispatch()
+
+    async def _dispatch(self) -> None:
+        async for raw in self.ws:
+            msg = json.loads(raw)
+            if "id" in msg and msg["id"] in self._pending:
+                future = self._pending.pop(msg["id"])
+                if "error" in msg:
+                    future.set_exception(AssertionError(f"DevTools error: {msg['error']}"))
+                else:
+                    future.set_result(msg.get("result", {}))
+            elif msg.get("method") == "Runtime.consoleAPICalled":
+                args = msg["params"].get("args", [])
+                self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
+            elif msg.get("method") == "Runtime.exceptionThrown":
+                self.console.append("exception: " + json.dumps(msg["params"]["exceptionDetails"])[:500])
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
+        msg_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        await self.ws.send(json.dumps(msg))
+        return await asyncio.wait_for(future, 20)
+
+    async def evaluate(self, session: str, expression: str) -> Any:
+        result = await self.call("Runtime.evaluate", {
+            "expression": expression, "returnByValue": True, "awaitPromise": True, "userGesture": True,
+        }, session)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"page error: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+
+@contextlib.asynccontextmanager
+async def chromium(profile_dir: Path, microphone: Path) -> AsyncIterator[DevTools]:
+    assert CHROMIUM, "chromium is not installed: run scripts/setup.sh dev as root (it installs Debian's chromium)"
+    profile_dir.mkdir()
+    proc = subprocess.Popen([
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile_dir}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}", "--autoplay-policy=no-user-gesture-required",
+        "about:blank",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        active = profile_dir / "DevToolsActivePort"
+        deadline = now() + 30
+        while not (active.exists() and len(active.read_text().splitlines()) >= 2):
+            assert proc.poll() is None, f"chromium exited with {proc.returncode}"
+            assert now() < deadline, "chromium did not open its DevTools port"
+            await asyncio.sleep(0.05)
+        port, path = active.read_text().splitlines()[:2]
+        async with websockets.connect(f"ws://127.0.0.1:{port}{path}", max_size=None) as ws:
+            tools = DevTools(ws)
+            yield tools
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(tools.call("Browser.close"), 5)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = 16000) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm)
+
+
+async def poll(tools: DevTools, session: str, condition: str, timeout: float) -> dict[str, Any]:
+    """window.voicekit once ``condition`` (JS, with ``s`` the stats) holds."""
+    deadline = now() + timeout
+    while True:
+        stats = json.loads(await tools.evaluate(session, "JSON.stringify(window.voicekit || null)"))
+        if await tools.evaluate(session, f"(s => Boolean({condition}))(window.voicekit)"):
+            return stats  # type: ignore[no-any-return]
+        if now() > deadline:
+            raise AssertionError(f"page never reached {condition}: {stats}; console: {tools.console[-10:]}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_page_talks_with_the_server_in_chromium(tmp_path: Path) -> None:
+    speech = synthesize("hello there, how are you today", pad_ms=400) + bytes(16000 * 2)
+    microphone = tmp_path / "speech.wav"
+    write_wav(microphone, speech)
+    heard: list[Event] = []
+    profile = write_profile(tmp_path, transcripts=["hello there"], replies=["Nice to hear you. I am fine."])
+    config = ServeConfig(profile=str(profile), ledger=SessionLedger(), observers=[heard.append])
+    async with running_server(config) as server, chromium(tmp_path / "chromium", microphone) as tools:
+        target = await tools.call("Target.createTarget", {"url": server.http_url + "/"})
+        session = (await tools.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}))[
+            "sessionId"]
+        await tools.call("Runtime.enable", {}, session)
+        await poll(tools, session, "s && document.readyState === 'complete'", 15)
+        await tools.evaluate(session, "document.getElementById('connect').click()")
+        stats = await poll(tools, session, "s.botReady && s.userFinals >= 1 && s.botAudioFrames >= 10 "
+                                           "&& s.botOutputs >= 1", 30)
+        assert stats["micRate"] == 16000 and stats["micFrames"] > 50
+        assert stats["errors"] == [], stats["errors"]
+        assert any(isinstance(e, SpeechStarted) for e in heard), "the server heard no speech"
+        assert any(isinstance(e, Final) and e.text == "hello there" for e in heard)
+        shown = await tools.evaluate(session, "document.getElementById('log').innerText")
+        assert "hello there" in shown and "Nice to hear you." in shown
+
+        await tools.evaluate(session, "document.getElementById('text').value = 'typed in the page';"
+                                      "document.getElementById('say').requestSubmit()")
+        await poll(tools, session, "document.getElementById('log').innerText.includes('typed in the page')", 10)
+        assert any(isinstance(e, Final) and e.text == "typed in the page" for e in heard)
+
+        assert len(server.hub.sessions) == 1
+        await tools.evaluate(session, "document.getElementById('connect').click()")  # disconnect
+        deadline = now() + 5
+        while server.hub.sessions:
+            assert now() < deadline, "the server kept the session after the page disconnected"
+            await asyncio.sleep(0.05)
+        assert await tools.evaluate(session, "window.voicekit.state") == "idle"
