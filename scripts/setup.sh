@@ -30,6 +30,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+if [ "$extras" = dev ]; then
+    # Pipecat's official browser client, bundled by the serve browser tests
+    if command -v npm >/dev/null; then
+        if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+            (cd tests/browser && npm ci --loglevel=error >/dev/null) && touch tests/browser/node_modules
+        fi
+    else
+        echo "note: npm is missing: the browser test of Pipecat's official client needs it" >&2
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -1,17 +1,21 @@
-"""The built-in page in a real browser: headless Chromium, a WAV file as its microphone,
-driven over the Chrome DevTools Protocol. The server must hear the speech and the page
-must show both transcripts and play the bot's audio."""
+"""``voicekit serve`` with real browsers: headless Chromium with a WAV file as its
+microphone, driven over the Chrome DevTools Protocol. The built-in page, and Pipecat's
+own client-js with its WebSocket transport (bundled from tests/browser/), must be heard
+by the server and show both transcripts and receive the bot's audio."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import http.server
 import itertools
 import json
 import shutil
 import subprocess
+import threading
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +171,84 @@ async def test_page_talks_with_the_server_in_chromium(tmp_path: Path) -> None:
             assert now() < deadline, "the server kept the session after the page disconnected"
             await asyncio.sleep(0.05)
         assert await tools.evaluate(session, "window.voicekit.state") == "idle"
+
+
+# --- Pipecat's own client ----------------------------------------------------------------------
+
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+
+
+@pytest.fixture(scope="module")
+def official_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Pipecat's client-js + websocket-transport bundled into a page, served on loopback;
+    yields the page's URL."""
+    esbuild = BROWSER_DIR / "node_modules" / ".bin" / "esbuild"
+    assert esbuild.exists(), "tests/browser/node_modules is missing: run scripts/setup.sh dev (needs npm)"
+    site = tmp_path_factory.mktemp("official-client")
+    subprocess.run([str(esbuild), str(BROWSER_DIR / "official-client.js"), "--bundle", "--format=iife",
+                    f"--outfile={site / 'bundle.js'}", "--log-level=warning"], check=True, timeout=120)
+    (site / "index.html").write_text('<!doctype html><meta charset="utf-8"><script src="bundle.js"></script>\n')
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.slow
+async def test_pipecat_client_js_talks_with_the_server(tmp_path: Path, official_client: str) -> None:
+    microphone = tmp_path / "speech.wav"
+    write_wav(microphone, synthesize("hello there, how are you today", pad_ms=400) + bytes(16000 * 4))
+    heard: list[Event] = []
+    profile = write_profile(tmp_path, transcripts=["hello there"], replies=["Nice to hear you. I am fine."])
+    config = ServeConfig(profile=str(profile), profile_name="scripted", ledger=SessionLedger(),
+                         observers=[heard.append])
+    async with running_server(config) as server, chromium(tmp_path / "chromium", microphone) as tools:
+        target = await tools.call("Target.createTarget", {"url": official_client})
+        session = (await tools.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}))[
+            "sessionId"]
+        await tools.call("Runtime.enable", {}, session)
+        deadline = now() + 15
+        while not await tools.evaluate(session, "typeof window.officialClient === 'object'"):
+            assert now() < deadline, f"the bundle did not load: {tools.console[-5:]}"
+            await asyncio.sleep(0.05)
+        # connect() resolves on bot-ready
+        assert await tools.evaluate(session, f"window.officialClient.connect('{server.ws_url}')") == "connected"
+        seen = await poll_official(tools, session, "s.outputs.length >= 2 && s.metrics.length >= 1 && s.botStopped", 30)
+        assert seen["ready"]["version"] == "2.1.0" and seen["ready"]["about"]["profile"] == "scripted"
+        finals = [t for t in seen["transcripts"] if t["final"]]
+        assert finals and finals[0]["text"] == "hello there" and finals[0]["user_id"]
+        assert seen["outputs"][:2] == ["Nice to hear you.", "I am fine."]
+        assert seen["llmText"].startswith("Nice to hear you. I am fine.")
+        assert seen["botStarted"] >= 1
+        assert any(m["processor"] == "llm:scripted" for m in seen["metrics"][0]["ttfb"])
+        assert any(isinstance(e, Final) and e.text == "hello there" for e in heard)
+
+        await tools.evaluate(session, "window.officialClient.sendText('typed through client-js')")
+        await poll_official(tools, session, "s.transcripts.some(t => t.text === 'typed through client-js')", 10)
+        assert await tools.evaluate(session, "window.officialClient.ping().then(JSON.stringify)") == '{"pong":true}'
+        assert await tools.evaluate(session, "JSON.stringify(window.official.errors)") == "[]"
+        await tools.evaluate(session, "window.officialClient.disconnect()")
+        deadline = now() + 5
+        while server.hub.sessions:
+            assert now() < deadline, "the server kept the session after client-js disconnected"
+            await asyncio.sleep(0.05)
+
+
+async def poll_official(tools: DevTools, session: str, condition: str, timeout: float) -> dict[str, Any]:
+    deadline = now() + timeout
+    while True:
+        seen = json.loads(await tools.evaluate(session, "JSON.stringify(window.official)"))
+        if await tools.evaluate(session, f"(s => Boolean({condition}))(window.official)"):
+            return seen  # type: ignore[no-any-return]
+        if now() > deadline:
+            raise AssertionError(f"client-js never reached {condition}: {seen}; console: {tools.console[-10:]}")
+        await asyncio.sleep(0.1)

@@ -21,12 +21,12 @@ def serve(
     allow_origin: Annotated[Optional[list[str]], typer.Option("--allow-origin", help="Web origin allowed to connect without a token (repeatable; * for any).")] = None,  # noqa: E501, UP045
     duplex: Annotated[str, typer.Option(help="Turn-taking: full (talk over the bot), half (mic muted while it speaks) or profile.")] = "full",  # noqa: E501
     max_message_kb: Annotated[int, typer.Option("--max-message-kb", help="Largest message accepted, in KiB.", min=1)] = 1024,  # noqa: E501
+    lookahead_ms: Annotated[float, typer.Option("--lookahead-ms", help="How far ahead of real time bot audio is sent: more rides out network jitter, less stops a cut reply sooner.", min=0, max=2000)] = 60.0,  # noqa: E501
     set_: SetOption = None,
 ) -> None:
     """Serve voice conversations over WebSocket to browsers and Pipecat RTVI clients.
 
-    Open http://HOST:PORT/ for the built-in page, or connect @pipecat-ai/client-js with
-    its WebSocket transport to ws://HOST:PORT/ws.
+    Open http://HOST:PORT/ for the built-in page, or connect @pipecat-ai/client-js with its WebSocket transport to ws://HOST:PORT/ws.
     """
     import asyncio
 
@@ -44,6 +44,7 @@ def serve(
         profile=profile, overrides=tuple(set_ or ()), duplex=duplex,  # type: ignore[arg-type]
         max_sessions=max_sessions, session_timeout_s=session_timeout, idle_timeout_s=idle_timeout,
         max_message_bytes=max_message_kb * 1024, tokens=tokens, allowed_origins=tuple(allow_origin or ()),
+        lookahead_ms=lookahead_ms,
     )
     loaded = load_profile(profile, config.profile_overrides())  # a bad profile or missing key fails now
     config.profile_name = loaded.name
