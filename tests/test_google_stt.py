@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -372,6 +373,35 @@ async def test_rejected_credentials_are_an_auth_error(api_key: str | None, fault
     message = str(caught.value)
     assert "GOOGLE_APPLICATION_CREDENTIALS" in message and "\n" not in message
     assert len(server.streams) == 1, "a rejected key must not be retried"
+
+
+async def test_tls_endpoint_with_credentials(tmp_path: Path) -> None:
+    """A non-plain-text endpoint: TLS, with the key sent by google-auth's call credentials."""
+    from tests.fakes.tls import make_certificate
+
+    cert, key = make_certificate(tmp_path)
+    server = FakeSpeechServer(["over tls"], api_key="tls-key", tls=(cert, key))
+    await server.start()
+    script = (
+        "import asyncio, sys\n"
+        "from tests.test_google_stt import bursts, finals, transcribe\n"
+        "from voicekit.plugins.stt.google import GoogleSTT\n"
+        "stt = GoogleSTT(GoogleSTT.Options(base_url=sys.argv[1], api_key='tls-key', language='en-US'))\n"
+        "print(finals(asyncio.run(transcribe(stt, bursts([0.5])))))\n"
+    )
+    # grpc reads its trusted roots once per process: a subprocess trusts our certificate.
+    env = {**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(cert)}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, f"https://127.0.0.1:{server.port}", cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await server.stop()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert out.decode().strip().splitlines()[-1] == "['over tls']"
+    assert server.streams[0].metadata["x-goog-api-key"] == "tls-key"
 
 
 # --- faults --------------------------------------------------------------------------------

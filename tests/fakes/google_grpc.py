@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -54,9 +55,12 @@ class Fault:
 class FakeGoogleServer:
     """Base of the Google gRPC fakes: start/stop on 127.0.0.1, auth, faults, latency."""
 
-    def __init__(self, *, api_key: str | None = None, latency_s: float = 0.0) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, latency_s: float = 0.0, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.api_key = api_key  # when set, calls must carry it (x-goog-api-key or Bearer)
         self.latency_s = latency_s  # delay before every response message
+        self.tls = tls  # (certificate, key) PEM files: serve TLS instead of plain text
         self.faults: list[Fault] = []
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -68,7 +72,12 @@ class FakeGoogleServer:
     async def start(self, port: int = 0) -> int:
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers(tuple(self.handlers()))
-        self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        if self.tls is not None:
+            cert, key = (Path(f).read_bytes() for f in self.tls)
+            credentials = grpc.ssl_server_credentials([(key, cert)])
+            self.port = self._server.add_secure_port(f"127.0.0.1:{port}", credentials)
+        else:
+            self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         await self._server.start()
         return self.port
 

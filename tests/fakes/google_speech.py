@@ -26,6 +26,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -125,11 +126,12 @@ class FakeSpeechServer(FakeGoogleServer):
         end_event_first: bool = True,
         end_events: bool = True,
         cycle: bool = False,
+        tls: tuple[Path, Path] | None = None,
         pick: str = "order",
         tone_base_hz: float = 400.0,
         tone_step_hz: float = 100.0,
     ) -> None:
-        super().__init__(api_key=api_key, latency_s=latency_s)
+        super().__init__(api_key=api_key, latency_s=latency_s, tls=tls)
         self.script = [[p] if isinstance(p, str) else list(p) for p in (script or [])]
         self.max_chunk_bytes = max_chunk_bytes
         self.max_stream_s = max_stream_s

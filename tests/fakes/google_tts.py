@@ -130,9 +130,10 @@ class FakeTTSServer(FakeGoogleServer):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         pump = asyncio.get_running_loop().create_task(pump_requests(request_iterator, queue))
         try:
-            # Judged once the config is in, as over a real network, where the client's first
-            # write is on its way before any rejection can come back.
+            # Judged once the opening requests are in, as over a real network, where the
+            # client's config and first text are on their way before a rejection comes back.
             first = await queue.get()
+            ahead = [] if first is None or isinstance(first, Exception) else [await queue.get()]
             record.metadata = await self.check_call(context, record)
             fault = self.take_fault()
             if fault is not None and fault.after <= 0:
@@ -150,7 +151,7 @@ class FakeTTSServer(FakeGoogleServer):
             rate = audio.sample_rate_hertz or 24000
             record.sample_rate = rate
             chunk = int(self.chunk_s * rate) * 2
-            while (request := await queue.get()) is not None:
+            while (request := ahead.pop() if ahead else await queue.get()) is not None:
                 if isinstance(request, Exception):
                     return
                 if type(request).pb(request).WhichOneof("streaming_request") != "input" or not request.input.text:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from voicekit.errors import AuthError, BackendError, MissingSecretError, ProfileError
 from voicekit.options import CloudOptions
@@ -55,6 +55,9 @@ DEFAULT_LOCALES = {
 class GoogleCloudOptions(CloudOptions):
     """Options every Google Cloud gRPC backend shares."""
 
+    api_key: SecretStr | None = Field(
+        None, description="Google Cloud API key, sent as x-goog-api-key; default: Application Default Credentials"
+    )
     base_url: str | None = Field(
         None,
         description="gRPC endpoint: host:port or https://host:port (TLS); http://host:port (plain text) "

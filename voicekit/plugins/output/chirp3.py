@@ -129,7 +129,7 @@ class Chirp3Output(Output):
             plan = _Attribution(self.sample_rate, self._seconds_per_char * (1.0 if self._learned else 0.85))
             plan.add(first)
             failures = 0
-            while True:
+            while not self._cut(turn):
                 try:
                     async for event in self._one_stream(plan, source, turn):
                         yield event
