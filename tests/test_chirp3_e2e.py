@@ -91,3 +91,24 @@ async def test_chat_google_gemini_chirp3(tmp_path: Path) -> None:
     lines: list[dict[str, Any]] = [json.loads(x) for x in (record / "transcript.jsonl").read_text().splitlines()]
     assert [x["text"] for x in lines if x["type"] == "Final"] == SAID
     assert [x["text"] for x in lines if x["type"] == "BotTurn"] == ["Привет! Рада тебя слышать.", "Сейчас полдень."]
+
+
+async def test_chat_without_google_credentials_is_one_line(tmp_path: Path) -> None:
+    from voicekit.testing.speech import silence, synthesize, write_wav
+
+    speech = write_wav(tmp_path / "speech.wav", synthesize("привет", "ru") + silence(500))
+    env = {
+        **os.environ,
+        "GEMINI_API_KEY": GEMINI_KEY,
+        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
+        "NO_GCE_CHECK": "true",
+    }
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicekit", "chat", "--profile", "google-chirp3", "--input", str(speech), "--fast",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = (out + err).decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in lines[0] and "credentials_file" in lines[0]

@@ -178,6 +178,10 @@ def load_credentials(options: GoogleCloudOptions, who: str) -> tuple[Any, str | 
 
         key = options.api_key.get_secret_value()
         return api_key_credentials.Credentials(key), project_env  # type: ignore[no-untyped-call]
+    # google-auth logs a warning for each place it looked in vain; the error below says it all.
+    quiet = _DropWarnings()
+    auth_log = logging.getLogger("google.auth._default")
+    auth_log.addFilter(quiet)
     try:
         creds, project = google.auth.default(scopes=list(SCOPES))
     except auth_exceptions.DefaultCredentialsError as exc:
@@ -185,7 +189,14 @@ def load_credentials(options: GoogleCloudOptions, who: str) -> tuple[Any, str | 
             f"{who}: no Google Cloud credentials found; set {CREDENTIALS_ENV} to a service-account JSON key, "
             f"set the option credentials_file, or run 'gcloud auth application-default login'"
         ) from exc
+    finally:
+        auth_log.removeFilter(quiet)
     return creds, project_env or project
+
+
+class _DropWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING
 
 
 def one_line(value: object, limit: int = 300) -> str:

@@ -40,9 +40,11 @@ class SpeechAPI:
         self.options = options
         self.metadata: tuple[tuple[str, str], ...] = ()
         self.client: Any = None
+        self.who = "stt:google"
 
     def bind(self, connection: _gcloud.Connection, who: str) -> None:
         self.metadata = connection.metadata
+        self.who = who
 
     async def open(self) -> Any:
         call = await self.client.streaming_recognize(requests=None, retry=None, timeout=None, metadata=self.metadata)
@@ -110,7 +112,7 @@ class SpeechV1(SpeechAPI):
     def parse(self, response: Any) -> Update:
         if response.error and response.error.code:
             raise BackendError(
-                f"stt:google: the service reported error {response.error.code}: {response.error.message}"
+                f"{self.who}: the service reported error {response.error.code}: {response.error.message}"
             )
         kinds = self.sdk.StreamingRecognizeResponse.SpeechEventType
         update = Update(

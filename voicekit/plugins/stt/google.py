@@ -255,6 +255,8 @@ class GoogleSTTStream(STTStream):
     async def _send(self, call: Any, reader: asyncio.Task[None]) -> str:
         loop = asyncio.get_running_loop()
         opened = loop.time()
+        self.stream_base = self.sent_until = self.carry_start
+        self.sent_log.clear()
         await call.write(self.api.config_request(self.sample_rate, self.language or "en-US"))
         # Let a rejection of the config or the credentials come back before the audio goes:
         # grpc reports a write that races the end of the call as INTERNAL, and the
@@ -262,8 +264,6 @@ class GoogleSTTStream(STTStream):
         await asyncio.wait({reader}, timeout=_FIRST_AUDIO_DELAY_S)
         if reader.done() or call.done():
             return "rejected"
-        self.stream_base = self.sent_until = self.carry_start
-        self.sent_log.clear()
         if not await self._send_pending(call):
             return "restart"
         while not self.input_ended:
