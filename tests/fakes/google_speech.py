@@ -3,7 +3,8 @@
 It checks what the service checks — the first request carries only the config (v2:
 with a well-formed recognizer), later ones only audio of at most ``max_chunk_bytes``,
 a LINEAR16 config with a language, credentials when ``api_key`` is set, the stream
-duration limit and the no-audio timeout — and answers from a script driven by the
+duration limit (``max_stream_s`` of audio or of wall time: OUT_OF_RANGE on v1, ABORTED
+on v2, worded as the service words them) and the no-audio timeout — and answers from a script driven by the
 audio: every stretch of sound found by an energy detector is one utterance and gets
 the next scripted transcript. An utterance given as a list of parts is finalized in
 pieces, like ``latest_long`` does on long sentences. Interim results reveal one word
