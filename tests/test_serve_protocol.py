@@ -104,6 +104,24 @@ def test_codec_matches_the_protobuf_runtime_byte_for_byte(ours: wire.Frame, fiel
     assert parsed == runtime_frame(fields)
 
 
+def test_audio_fast_path_agrees_with_the_decoder() -> None:
+    for ours, _ in CASES:
+        data = wire.encode(ours)
+        fast = wire.audio_payload(data)
+        if isinstance(ours, wire.AudioFrame) and ours.id < 2**63:  # multi-byte keys and huge ids: general path
+            assert fast == (ours.audio, ours.sample_rate, ours.num_channels) or fast is None
+        else:
+            assert fast is None or isinstance(ours, wire.AudioFrame)
+    plain = wire.encode(wire.AudioFrame(b"\x01\x02" * 320, 16000, 1, name="audio"))  # what client-js sends
+    assert wire.audio_payload(plain) == (b"\x01\x02" * 320, 16000, 1)
+    assert wire.audio_payload(wire.encode(wire.MessageFrame("{}"))) is None
+    assert wire.audio_payload(plain + b"\x22\x00") is None  # another oneof member follows: general path
+    with pytest.raises(wire.WireError):
+        wire.audio_payload(b"\x12\x06\x1a\x05ab\x00\x00")
+    with pytest.raises(wire.WireError):
+        wire.audio_payload(b"\x12\x03\x12\x01\xff")
+
+
 def test_hot_path_encoders_match_the_general_one() -> None:
     pcm = bytes(range(256)) * 4
     assert wire.encode_audio(pcm, 24000) == wire.encode(wire.AudioFrame(pcm, 24000, 1))

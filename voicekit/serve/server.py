@@ -78,6 +78,7 @@ def build_server(config: ServeConfig, sock: socket.socket, *, verbose: bool = Fa
         app, log_config=None, access_log=verbose, lifespan="on",
         ws="websockets-sansio", ws_max_size=config.max_message_bytes,
         ws_ping_interval=20.0, ws_ping_timeout=20.0, timeout_graceful_shutdown=20,
+        ws_per_message_deflate=False,  # PCM hardly compresses: deflate would only cost CPU on both ends
     )
     return VoiceServer(uv_config, app.state.hub)
 

@@ -16,7 +16,7 @@ from voicekit.events import Event
 from voicekit.serve import rtvi
 from voicekit.serve.config import ServeConfig
 from voicekit.serve.transport import FrameSource, InputAudio, Outbox, SocketSink
-from voicekit.serve.wire import AudioFrame, MessageFrame, TextFrame, WireError, decode
+from voicekit.serve.wire import AudioFrame, MessageFrame, TextFrame, WireError, audio_payload, decode
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,10 @@ class ServeSession:
                 return ending
 
     def _handle(self, data: bytes) -> Ending | None:
+        audio = audio_payload(data)
+        if audio is not None:
+            self.input.push_pcm(*audio)
+            return None
         frame = decode(data)
         if isinstance(frame, AudioFrame):
             self.input.push(frame)

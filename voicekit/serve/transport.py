@@ -83,13 +83,15 @@ class InputAudio:
         self._buffer = bytearray()
 
     def push(self, frame: AudioFrame) -> None:
-        rate = frame.sample_rate or INPUT_RATE  # an unset field reads as 0
-        channels = frame.num_channels or 1
+        self.push_pcm(frame.audio, frame.sample_rate, frame.num_channels)
+
+    def push_pcm(self, pcm: bytes, rate: int, channels: int) -> None:
+        rate = rate or INPUT_RATE  # an unset field reads as 0
+        channels = channels or 1
         if not 8000 <= rate <= 192000:
             raise WireError(f"unsupported audio sample rate {rate} Hz (8000 to 192000)")
         if channels > 8:
             raise WireError(f"unsupported audio channel count {channels}")
-        pcm = frame.audio
         if len(pcm) % (2 * channels):
             raise WireError(f"audio of {len(pcm)} bytes is not whole 16-bit samples of {channels} channel(s)")
         if channels > 1:
