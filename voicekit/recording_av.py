@@ -104,20 +104,24 @@ class AvatarRecorder:
 
     # --- feeding -------------------------------------------------------------------
 
-    def push_video(self, frame: rtc.VideoFrame, timestamp_us: int) -> None:
-        """Queue one video frame; drops the oldest queued frame if the encoder is behind."""
+    def push_video(self, frame: rtc.VideoFrame, timestamp_us: int, *, captured_at: float | None = None) -> None:
+        """Queue one video frame; drops the oldest queued frame if the encoder is behind.
+
+        ``captured_at`` is when it was captured, in ``time.monotonic()`` seconds (default: now).
+        """
         if self._closing:
             return
         self._ensure_thread()
         with self._cond:
             if len(self._video) == self._video.maxlen:
                 self.stats.video_dropped += 1
-            self._video.append((frame, int(timestamp_us), time.monotonic()))
+            self._video.append((frame, int(timestamp_us), time.monotonic() if captured_at is None else captured_at))
             self.stats.video_in += 1
             self._cond.notify()
 
-    def push_audio(self, pcm: bytes) -> None:
-        """Queue 16-bit mono PCM at ``audio_rate``."""
+    def push_audio(self, pcm: bytes, *, captured_at: float | None = None) -> None:
+        """Queue 16-bit mono PCM at ``audio_rate``; ``captured_at`` as for :meth:`push_video`
+        (it places the audio on the timeline and finds gaps in it)."""
         if self._closing or not pcm:
             return
         self._ensure_thread()
@@ -129,7 +133,7 @@ class AvatarRecorder:
                 self.stats.audio_samples_dropped += n
                 log.error("avatar recorder: encoder stalled, dropping %d audio samples", n)
                 return
-            self._audio.append((bytes(pcm), time.monotonic()))
+            self._audio.append((bytes(pcm), time.monotonic() if captured_at is None else captured_at))
             self._audio_queued += n
             self._cond.notify()
 
