@@ -24,7 +24,7 @@ from voicekit.clock import now
 from voicekit.errors import VoicekitError
 from voicekit.serve import wire
 from voicekit.serve.config import ServeConfig, check_exposure, read_tokens
-from voicekit.serve.transport import FrameSource, InputAudio
+from voicekit.serve.transport import FrameSource, InputAudio, Outbox, SocketSink
 from voicekit.sessions import SessionLedger
 
 PROTO = Path(__file__).resolve().parent.parent / "voicekit" / "serve" / "frames.proto"
@@ -168,6 +168,59 @@ async def test_input_audio_becomes_16k_mono_20ms_frames() -> None:
         audio.push(wire.AudioFrame(b"\x00\x00", 4000, 1))
 
 
+async def test_outbox_keeps_order_drops_queued_audio_and_flags_a_client_that_does_not_read() -> None:
+    sent: list[bytes] = []
+    gate = asyncio.Event()
+
+    async def send(data: bytes) -> None:
+        await gate.wait()
+        sent.append(data)
+
+    outbox = Outbox(send, max_pending=5)
+    writer = asyncio.create_task(outbox.run())
+    outbox.message({"type": "a"})
+    outbox.audio(b"\x01\x00" * 10, 24000)
+    outbox.message({"type": "b"})
+    outbox.audio(b"\x02\x00" * 10, 24000)
+    await asyncio.sleep(0.01)  # the writer holds "a", waiting for the socket
+    outbox.drop_audio()
+    gate.set()
+    await outbox.flush(1.0)
+    assert [wire.decode(d) for d in sent] == [wire.MessageFrame('{"type":"a"}'), wire.MessageFrame('{"type":"b"}')]
+    gate.clear()
+    for _ in range(7):
+        outbox.audio(b"\x00\x00", 24000)
+    assert outbox.overflow.is_set()
+    writer.cancel()
+
+
+async def test_socket_sink_paces_and_sends_nothing_after_clear() -> None:
+    sent: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        sent.append(data)
+
+    outbox = Outbox(send)
+    writer = asyncio.create_task(outbox.run())
+    starts: list[int] = []
+    sink = SocketSink(outbox, lambda: starts.append(1), 24000, chunk_ms=40, lookahead_ms=60)
+    t0 = now()
+    await sink.play(bytes(24000 * 2 // 2))  # 500 ms of audio
+    assert 0.38 <= now() - t0 <= 0.65, "paced in real time, a lookahead ahead"
+    await outbox.flush(1.0)
+    assert len(sent) == 13 and len(starts) == 13  # 12 pieces of 40 ms and one of 20 ms
+    assert {len(wire.decode(d).audio) for d in sent} == {1920, 960}  # type: ignore[union-attr]
+    sent.clear()
+    playing = asyncio.create_task(sink.play(bytes(24000 * 2)))  # one second more
+    await asyncio.sleep(0.2)
+    sink.clear()  # barge-in
+    cut_at = len(sent)
+    await playing
+    await outbox.flush(1.0)
+    assert len(sent) == cut_at and 4 <= cut_at <= 9, "nothing after clear(), and only ~lookahead before"
+    writer.cancel()
+
+
 # --- a conversation over the socket -----------------------------------------------------------
 
 
@@ -232,7 +285,8 @@ async def test_handshake_and_the_events_of_one_spoken_turn(profile: Path) -> Non
 async def test_48k_stereo_microphone_is_heard(profile: Path) -> None:
     async with running_server(config(profile)) as server, connect(server.ws_url) as client:
         await client.ready()
-        stereo = b"".join(s * 2 for s in (speech(500, 48000)[i : i + 2] for i in range(0, 48000, 2)))
+        mono = speech(500, 48000)
+        stereo = b"".join(mono[i : i + 2] * 2 for i in range(0, len(mono), 2))
         await client.stream(stereo + bytes(48000 * 2 * 2 // 2), rate=48000, channels=2)
         await client.wait_for("user-llm-text", timeout=5)
         assert client.messages("user-llm-text")[0]["data"]["text"] == "hello there"
@@ -293,6 +347,21 @@ async def test_barge_in_stops_the_bot_audio_at_once(tmp_path: Path) -> None:
         first_answer = reply["data"]["d"][1]
         assert first_answer["role"] == "assistant" and first_answer["interrupted"] is True
         assert 0 < len(first_answer["text"]) < len("This reply is long enough to be talked over. " * 4)
+
+
+async def test_half_duplex_mutes_the_user_while_the_bot_speaks(profile: Path) -> None:
+    async with running_server(config(profile, duplex="half")) as server, connect(server.ws_url) as client:
+        await client.ready()
+        await client.stream(speech(500) + bytes(16000 * 2 // 2))
+        await client.wait_for("metrics", timeout=10)
+        kinds = only(client.kinds, {"bot-started-speaking", "user-mute-started", "bot-stopped-speaking",
+                                    "user-mute-stopped"})
+        assert kinds == ["bot-started-speaking", "user-mute-started", "bot-stopped-speaking", "user-mute-stopped"]
+    async with running_server(config(profile)) as server, connect(server.ws_url) as client:  # full duplex
+        await client.ready()
+        await client.stream(speech(500) + bytes(16000 * 2 // 2))
+        await client.wait_for("metrics", timeout=10)
+        assert "user-mute-started" not in client.kinds
 
 
 async def test_disconnect_bot_ends_the_conversation_and_the_ledger_row(profile: Path) -> None:

@@ -14,9 +14,10 @@ UserTurn            ``user-llm-text``, ``bot-llm-started``
 TextDelta           ``bot-llm-text``
 LLMDone             ``bot-llm-stopped``
 BotSentence         ``bot-tts-started`` (first of a turn), ``bot-tts-text``, ``bot-output``
-first bot audio     ``bot-started-speaking`` (reported by the socket sink)
+first bot audio     ``bot-started-speaking`` (reported by the socket sink), and in half
+                    duplex ``user-mute-started`` (the bot does not hear the user meanwhile)
 BargeIn             ``bot-interrupted``, then the stops below
-BotTurn             ``bot-tts-stopped``, ``bot-stopped-speaking``
+BotTurn             ``bot-tts-stopped``, ``bot-stopped-speaking`` (``user-mute-stopped``)
 TurnMetrics         ``metrics`` (``ttfb`` and ``processing`` in seconds)
 ErrorEvent          ``error``
 ==================  ==================================================================
@@ -122,8 +123,9 @@ class RTVIEvents:
     exactly one ``*-stopped``.
     """
 
-    def __init__(self, send: Callable[[Message], None]) -> None:
+    def __init__(self, send: Callable[[Message], None], *, mutes_user: bool = False) -> None:
         self.send = send
+        self.mutes_user = mutes_user  # half duplex: the microphone is ignored while the bot speaks
         self.user_speaking = False
         self.llm_active = False
         self.tts_active = False
@@ -181,6 +183,8 @@ class RTVIEvents:
         if not self.bot_speaking:
             self.bot_speaking = True
             self.send(message("bot-started-speaking"))
+            if self.mutes_user:
+                self.send(message("user-mute-started"))
 
     def _llm_started(self) -> None:
         if not self.llm_active:
@@ -200,3 +204,5 @@ class RTVIEvents:
         if self.bot_speaking:
             self.bot_speaking = False
             self.send(message("bot-stopped-speaking"))
+            if self.mutes_user:
+                self.send(message("user-mute-stopped"))

@@ -40,7 +40,7 @@ class ServeSession:
     def __init__(self, ws: Any, config: ServeConfig) -> None:
         self.ws = ws
         self.config = config
-        self.outbox = Outbox(ws.send_bytes)
+        self.outbox = Outbox(ws.send_bytes, max_pending=1000)
         self.events = rtvi.RTVIEvents(self.outbox.message)
         self.source = FrameSource()
         self.input = InputAudio(self.source)
@@ -76,6 +76,7 @@ class ServeSession:
             except Exception as exc:  # noqa: BLE001 - reported to the client, logged here
                 ending = self._failure("the conversation could not start", exc)
             else:
+                self.events.mutes_user = self.conversation.mode == "half_duplex"
                 conversation_task = asyncio.create_task(self.conversation.run(), name="conversation")
                 watchdog = asyncio.create_task(self._watchdog(), name="timeouts")
                 overflow = asyncio.create_task(self.outbox.overflow.wait(), name="overflow")
