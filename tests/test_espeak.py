@@ -108,7 +108,7 @@ async def test_rate_and_pitch_change_the_audio(english: EspeakOutput) -> None:
 
 
 async def test_unknown_voice_fails_at_start() -> None:
-    with pytest.raises(ProfileError, match="voice 'xx-nowhere'.*output.voice"):
+    with pytest.raises(ProfileError, match=r"voice 'xx-nowhere'.*output.voice"):
         await EspeakOutput(EspeakOutput.Options(voice="xx-nowhere")).start()
     # The engine is fine afterwards.
     assert get_engine().synthesize_all("ok", voice="en-us")

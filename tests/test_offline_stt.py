@@ -169,7 +169,7 @@ async def test_two_streams_at_once(stt: PocketsphinxSTT) -> None:
 
 
 def test_only_english() -> None:
-    with pytest.raises(ProfileError, match="only English.*'ru'"):
+    with pytest.raises(ProfileError, match=r"only English.*'ru'"):
         PocketsphinxSTT(context=BackendContext(language="ru"))
     with pytest.raises(ProfileError, match="only English"):
         PocketsphinxSTT(PocketsphinxSTT.Options(language="de"), BackendContext(language="en"))

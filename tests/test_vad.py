@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 
@@ -85,7 +86,7 @@ def test_events_in_order_with_vad_source(two_utterances) -> None:
     events = [e for i in range(0, len(pcm), 640) for e in vad.process(pcm[i : i + 640])] + vad.flush()
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded] * 2
     assert all(e.source == "vad" for e in events)
-    assert all(a.t <= b.t for a, b in zip(events, events[1:], strict=False))
+    assert all(a.t <= b.t for a, b in itertools.pairwise(events))
 
 
 @pytest.mark.parametrize("kind", ["webrtc", "silero"])
