@@ -22,8 +22,9 @@ from tests.cli_helpers import voicekit
 from tests.serve_helpers import connect, running_server, speech, write_profile
 from voicekit.clock import now
 from voicekit.errors import VoicekitError
+from voicekit.profiles import load_profile
 from voicekit.serve import wire
-from voicekit.serve.config import ServeConfig, check_exposure, read_tokens
+from voicekit.serve.config import ServeConfig, check_exposure, preflight, read_tokens
 from voicekit.serve.transport import FrameSource, InputAudio, Outbox, SocketSink
 from voicekit.sessions import SessionLedger
 
@@ -459,6 +460,21 @@ async def test_web_origins_need_a_token_unless_local(profile: Path) -> None:
         for origin in ("http://localhost:5173", "https://app.example", server.http_url):
             async with connect(server.ws_url, origin=origin) as client:
                 await client.ready()
+
+
+def test_preflight_warns_of_a_missing_key_and_fails_on_a_bad_backend(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    (warning,) = preflight(load_profile("gemini-live"))
+    assert "GEMINI_API_KEY" in warning and "every conversation will fail" in warning
+    monkeypatch.setenv("GEMINI_API_KEY", "a-key")
+    assert preflight(load_profile("gemini-live")) == []
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("llm: {use: scripted, no_such_option: 1}\noutput: {use: scripted}\n")
+    with pytest.raises(VoicekitError, match="no_such_option"):
+        preflight(load_profile(str(bad)))
 
 
 def test_listening_beyond_loopback_needs_a_token() -> None:

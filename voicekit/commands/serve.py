@@ -31,9 +31,10 @@ def serve(
     import asyncio
 
     from rich.console import Console
+    from rich.markup import escape
 
     from voicekit.profiles import load_profile
-    from voicekit.serve.config import ServeConfig, check_exposure, read_tokens
+    from voicekit.serve.config import ServeConfig, check_exposure, preflight, read_tokens
     from voicekit.serve.server import serve as run_server
 
     if duplex not in ("full", "half", "profile"):
@@ -49,6 +50,8 @@ def serve(
     loaded = load_profile(profile, config.profile_overrides())  # a bad profile or missing key fails now
     config.profile_name = loaded.name
     console = Console(stderr=True, highlight=False, emoji=False)
+    for warning in preflight(loaded):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
     def ready(url: str) -> None:
         mode = "token required" if tokens else "no token"

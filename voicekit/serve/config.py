@@ -76,3 +76,24 @@ def check_exposure(host: str, tokens: tuple[str, ...]) -> None:
         "conversations on your API keys. Pass --token-file FILE (one long random token per line), "
         "or listen on 127.0.0.1"
     )
+
+
+def preflight(profile: Any) -> list[str]:
+    """Build the loaded profile's backends once (not started): a bad option fails now,
+    and a missing API key gives a warning, since every conversation would fail on it."""
+    from voicekit.errors import MissingSecretError
+    from voicekit.profiles import build_backend
+    from voicekit.registry import load_registry
+
+    registry = load_registry()
+    warnings = []
+    for role in ("stt", "llm", "output"):
+        if profile.spec(role) is None:
+            continue
+        backend = build_backend(profile, role, registry)
+        if backend.api_key_env:
+            try:
+                backend.api_key()
+            except MissingSecretError as exc:
+                warnings.append(f"{exc}: every conversation will fail until it is set")
+    return warnings
