@@ -4,12 +4,19 @@ The server runs as its own process (``voicekit serve`` with a scripted profile: 
 50 ms after a 100 ms endpoint, LLM first token 100 ms, TTS first audio 50 ms, so the
 services take 300 ms of every turn). This process is the N clients: one ticker sends
 every client a 20 ms frame per tick (600 ms of speech, then 1.6 s of silence, over and
-over; starts spread over one cycle), and a reader per client timestamps what comes back.
+over; starts spread over one cycle, sends spread over each 20 ms), and a reader per client
+timestamps what comes back.
 
 - dropped: connections that failed or closed before the end;
 - added latency: arrival of the first bot audio of a turn − the end of the user's speech
   − the 300 ms the services take (so: engine, sockets, pacing and both event loops);
+- server-side added: the server's own voice-to-voice from its ``metrics`` (end of speech as
+  its STT saw it → first audio sent) − the 200 ms its services take after that point;
+- healthz p95: how promptly the server's event loop answers an HTTP request meanwhile;
 - CPU and RSS of the server process, in total and per session.
+
+The machine is shared: the load of other processes shows up in every figure, so compare
+runs made in the same quiet moment.
 
 Prints one JSON line. ``python benchmarks/serve_load.py --clients 100 --duration 60``
 """
@@ -52,6 +59,7 @@ SERVER_SERVICES_MS = 50 + 100 + 50  # the server's clock starts when the STT det
 FRAME = frame_bytes(16000, 20)
 SPEECH_FRAMES, SILENCE_FRAMES = 30, 80  # 600 ms of speech, 1.6 s of silence (the reply lasts ~1 s)
 CYCLE = SPEECH_FRAMES + SILENCE_FRAMES
+PHASES = 4
 
 
 class LoadClient:
@@ -158,13 +166,16 @@ async def run(n: int, duration: float) -> dict[str, Any]:
         cpu0, wall0, own0 = server.cpu_times(), time.monotonic(), time.process_time()
         lag: list[float] = []
         start = now()
-        for tick in range(ticks):
-            due = start + tick * 0.02
+        # real clients' frames arrive spread over the 20 ms, not all at once: 4 phases, 5 ms apart
+        phases = [[c for c in clients if c.index % PHASES == p] for p in range(PHASES)]
+        for step in range(ticks * PHASES):
+            tick, phase = divmod(step, PHASES)
+            due = start + tick * 0.02 + phase * 0.02 / PHASES
             delay = due - now()
             if delay > 0:
                 await asyncio.sleep(delay)
             lag.append(max(0.0, now() - due) * 1000)
-            for c in clients:
+            for c in phases[phase]:
                 if c.failed or c.ws is None or tick < c.offset:
                     continue
                 index = (tick - c.offset) % CYCLE

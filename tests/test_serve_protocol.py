@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -571,3 +572,13 @@ async def test_sigterm_closes_every_conversation_then_exits(profile: Path) -> No
             await proc.wait()
     rows = SessionLedger().conversations()
     assert len(rows) == 2 and {r.status for r in rows} == {"interrupted"} and all(r.ended_at for r in rows)
+
+
+def test_help_lists_serve_and_imports_no_server_module() -> None:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "voicekit", "--help"],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0 and "serve" in result.stdout
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "typer" in imported  # the trace is there
+    assert not {m for m in imported if m.split(".")[0] in ("starlette", "uvicorn", "websockets", "google")}
+    assert not {m for m in imported if m.startswith("voicekit.serve")}
