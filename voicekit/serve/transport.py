@@ -49,6 +49,8 @@ class FrameSource:
         """Queue a frame; ``None`` ends the input."""
         if frame is not None and len(self._frames) >= self._max:
             self._frames.popleft()
+            if not self.dropped:
+                log.warning("the conversation is %d frames behind its microphone: dropping the oldest", self._max)
             self.dropped += 1
         self._frames.append(frame)
         if self._waiter is not None and not self._waiter.done():
