@@ -13,7 +13,7 @@ case "$extras" in
 esac
 if [ "$extras" = dev ]; then
     # PulseAudio + its ALSA plugin: the device tests play and record on a null sink
-    system_packages+=(pulseaudio pulseaudio-utils libasound2-plugins chromium)
+    system_packages+=(pulseaudio pulseaudio-utils libasound2-plugins chromium postgresql)
 fi
 
 missing=()

@@ -84,6 +84,7 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
     except BaseException:
         ledger.end_conversation(conversation_id, turns=0, recording=None, status="failed")
         raise
+    remote.start_heartbeat()  # the ledger rows stay alive while the conversation runs
     observers = list(request.observers)
     if recorder is not None:
         observers.append(recorder)
@@ -96,6 +97,7 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
     conversation.conversation_id = conversation_id  # type: ignore[attr-defined]
 
     def finish(status: str) -> None:
+        remote.stop_heartbeat()
         if recorder is not None:
             recorder.close()
         ledger.end_conversation(

@@ -2,9 +2,11 @@
 
 ``list`` shows the ledger's recent conversations and every registered backend's active
 remote sessions (HeyGen, LiveAvatar, ...), marking *orphans*: sessions whose process
-ended without closing them. ``close`` stops sessions by id, all of them (``--all``) or
-the orphans (``--stale``); a session the service no longer knows counts as closed, so
-running it twice is harmless.
+ended without closing them (it stopped its heartbeat, or it ran on this host and is
+gone). With a PostgreSQL ledger (``VOICEKIT_LEDGER_URL``) that is every host of the
+fleet. ``close`` stops sessions by id, all of them (``--all``) or the orphans
+(``--stale``); a session the service no longer knows counts as closed, so running it
+twice is harmless.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ app = typer.Typer(help="Conversations and billable remote sessions.", no_args_is
 
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Only this backend's sessions (heygen, ...).")]  # noqa: UP045
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+StaleAfterOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045
+    "--stale-after", metavar="SECONDS", min=0.001,
+    help="A session without a heartbeat for this long is an orphan (default: VOICEKIT_STALE_AFTER_S, else 90).",
+)]
 
 
 @dataclass
@@ -38,6 +44,9 @@ class RemoteView:
     pid: int | None = None
     orphaned: bool = False
     note: str = ""
+    host: str | None = None
+    heartbeat_age: float | None = None  # seconds since its process last said it was alive
+    orphan_reason: str | None = None
 
 
 @dataclass
@@ -98,16 +107,12 @@ async def _aclose_all(managers: dict[str, RemoteSessionManager | str]) -> None:
 
 
 def _conversation_rows(ledger: SessionLedger, limit: int) -> list[dict[str, Any]]:
-    import socket
-
-    from voicekit.sessions import _pid_alive
-
     rows = []
     for conv in ledger.conversations(limit):
-        status = conv.status
-        if status == "running" and (conv.host != socket.gethostname() or not _pid_alive(conv.pid)):
-            status = "died"  # its process ended without closing it
-        rows.append({**asdict(conv), "status": status})
+        status = "died" if conv.died else conv.status  # its process ended without closing it
+        row = {**asdict(conv), "status": status}
+        del row["stale_after"]
+        rows.append(row)
     return rows
 
 
@@ -121,7 +126,8 @@ def _merge(ledger_rows: list[RemoteSessionRow], listed: dict[str, list[RemoteSes
                 name, info.remote_id, info.status, info.created_at,
                 ledger_id=row.id if row else None, conversation_id=row.conversation_id if row else None,
                 pid=row.pid if row else None, orphaned=bool(row and row.orphaned),
-                note="" if row else "opened elsewhere",
+                note="" if row else "opened elsewhere", host=row.host if row else None,
+                heartbeat_age=row.heartbeat_age if row else None, orphan_reason=row.orphan_reason if row else None,
             ))
     for row in ledger_rows:
         if (row.backend, row.remote_id) not in by_remote and row.remote_id:
@@ -133,24 +139,28 @@ def _merge(ledger_rows: list[RemoteSessionRow], listed: dict[str, list[RemoteSes
         views.append(RemoteView(
             row.backend, row.remote_id, "gone" if listed_backend and row.remote_id else row.state, row.opened_at,
             ledger_id=row.id, conversation_id=row.conversation_id, pid=row.pid, orphaned=row.orphaned, note=note,
+            host=row.host, heartbeat_age=row.heartbeat_age, orphan_reason=row.orphan_reason,
         ))
     return views
 
 
-async def _report(backend: str | None, limit: int) -> Report:
+async def _report(backend: str | None, limit: int, stale_after: float | None) -> Report:
     from voicekit.sessions import SessionLedger
 
-    ledger = SessionLedger()
-    managers = _managers(backend)
+    ledger = SessionLedger(stale_after=stale_after)
     try:
-        listed, errors = await _list_remote(managers)
+        managers = _managers(backend)
+        try:
+            listed, errors = await _list_remote(managers)
+        finally:
+            await _aclose_all(managers)
+        return Report(
+            conversations=_conversation_rows(ledger, limit),
+            sessions=_merge(ledger.remote_sessions(backend=backend), listed),
+            errors=errors,
+        )
     finally:
-        await _aclose_all(managers)
-    return Report(
-        conversations=_conversation_rows(ledger, limit),
-        sessions=_merge(ledger.remote_sessions(backend=backend), listed),
-        errors=errors,
-    )
+        ledger.close()
 
 
 @app.command("list")
@@ -158,11 +168,12 @@ def list_sessions(
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
     limit: Annotated[int, typer.Option("--limit", help="How many recent conversations to show.")] = 20,
+    stale_after: StaleAfterOpt = None,
 ) -> None:
     """Recent conversations and the open remote sessions of every avatar service (orphans marked)."""
     import json
 
-    report = asyncio.run(_report(backend, limit))
+    report = asyncio.run(_report(backend, limit, stale_after))
     if json_out:
         typer.echo(json.dumps({
             "conversations": report.conversations,
@@ -213,8 +224,8 @@ def _print_report(report: Report) -> None:
             table.add_column(name, no_wrap=True)  # ids are copied into `sessions close`: never cut them
         table.add_column("note")
         for v in report.sessions:
-            note = f"[red]orphan[/] (process {v.pid} ended)" + (f"; {v.note}" if v.note else "") if v.orphaned \
-                else v.note
+            note = f"[red]orphan[/] ({escape(v.orphan_reason or 'its process ended')})" \
+                + (f"; {v.note}" if v.note else "") if v.orphaned else v.note
             table.add_row(v.backend, v.remote_id or "-", v.status, _age(v.created_at), v.conversation_id or "-", note)
         console.print(table)
     else:
@@ -236,20 +247,24 @@ class Closed:
     message: str
 
 
-async def _close(ids: list[str], all_: bool, stale: bool, backend: str | None) -> list[Closed]:
+async def _close(ids: list[str], all_: bool, stale: bool, backend: str | None,
+                 stale_after: float | None = None) -> list[Closed]:
     from voicekit.sessions import SessionLedger
 
-    ledger = SessionLedger()
-    managers = _managers(backend)
+    ledger = SessionLedger(stale_after=stale_after)
     try:
-        if stale:
-            return await _close_rows(ledger, [r for r in ledger.orphans() if not backend or r.backend == backend],
-                                     managers)
-        if all_:
-            return await _close_everything(ledger, managers)
-        return await _close_ids(ledger, ids, managers, backend)
+        managers = _managers(backend)
+        try:
+            if stale:
+                orphans = [r for r in ledger.orphans() if not backend or r.backend == backend]
+                return await _close_rows(ledger, orphans, managers)
+            if all_:
+                return await _close_everything(ledger, managers)
+            return await _close_ids(ledger, ids, managers, backend)
+        finally:
+            await _aclose_all(managers)
     finally:
-        await _aclose_all(managers)
+        ledger.close()
 
 
 async def _close_one(ledger: SessionLedger, managers: dict[str, Any], name: str, remote_id: str) -> Closed:
@@ -276,9 +291,15 @@ async def _close_rows(ledger: SessionLedger, rows: list[RemoteSessionRow], manag
         result = await _close_one(ledger, managers, row.backend, row.remote_id)
         if result.ok:
             ledger.close_remote(row.id)
-            result.message += f" (left open by process {row.pid})"
+            result.message += f" (left open by process {row.pid}{_elsewhere(row)})"
         done.append(result)
     return done
+
+
+def _elsewhere(row: RemoteSessionRow) -> str:
+    from voicekit.sessions import host_id
+
+    return "" if row.host == host_id() else f" on {row.host}"
 
 
 async def _close_everything(ledger: SessionLedger, managers: dict[str, Any]) -> list[Closed]:
@@ -323,9 +344,12 @@ async def _close_ids(ledger: SessionLedger, ids: list[str], managers: dict[str, 
 def close(
     ids: Annotated[Optional[list[str]], typer.Argument(help="Session ids (remote or ledger ids).")] = None,  # noqa: UP045
     all_: Annotated[bool, typer.Option("--all", help="Close every open remote session.")] = False,
-    stale: Annotated[bool, typer.Option("--stale", help="Close sessions whose process ended (orphans).")] = False,
+    stale: Annotated[bool, typer.Option(
+        "--stale", help="Close orphans: sessions whose process ended or stopped its heartbeat, on any host.",
+    )] = False,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
+    stale_after: StaleAfterOpt = None,
 ) -> None:
     """Close remote sessions; one the service no longer knows counts as closed."""
     import json
@@ -333,7 +357,7 @@ def close(
     chosen = sum((bool(ids), all_, stale))
     if chosen != 1:
         raise typer.BadParameter("give session ids, or --all, or --stale (one of them)")
-    results = asyncio.run(_close(list(ids or []), all_, stale, backend))
+    results = asyncio.run(_close(list(ids or []), all_, stale, backend, stale_after))
     if json_out:
         typer.echo(json.dumps([asdict(r) for r in results], indent=2))
     else:
