@@ -146,3 +146,21 @@ def test_sigkilled_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
     assert info["video"]["end"] >= 2.0
     assert info["audio"]["end"] >= 2.0
     assert abs(info["video"]["end"] - info["audio"]["end"]) < 1.1
+
+
+async def test_avatar_outputs_record_to_record_dir(tmp_path: Path) -> None:
+    from voicekit.plugins.output._avatar import start_recorder
+    from voicekit.roles import BackendContext
+
+    room = rtc.Room()
+    context = BackendContext(extras={"record_dir": tmp_path / "rec"})
+    assert await start_recorder(context, room, False, "Test") is None  # record: false
+    assert await start_recorder(BackendContext(), room, True, "Test") is None  # no --record
+    recorder = await start_recorder(context, room, True, "Test")
+    assert isinstance(recorder, AvatarRecorder) and recorder.path == tmp_path / "rec" / "avatar.mp4"
+    vsrc, asrc = rtc.VideoSource(160, 120), rtc.AudioSource(48000, 1)
+    room.emit("track_subscribed", rtc.LocalVideoTrack.create_video_track("v", vsrc), None, None)
+    room.emit("track_subscribed", rtc.LocalAudioTrack.create_audio_track("a", asrc), None, None)
+    await _feed_tracks(vsrc, asrc, 0.6, (160, 120))
+    await recorder.aclose()
+    assert set(probe(str(tmp_path / "rec" / "avatar.mp4"))) == {"video", "audio"}

@@ -405,3 +405,20 @@ async def test_keep_alive_body_is_the_documented_one(fake: FakeHeyGen, ledger: S
     documented = sample("streaming_keep_alive.request.docs-best-practices.json")
     body = fake.calls_to("/v1/streaming.keep_alive")[0].body
     assert body.keys() == documented.keys() and body["session_id"] == out.session_id
+
+
+async def test_unreachable_room_only_warns_and_tasks_still_flow(fake: FakeHeyGen, ledger: SessionLedger,
+                                                               tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("livekit.rtc")
+    out = make(fake, ledger, connect_room=True, room_timeout_s=3, record=True)
+    out.context.extras["record_dir"] = tmp_path / "rec"
+    with caplog.at_level("INFO"):
+        async with out:
+            assert out.room is None and out.recorder is None
+            events = await collect(out, feed("Hello without a room."))
+    assert [type(e).__name__ for e in events] == ["SpeakingStarted", "SpeakingEnded"]
+    assert "could not join the avatar's LiveKit room ws://127.0.0.1:9" in caplog.text
+    assert "video is not recorded" in caplog.text
+    assert "watch the avatar: https://meet.livekit.io/custom?" in caplog.text
+    assert not (tmp_path / "rec" / "avatar.mp4").exists()
+    assert fake.active() == []
