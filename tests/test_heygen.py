@@ -407,8 +407,9 @@ async def test_keep_alive_body_is_the_documented_one(fake: FakeHeyGen, ledger: S
     assert body.keys() == documented.keys() and body["session_id"] == out.session_id
 
 
-async def test_unreachable_room_only_warns_and_tasks_still_flow(fake: FakeHeyGen, ledger: SessionLedger,
-                                                               tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_unreachable_room_only_warns_and_tasks_still_flow(
+    fake: FakeHeyGen, ledger: SessionLedger, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
     pytest.importorskip("livekit.rtc")
     out = make(fake, ledger, connect_room=True, room_timeout_s=3, record=True)
     out.context.extras["record_dir"] = tmp_path / "rec"
