@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voicekit.audio.pcm import frame_bytes, tone  # noqa: E402
-from voicekit.audio.sinks import AudioSink  # noqa: E402
-from voicekit.clock import now  # noqa: E402
-from voicekit.metrics import percentile  # noqa: E402
-from voicekit.pipeline import Conversation  # noqa: E402
-from voicekit.testing.scripted import ScriptedLLM, ScriptedOutput, ScriptedSTT  # noqa: E402
+from voicekit.audio.pcm import frame_bytes, tone
+from voicekit.audio.sinks import AudioSink
+from voicekit.clock import now
+from voicekit.metrics import percentile
+from voicekit.pipeline import Conversation
+from voicekit.testing.scripted import ScriptedLLM, ScriptedOutput, ScriptedSTT
 
 FRAME = frame_bytes(16000, 20)
 SPEECH_FRAMES, SILENCE_FRAMES, TURNS = 30, 70, 3
@@ -75,7 +75,7 @@ async def run_n(n: int) -> dict[str, float]:
             output=ScriptedOutput(ScriptedOutput.Options(first_audio_ms=50, ms_per_char=10)),
             sink=sink, source=feed.frames(),
         )
-        for feed, sink in zip(feeds, sinks)
+        for feed, sink in zip(feeds, sinks, strict=True)
     ]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tasks = [asyncio.create_task(c.run()) for c in conversations]
@@ -104,7 +104,7 @@ async def run_n(n: int) -> dict[str, float]:
     cpu = time.process_time() - cpu0
     added: list[float] = []
     missing = 0
-    for feed, sink in zip(feeds, sinks):
+    for feed, sink in zip(feeds, sinks, strict=True):
         for end in feed.speech_ends:
             first = next((t for t in sink.starts if t > end), None)
             if first is None:

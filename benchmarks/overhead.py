@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voicekit.audio.pcm import frame_bytes  # noqa: E402
-from voicekit.audio.sinks import NullSink  # noqa: E402
-from voicekit.metrics import percentile  # noqa: E402
-from voicekit.pipeline import Conversation  # noqa: E402
-from voicekit.roles import STT, STTStream  # noqa: E402
-from voicekit.testing.scripted import NullOutput, ScriptedLLM  # noqa: E402
+from voicekit.audio.pcm import frame_bytes
+from voicekit.audio.sinks import NullSink
+from voicekit.metrics import percentile
+from voicekit.pipeline import Conversation
+from voicekit.roles import STT, STTStream
+from voicekit.testing.scripted import NullOutput, ScriptedLLM
 
 
 class Probe:

@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voicekit.audio.pcm import frame_bytes, tone  # noqa: E402
-from voicekit.audio.sinks import AudioSink  # noqa: E402
-from voicekit.clock import now  # noqa: E402
-from voicekit.events import BotSentence, BotTurn, Event, Final, LLMDone, TurnMetrics  # noqa: E402
-from voicekit.metrics import percentile  # noqa: E402
-from voicekit.pipeline import Conversation  # noqa: E402
-from voicekit.testing.scripted import ScriptedLLM, ScriptedOutput, ScriptedSTT  # noqa: E402
+from voicekit.audio.pcm import frame_bytes, tone
+from voicekit.audio.sinks import AudioSink
+from voicekit.clock import now
+from voicekit.events import BotSentence, BotTurn, Event, Final, LLMDone, TurnMetrics
+from voicekit.metrics import percentile
+from voicekit.pipeline import Conversation
+from voicekit.testing.scripted import ScriptedLLM, ScriptedOutput, ScriptedSTT
 
 STT_SILENCE_MS, STT_FINAL_MS, LLM_FIRST_MS, LLM_WORD_MS, TTS_FIRST_MS = 100, 50, 300, 30, 120
 REPLY = "Sure, here is the first sentence. And a second one follows it. Then a third one ends the turn."

@@ -16,12 +16,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import wave
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "voicekit-example-plugin"

@@ -137,7 +137,7 @@ async def test_signal_mid_conversation_closes_the_session(tmp_path: Path, signum
             proc.send_signal(signum)
             try:
                 out, err = await asyncio.wait_for(proc.communicate(), 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 out, err = await proc.communicate()
                 pytest.fail(f"voicekit did not end after the signal: {err.decode()[-3000:]}")

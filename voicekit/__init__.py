@@ -13,7 +13,7 @@ _LAZY = {
     "hookimpl": "voicekit.hookspecs",
     "Profile": "voicekit.profiles",
     "load_profile": "voicekit.profiles",
-    "run_conversation": "voicekit.pipeline",
+    "run_conversation": "voicekit.runner",
     "Conversation": "voicekit.pipeline",
     "STT": "voicekit.roles",
     "LLM": "voicekit.roles",
@@ -30,11 +30,27 @@ if TYPE_CHECKING:
     from voicekit import events
     from voicekit.errors import VoicekitError
     from voicekit.hookspecs import hookimpl
-    from voicekit.pipeline import Conversation, run_conversation
+    from voicekit.pipeline import Conversation
     from voicekit.profiles import Profile, load_profile
     from voicekit.roles import LLM, STT, Capabilities, Message, Output, RealtimeSession, STTStream
+    from voicekit.runner import run_conversation
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "LLM",
+    "STT",
+    "Capabilities",
+    "Conversation",
+    "Message",
+    "Output",
+    "Profile",
+    "RealtimeSession",
+    "STTStream",
+    "VoicekitError",
+    "events",
+    "hookimpl",
+    "load_profile",
+    "run_conversation",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -150,7 +150,7 @@ def plot(report: BenchReport, path: Path) -> None:
     for key, label in parts:
         values = [float(t.get(key) or 0.0) for t in report.turns]
         ax.bar(turns, values, bottom=bottom, label=label)
-        bottom = [b + v for b, v in zip(bottom, values)]
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     v2v = [float(t.get("voice_to_voice_ms") or 0.0) for t in report.turns]
     ax.plot(turns, v2v, "k_", markersize=20, label="voice-to-voice")
     ax.set_xlabel("turn")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from voicekit.commands import bench, chat, devices, plugins, profiles, serve, sessions
 
@@ -51,7 +54,7 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-def _stderr():  # type: ignore[no-untyped-def]
+def _stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, emoji=False)
@@ -62,7 +65,7 @@ def _warn_orphans() -> None:
         from voicekit.sessions import orphan_warning
 
         message = orphan_warning()
-    except Exception:  # noqa: BLE001 - a ledger problem must not stop the command
+    except Exception:
         logging.getLogger(__name__).debug("orphan check failed", exc_info=True)
         return
     if message:

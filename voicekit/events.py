@@ -8,7 +8,7 @@ from these stamps only, never measured inside plugins.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from voicekit.clock import now
 
@@ -163,10 +163,11 @@ class ErrorEvent(Event):
     stage: Literal["input", "stt", "llm", "output", "sink", "engine"] = "engine"
 
 
-STTEvent = Union[SpeechStarted, SpeechEnded, Interim, Final, UtteranceEnd]
-LLMEvent = Union[TextDelta, LLMDone]
-OutputEvent = Union[AudioOut, SpeakingStarted, SpeakingEnded]
-RealtimeEvent = Union[SpeechStarted, SpeechEnded, Interim, Final, TextDelta, AudioOut, Interrupted, LLMDone]
-ConversationEvent = Union[
-    STTEvent, LLMEvent, OutputEvent, Interrupted, UserTurn, BotSentence, BotTurn, BargeIn, TurnMetrics, ErrorEvent
-]
+STTEvent = SpeechStarted | SpeechEnded | Interim | Final | UtteranceEnd
+LLMEvent = TextDelta | LLMDone
+OutputEvent = AudioOut | SpeakingStarted | SpeakingEnded
+RealtimeEvent = SpeechStarted | SpeechEnded | Interim | Final | TextDelta | AudioOut | Interrupted | LLMDone
+ConversationEvent = (
+    STTEvent | LLMEvent | OutputEvent | Interrupted | UserTurn | BotSentence | BotTurn | BargeIn | TurnMetrics
+    | ErrorEvent
+)

@@ -229,7 +229,7 @@ class Conversation:
         for observer in self.observers:
             try:
                 observer(event)
-            except Exception:  # noqa: BLE001 - a display or recorder bug must not end the call
+            except Exception:
                 log.exception("observer failed on %s", type(event).__name__)
 
     # --- input ----------------------------------------------------------------------
@@ -624,7 +624,7 @@ async def _quietly(coro: Any) -> None:
         log.warning("interrupt failed: %s", exc)
 
 
-def _primary(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+def _primary(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first real error inside a (nested) exception group."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):

@@ -168,7 +168,7 @@ class AvatarRecorder:
         self.attach(room)
         try:
             await asyncio.wait_for(room.connect(url, token, rtc_mod.RoomOptions(auto_subscribe=True)), timeout_s)
-        except (Exception, asyncio.TimeoutError) as exc:
+        except (TimeoutError, Exception) as exc:
             with contextlib.suppress(Exception):
                 await room.disconnect()
             raise BackendError(f"avatar recorder could not join the LiveKit room {url}: {exc}", retryable=True) from exc

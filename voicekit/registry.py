@@ -50,7 +50,7 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
                 continue
             try:
                 pm.register(ep.load(), name=ep.name)
-            except Exception as exc:  # noqa: BLE001 - any failure of a third party is reported, not raised
+            except Exception as exc:
                 broken[ep.name] = f"{type(exc).__name__}: {exc}"
                 log.debug("plugin %s failed to load", ep.name, exc_info=True)
     pm.voicekit_broken = broken  # type: ignore[attr-defined]

@@ -164,7 +164,7 @@ class STTStream:
             await self.run()
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # handed to the reader, who raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, who raises it
             self._events.put_nowait(exc)
         finally:
             self._events.put_nowait(None)

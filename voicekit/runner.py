@@ -89,7 +89,8 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
     if recorder is not None:
         observers.append(recorder)
     conversation = Conversation(
-        llm=llm, stt=stt, output=output, sink=sink, source=source,
+        llm=llm, stt=stt, output=output,  # type: ignore[arg-type]  # the registry built them for these roles
+        sink=sink, source=source,
         text_input=request.text_lines if request.text else None,
         mode=profile.turns.mode, vad=vad, observers=observers, recorder=recorder,
         fast=request.fast, language=profile.language, remote_sessions=remote,
@@ -181,4 +182,35 @@ async def run_chat(request: ChatRequest) -> ChatOutcome:
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        finish(status)
+
+
+async def run_conversation(
+    profile: str = "offline",
+    *,
+    input: Path | None = None,
+    output: Path | None = None,
+    record: Path | None = None,
+    overrides: Sequence[str] = (),
+    fast: bool = False,
+    observers: Sequence[Callable[[Event], None]] = (),
+) -> ConversationResult:
+    """Run one conversation from a profile, the library way (``voicekit chat`` without the display).
+
+    ``input``/``output`` are WAV files (``None``: microphone / speaker). Raises
+    :class:`voicekit.errors.VoicekitError` on bad input; cancelling the task ends the
+    conversation cleanly.
+    """
+    request = ChatRequest(profile=profile, overrides=overrides, input=input, output=output, record=record,
+                          fast=fast, observers=list(observers))
+    conversation, finish = await prepare(request)
+    status = "failed"
+    try:
+        result = await conversation.run()
+        status = "ended"
+        return result
+    except asyncio.CancelledError:
+        status = "interrupted"
+        raise
+    finally:
         finish(status)

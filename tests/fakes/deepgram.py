@@ -25,7 +25,7 @@ import json
 import signal
 import uuid
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -407,7 +407,7 @@ class _Session:
             "transaction_key": "deprecated",
             "request_id": self.request_id,
             "sha256": hashlib.sha256(self.log.audio).hexdigest(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "created": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "duration": round(len(self.log.audio) / 2 / self.rate, 3),
             "channels": 1,
             "models": ["c0d1a568-ce81-4fea-97e7-bd45cb1fdf3c"],

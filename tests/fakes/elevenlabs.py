@@ -207,7 +207,7 @@ class _Session:
             remaining = self.fake.idle_timeout_s - (time.monotonic() - last)
             try:
                 msg = await self.ws.receive(timeout=max(remaining, 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._error("input_timeout_exceeded", TIMEOUT_MESSAGE.format(t=self.fake.idle_timeout_s))
                 return
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):

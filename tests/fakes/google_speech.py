@@ -287,7 +287,7 @@ class FakeSpeechServer(FakeGoogleServer):
         wait = min(self.max_stream_s - (now - opened), self.idle_timeout_s - (now - last_audio))
         try:
             item = await asyncio.wait_for(queue.get(), max(wait, 0.001))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if time.monotonic() - opened >= self.max_stream_s:
                 await self._limit(record.version, context, record)
             await self._abort(context, record, grpc.StatusCode.OUT_OF_RANGE, IDLE_MESSAGE)

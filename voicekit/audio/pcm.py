@@ -52,7 +52,8 @@ def to_mono_int16(samples: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         data = samples.astype(np.float64) / (2**shift) if shift > 0 else samples.astype(np.float32)
     if data.ndim == 2:
         data = data.mean(axis=1)
-    return np.clip(np.rint(data), -32768, 32767).astype(np.int16)
+    mono: np.ndarray[Any, Any] = np.clip(np.rint(data), -32768, 32767).astype(np.int16)
+    return mono
 
 
 def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:

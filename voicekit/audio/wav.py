@@ -13,6 +13,7 @@ import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class WavInfo:
     frames: int
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, WavInfo]:  # type: ignore[type-arg]
+def read_wav(path: str | Path) -> tuple[np.ndarray[Any, Any], WavInfo]:
     """Read a RIFF/WAVE file into (frames, channels) samples; a clear error for anything else."""
     path = Path(path)
     if not path.exists():
@@ -72,7 +73,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, WavInfo]:  # type: ignore[ty
             samples = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
             samples = np.where(samples & 0x800000, samples - (1 << 24), samples).astype(np.int32) << 8
         else:
-            samples = np.frombuffer(raw, dtype={8: np.uint8, 16: "<i2", 32: "<i4"}[bits])
+            dtype: str = {8: "u1", 16: "<i2", 32: "<i4"}[bits]
+            samples = np.frombuffer(raw, dtype=dtype)
     elif tag == _FLOAT and bits in (32, 64):
         usable = len(body) - len(body) % (bits // 8 * channels)
         samples = np.frombuffer(body[:usable], dtype="<f4" if bits == 32 else "<f8")

@@ -38,8 +38,7 @@ def bench(
     for column in ("stage", "p50 ms", "p95 ms", "max ms", "n"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in report.stages.values():
-        fmt = lambda v: "–" if v is None else f"{v:.1f}"  # noqa: E731
-        table.add_row(stage["label"], fmt(stage["p50"]), fmt(stage["p95"]), fmt(stage["max"]), str(stage["count"]))
+        table.add_row(stage["label"], *(_ms(stage[key]) for key in ("p50", "p95", "max")), str(stage["count"]))
     console.print(table)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,3 +50,7 @@ def bench(
     if report.turns_completed < turns:
         console.print(f"[red]only {report.turns_completed} of {turns} turns completed[/]")
         raise typer.Exit(1)
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from voicekit.events import (
@@ -89,7 +89,7 @@ def parse(text: str) -> Message:
 
 
 def _timestamp() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def metrics_data(metrics: TurnMetrics) -> dict[str, list[dict[str, Any]]]:

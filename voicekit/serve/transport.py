@@ -166,7 +166,7 @@ class Outbox:
         """Wait (up to ``timeout`` s) until everything queued has been sent."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.debug("outbox not flushed in %.1f s", timeout)
 
 

@@ -64,7 +64,7 @@ async def _drain(events: AsyncIterable[Any], timeout: float, what: str) -> list[
 
     try:
         await asyncio.wait_for(collect(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pytest.fail(f"{what} did not end within {timeout} s; got {len(collected)} events: {_short(collected)}")
     return collected
 
@@ -72,7 +72,7 @@ async def _drain(events: AsyncIterable[Any], timeout: float, what: str) -> list[
 async def _next(events: AsyncIterator[Any], timeout: float, what: str) -> Any:
     try:
         return await asyncio.wait_for(events.__anext__(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pytest.fail(f"{what}: no event within {timeout} s")
     except StopAsyncIteration:
         pytest.fail(f"{what}: ended early")

@@ -326,7 +326,7 @@ class GeminiLiveLLM(LLM):
         while True:
             try:
                 update = await asyncio.wait_for(link.next_update(), self.options.reply_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise BackendError(
                     f"{self.label}: no reply within {self.options.reply_timeout_s:g} s", retryable=True
                 ) from None

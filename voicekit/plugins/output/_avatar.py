@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +65,11 @@ def _retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        from datetime import datetime, timezone
+        from datetime import datetime
         from email.utils import parsedate_to_datetime
 
         try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
         except (TypeError, ValueError):
             return None
 
@@ -369,7 +370,7 @@ async def connect_room(url: str, token: str, timeout_s: float, vendor: str) -> A
     room = rtc.Room()
     try:
         await asyncio.wait_for(room.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), timeout_s)
-    except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - the caller decides whether it is fatal
+    except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the caller decides whether it is fatal
         log.warning("%s: could not join the avatar's LiveKit room %s (%s); going on without it", vendor, url, exc)
         with contextlib.suppress(Exception):
             await room.disconnect()

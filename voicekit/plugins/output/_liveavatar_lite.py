@@ -42,12 +42,12 @@ class LiteChannel:
         websockets = import_sdk("websockets.asyncio.client", package="websockets", extra="avatar", backend="liveavatar")
         try:
             self._ws = await asyncio.wait_for(websockets.connect(self.ws_url, max_size=None), timeout_s)
-        except (OSError, asyncio.TimeoutError, Exception) as exc:
+        except (TimeoutError, OSError, Exception) as exc:
             raise BackendError(f"LiveAvatar LITE: cannot open the session websocket ({exc})", retryable=True) from exc
         self._reader = asyncio.get_running_loop().create_task(self._read(), name="liveavatar-ws")
         try:
             await asyncio.wait_for(self._connected.wait(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BackendError("LiveAvatar LITE: the session never reported 'connected'", retryable=True) from None
 
     async def _read(self) -> None:

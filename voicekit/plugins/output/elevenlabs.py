@@ -227,7 +227,7 @@ class ElevenLabsOutput(Output):
                 raise self._fatal from exc
             raise BackendError(f"{self.label}: ElevenLabs refused the websocket (HTTP {status})",
                                retryable=status >= 500 or status == 429) from exc
-        except (OSError, asyncio.TimeoutError, exceptions.WebSocketException) as exc:
+        except (TimeoutError, OSError, exceptions.WebSocketException) as exc:
             raise BackendError(f"{self.label}: cannot reach ElevenLabs at {self.http_base_url}: {exc}",
                                retryable=True) from exc
         self._ws = ws
@@ -338,7 +338,7 @@ class ElevenLabsOutput(Output):
                 waiting = state["closing"] or (timeline.attributor.aligned and timeline.attributor.pending)
                 try:
                     item = await asyncio.wait_for(queue.get(), self.options.timeout_s if waiting else None)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self._spawn(self._drop_socket())
                     raise BackendError(f"{self.label}: no audio from ElevenLabs within {self.options.timeout_s:g} s",
                                        retryable=True) from None

@@ -350,7 +350,7 @@ class LiveAvatarOutput(Output):
             room, self.room = self.room, None
             try:
                 await asyncio.wait_for(room.disconnect(), 5)
-            except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001
                 log.debug("leaving the LiveKit room failed: %s", exc)
         await self._stop_session()
         self._closed = True

@@ -396,7 +396,7 @@ class DeepgramStream(STTStream):
                     raise error
                 try:  # input is over (or the socket broke): the receiver sees the end
                     await asyncio.wait_for(asyncio.shield(receiver), self._opts.close_timeout_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.warning("deepgram sent no close within %.1f s after CloseStream", self._opts.close_timeout_s)
                     return
             receiver.result()

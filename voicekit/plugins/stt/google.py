@@ -234,7 +234,7 @@ class GoogleSTTStream(STTStream):
                 if sender.result() == "end":
                     try:
                         await asyncio.wait_for(asyncio.shield(reader), self.options.timeout_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         log.warning(
                             "%s: no end of stream %.0f s after the last audio", self.who, self.options.timeout_s
                         )
@@ -275,7 +275,7 @@ class GoogleSTTStream(STTStream):
             wait = (self.soft_s if age < self.soft_s else self.options.restart_after_s) - age
             try:
                 chunk = await asyncio.wait_for(self.queue.get(), max(wait, 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             more = self._take(self._coalesce(chunk))
             if not await self._send_pending(call):
@@ -335,7 +335,7 @@ class GoogleSTTStream(STTStream):
             self.progress.clear()
             try:
                 await asyncio.wait_for(self.progress.wait(), max(0.0, min(1.0, deadline - loop.time())))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
 
     def _finalized_until(self, absolute: int) -> None:
