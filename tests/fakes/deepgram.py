@@ -432,7 +432,15 @@ class _Session:
                 self.holding = True
                 await asyncio.sleep(due - loop.time())
                 self.holding = False
-            await self._send(msg)
+            try:
+                await self._send(msg)
+            except ConnectionClosed:
+                # the client went away: nothing more can be sent, so release whoever waits on the outbox
+                self.outbox.task_done()
+                while not self.outbox.empty():
+                    self.outbox.get_nowait()
+                    self.outbox.task_done()
+                return
             self.outbox.task_done()
 
     async def _close_when_sent(self) -> None:
