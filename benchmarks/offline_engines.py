@@ -95,7 +95,7 @@ async def pocketsphinx(final_pass: str) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
     await stt.aclose()
     # The slowest single chunk, measured on a decoder of the same kind.
-    decoder = stt._new_decoder()
+    decoder = stt._new_decoder("streaming")
     decoder.start_utt()
     worst = 0.0
     for i in range(0, len(audio) // 4, 640):

@@ -44,7 +44,7 @@ class PocketsphinxOptions(BackendOptions):
     """Options of the offline PocketSphinx recognizer."""
 
     language: str | None = Field(None, description="Only English (en) is available; default: the profile's language")
-    endpoint_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance")
+    endpoint_silence_ms: int = Field(400, ge=100, le=5000, description="Silence that ends an utterance")
     min_speech_ms: int = Field(150, ge=20, le=2000, description="Speech must last this long to start an utterance")
     vad: Literal["webrtc", "silero"] = Field("webrtc", description="Voice activity detector that finds utterances")
     vad_mode: int = Field(3, ge=0, le=3, description="webrtc aggressiveness, 0 (least) to 3 (most)")
@@ -58,6 +58,9 @@ class PocketsphinxOptions(BackendOptions):
     )
     comfort_noise_dbfs: float | None = Field(
         -57.0, le=-30, description="Level of the noise mixed into what the decoder hears; null: none"
+    )
+    flat_pass: bool = Field(
+        False, description="Run pocketsphinx's second (flat-lexicon) search at each endpoint: ~150 ms later Finals"
     )
     interim_results: bool = Field(True, description="Report partial hypotheses as Interim events")
     interim_interval_ms: int = Field(100, ge=20, description="How often to look for a new partial hypothesis")
@@ -105,7 +108,7 @@ class PocketsphinxSTT(STT):
 
         create_vad(self.options.vad, mode=self.options.vad_mode)  # a missing VAD engine fails now, not mid-stream
         # Loading a model takes ~0.4 s per decoder: load them side by side, off the loop.
-        decoders = await asyncio.gather(*(asyncio.to_thread(self._new_decoder) for _ in self.modes))
+        decoders = await asyncio.gather(*(asyncio.to_thread(self._new_decoder, mode) for mode in self.modes))
         for mode, decoder in zip(self.modes, decoders, strict=True):
             self._release(mode, decoder)
 
@@ -121,8 +124,12 @@ class PocketsphinxSTT(STT):
             raise VoicekitError("pocketsphinx: call start() (or use 'async with') before stream()")
         return PocketsphinxStream(self, language=language or "en")
 
-    def _new_decoder(self) -> Any:
+    def _new_decoder(self, mode: str) -> Any:
         config: dict[str, Any] = {"samprate": _SAMPLE_RATE, "loglevel": "FATAL"}
+        if mode == "streaming" and not self.options.flat_pass:
+            # The flat second pass costs ~150 ms at each endpoint and, measured on our
+            # test speech, does not lower the word error rate of streaming decoding.
+            config["fwdflat"] = False
         for option, key in (("acoustic_model", "hmm"), ("language_model", "lm"), ("dictionary", "dict")):
             if getattr(self.options, option):
                 config[key] = getattr(self.options, option)
@@ -135,7 +142,7 @@ class PocketsphinxSTT(STT):
         with self._lock:
             if self._idle[mode]:
                 return self._idle[mode].pop()
-        return self._new_decoder()
+        return self._new_decoder(mode)
 
     def _release(self, mode: str, decoder: Any) -> None:
         with self._lock:
