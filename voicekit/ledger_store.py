@@ -161,10 +161,23 @@ class SQLiteStore:
             db = self._sqlite.connect(self.path, timeout=self.timeout_s, isolation_level=None)
         try:
             if not self.readonly:
-                db.execute("PRAGMA journal_mode=WAL")
+                self._use_wal(db)
             yield db
         finally:
             db.close()
+
+    def _use_wal(self, db: Any) -> None:
+        """Switch to WAL. Switching takes an exclusive lock that SQLite's busy timeout does not
+        wait for, so processes creating the file at the same moment retry for a while."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except self._sqlite.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -290,6 +303,19 @@ class PostgresStore:
                     if getattr(conn, "broken", True):
                         conn.close()
         raise AssertionError("unreachable")
+
+    def _use_wal(self, db: Any) -> None:
+        """Switch to WAL. Switching takes an exclusive lock that SQLite's busy timeout does not
+        wait for, so processes creating the file at the same moment retry for a while."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except self._sqlite.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @staticmethod
     def _sql(sql: str) -> str:

@@ -39,6 +39,7 @@ class ChatRequest:
     source: Any = None  # a custom async iterable of 16 kHz frames (benchmarks, servers)
     sink_factory: Callable[[int], AudioSink] | None = None  # a custom sink, given the output rate
     ledger: SessionLedger | None = None
+    registry: Any = None  # a loaded voicekit.registry.Registry to reuse; None: load the plugins now
     warn: Callable[[str], None] = log.warning
 
 
@@ -57,9 +58,10 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
     from voicekit.registry import load_registry
 
     profile = load_profile(request.profile, request.overrides)
-    registry = load_registry()
+    registry = request.registry or load_registry()
     ledger = request.ledger or SessionLedger()
-    conversation_id = ledger.start_conversation(profile.name)
+    # a ledger write can wait on a lock or a network: keep it off the loop other conversations share
+    conversation_id = await asyncio.to_thread(ledger.start_conversation, profile.name)
     remote = RemoteSessions(ledger, conversation_id)
     context = BackendContext(
         language=profile.language,

@@ -58,9 +58,11 @@ def serve(
         console.print(f"voicekit serve: profile [bold]{loaded.name}[/], {mode}, listening on {url}  (page: {url}/, "
                       f"RTVI websocket: {url.replace('http', 'ws', 1)}/ws)", soft_wrap=True)
 
+    from voicekit.registry import load_registry
     from voicekit.sessions import SessionLedger
 
     config.ledger = SessionLedger()
+    config.registry = load_registry()
     signals = asyncio.run(run_server(config, host, port, on_ready=ready))
     if signals:
         console.print("voicekit serve: stopped, every conversation closed")

@@ -31,6 +31,7 @@ class ServeConfig:
     lookahead_ms: float = 60.0  # how far ahead of real time bot audio is sent
     ledger: Any = None  # a SessionLedger shared by the conversations; None: the runner's default
     observers: list[Any] = field(default_factory=list)  # more observers of every conversation's events
+    registry: Any = None  # loaded once and shared, so a new connection does not rescan the plugins
 
     def profile_overrides(self) -> list[str]:
         """The profile overrides of every conversation: the duplex mode first, so ``--set`` wins."""

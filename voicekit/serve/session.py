@@ -109,6 +109,7 @@ class ServeSession:
         request = ChatRequest(
             profile=self.config.profile, overrides=self.config.profile_overrides(), source=self.source,
             sink_factory=make_sink, observers=[observe], ledger=self.config.ledger, warn=log.warning,
+            registry=self.config.registry,
         )
         return await prepare(request)
 
