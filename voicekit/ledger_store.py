@@ -304,19 +304,6 @@ class PostgresStore:
                         conn.close()
         raise AssertionError("unreachable")
 
-    def _use_wal(self, db: Any) -> None:
-        """Switch to WAL. Switching takes an exclusive lock that SQLite's busy timeout does not
-        wait for, so processes creating the file at the same moment retry for a while."""
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                return
-            except self._sqlite.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
     @staticmethod
     def _sql(sql: str) -> str:
         return sql.replace("{now}", "EXTRACT(EPOCH FROM clock_timestamp())::double precision").replace("?", "%s")
