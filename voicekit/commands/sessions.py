@@ -11,7 +11,6 @@ twice is harmless.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -85,6 +84,8 @@ async def _list_remote(managers: dict[str, RemoteSessionManager | str]) -> tuple
             return name, await manager.list_active()
         except Exception as exc:  # noqa: BLE001 - reported on one line per backend
             return name, _one_line(exc)
+
+    import asyncio
 
     results = await asyncio.gather(*(one(n, m) for n, m in managers.items()))
     listed = {name: r for name, r in results if not isinstance(r, str)}
@@ -171,6 +172,7 @@ def list_sessions(
     stale_after: StaleAfterOpt = None,
 ) -> None:
     """Recent conversations and the open remote sessions of every avatar service (orphans marked)."""
+    import asyncio
     import json
 
     report = asyncio.run(_report(backend, limit, stale_after))
@@ -357,6 +359,8 @@ def close(
     chosen = sum((bool(ids), all_, stale))
     if chosen != 1:
         raise typer.BadParameter("give session ids, or --all, or --stale (one of them)")
+    import asyncio
+
     results = asyncio.run(_close(list(ids or []), all_, stale, backend, stale_after))
     if json_out:
         typer.echo(json.dumps([asdict(r) for r in results], indent=2))
