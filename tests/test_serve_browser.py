@@ -152,7 +152,9 @@ async def test_page_talks_with_the_server_in_chromium(tmp_path: Path) -> None:
         await tools.evaluate(session, "document.getElementById('connect').click()")
         stats = await poll(tools, session, "s.botReady && s.userFinals >= 1 && s.botAudioFrames >= 10 "
                                            "&& s.botOutputs >= 1", 30)
-        assert stats["micRate"] == 16000 and stats["micFrames"] > 50
+        # the mic streams (the server hearing the words, below, proves what it carried); how many frames
+        # went out before the reply depends on when capture started relative to the connection
+        assert stats["micRate"] == 16000 and stats["micFrames"] > 10
         assert stats["errors"] == [], stats["errors"]
         assert any(isinstance(e, SpeechStarted) for e in heard), "the server heard no speech"
         assert any(isinstance(e, Final) and e.text == "hello there" for e in heard)
