@@ -137,3 +137,9 @@ def test_any_wav_layout_is_accepted(tmp_path: Path) -> None:
     result = voicekit("chat", "--profile", str(profile), "--input", str(path), "--fast")
     assert result.returncode == 0, result.stderr
     assert "you: hello" in result.stdout
+
+
+def test_usage_errors_exit_2_with_usage() -> None:
+    result = voicekit("chat", "--bogus")
+    assert result.returncode == 2
+    assert "No such option: --bogus" in result.stderr and "Usage: " in result.stderr

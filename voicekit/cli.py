@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 app.command("chat")(chat.chat)
 app.command("devices")(devices.devices)
@@ -45,6 +44,8 @@ def root(
 
 
 def _setup_logging(verbose: bool) -> None:
+    import logging
+
     from rich.logging import RichHandler
 
     logging.basicConfig(
@@ -66,6 +67,8 @@ def _warn_orphans() -> None:
 
         message = orphan_warning()
     except Exception:
+        import logging
+
         logging.getLogger(__name__).debug("orphan check failed", exc_info=True)
         return
     if message:
@@ -76,6 +79,10 @@ def _warn_orphans() -> None:
 
 def _add_plugin_commands() -> None:
     """Let installed plugins add commands; a broken one is skipped (see 'voicekit plugins list')."""
+    from voicekit.plugins import third_party_plugins_installed
+
+    if not third_party_plugins_installed():
+        return  # built-in plugins add no commands: spare every start-up the plugin machinery
     from voicekit.registry import get_plugin_manager, plugin_label
 
     pm = get_plugin_manager()
@@ -83,38 +90,52 @@ def _add_plugin_commands() -> None:
         try:
             impl.function(app)
         except Exception:  # noqa: BLE001
+            import logging
+
             logging.getLogger(__name__).debug("plugin %s failed to add commands", plugin_label(pm, impl.plugin))
+
+
+def _usage_error_class() -> Any:
+    """The usage-error base of the click Typer runs on (recent Typer carries its own copy)."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click import ClickException  # type: ignore[assignment]
+    return ClickException
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into one line and an exit code."""
-    import click
-    from rich.markup import escape
-
     from voicekit.errors import VoicekitError
+
+    usage_error = _usage_error_class()
 
     try:
         _add_plugin_commands()
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _stderr().print("[yellow]interrupted[/]")
         sys.exit(130)
-    except click.ClickException as exc:
+    except usage_error as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _stderr().print("[yellow]interrupted[/]")
         sys.exit(130)
     except VoicekitError as exc:
+        from rich.markup import escape
+
         if _state["verbose"]:
             _stderr().print_exception()
         _stderr().print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, -v for details
+        from rich.markup import escape
+
         if _state["verbose"]:
             _stderr().print_exception()
         _stderr().print(f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))} (run with -v for details)",
