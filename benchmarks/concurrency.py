@@ -2,7 +2,7 @@
 
 N conversations with scripted services (STT final 150 ms after the end of speech, LLM
 first token 100 ms, TTS first audio 50 ms) each receive 20 ms frames in real time from
-one shared ticker, as a server receives them from its sockets: 600 ms of speech, then
+one shared ticker, spread over the 20 ms as a server receives them from its sockets: 600 ms of speech, then
 1.4 s of silence, three turns each, starts spread over one turn. Added latency =
 measured voice-to-voice − the 300 ms the services take. N grows until the p95 added
 latency passes the limit. Prints one JSON line (and one per N to stderr).
@@ -35,6 +35,7 @@ from voicekit.testing.scripted import ScriptedLLM, ScriptedOutput, ScriptedSTT
 FRAME = frame_bytes(16000, 20)
 SPEECH_FRAMES, SILENCE_FRAMES, TURNS = 30, 70, 3
 SERVICES_MS = 100 + 50 + 100 + 50
+PHASES = 10  # frame arrivals spread over 10 slots of 2 ms
 
 
 class FirstAudioSink(AudioSink):
@@ -67,6 +68,8 @@ async def run_n(n: int) -> dict[str, float]:
     silent = bytes(FRAME)
     script = (speech_frames + [silent] * SILENCE_FRAMES) * TURNS + [silent] * 20
     feeds = [Feed(random.randrange(0, SPEECH_FRAMES + SILENCE_FRAMES)) for _ in range(n)]
+    # like packets from many sockets, each conversation's frames arrive at its own phase of the 20 ms
+    phases: list[list[Feed]] = [feeds[p::PHASES] for p in range(PHASES)]
     sinks = [FirstAudioSink() for _ in range(n)]
     conversations = [
         Conversation(
@@ -83,13 +86,14 @@ async def run_n(n: int) -> dict[str, float]:
     total_ticks = max(f.offset for f in feeds) + len(script)
     cpu0, start = time.process_time(), now()
     lag: list[float] = []
-    for tick in range(total_ticks):
-        due = start + tick * 0.02
+    for step in range(total_ticks * PHASES):
+        tick, phase = divmod(step, PHASES)
+        due = start + tick * 0.02 + phase * 0.02 / PHASES
         delay = due - now()
         if delay > 0:
             await asyncio.sleep(delay)
         lag.append((now() - due) * 1000)
-        for feed in feeds:
+        for feed in phases[phase]:
             index = tick - feed.offset
             if 0 <= index < len(script):
                 feed.queue.put_nowait(script[index])

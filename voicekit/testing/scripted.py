@@ -92,9 +92,14 @@ class ScriptedSTTStream(STTStream):
         self._text = ""  # transcript of the open segment
         self._pending: set[asyncio.Task[None]] = set()
 
+    def push_audio(self, pcm: bytes) -> None:
+        # segmenting is cheap and never blocks: do it on the spot instead of waking a task per frame
+        if not self._input_ended and self._task is not None:
+            self._feed(pcm)
+
     async def run(self) -> None:
         try:
-            async for chunk in self.audio():
+            async for chunk in self.audio():  # only end_input comes through here now
                 self._feed(chunk)
             if self._in_speech:  # end of input closes the open segment
                 self._end_segment()
