@@ -66,8 +66,10 @@ class Backend:
     Options: ClassVar[type[BaseModel]]
     capabilities: ClassVar[Capabilities] = Capabilities()
     api_key_env: ClassVar[str | None] = None
+    api_key_fallback_envs: ClassVar[tuple[str, ...]] = ()  # read when api_key_env is not set
     extra: ClassVar[str | None] = None  # the pip extra that brings the vendor SDK
     name: str = ""  # the name it was registered under; set by the registry
+    key_source: str | None = None  # where api_key() found the key
 
     def __init__(self, options: Any = None, context: BackendContext | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -87,20 +89,22 @@ class Backend:
         await self.aclose()
 
     def api_key(self) -> str:
-        """The key from options (``api_key``) or from ``api_key_env``; a clear error if neither."""
-        opt = getattr(self.options, "api_key", None)
-        if opt is not None:
-            value = opt.get_secret_value() if hasattr(opt, "get_secret_value") else str(opt)
-            if value:
-                return str(value)
-        env = self.api_key_env
-        if env and os.environ.get(env):
-            return os.environ[env]
-        raise MissingSecretError(
-            f"{self.name or type(self).__name__}: no API key; set the environment variable {env}"
-            if env
-            else f"{self.name or type(self).__name__}: no API key set in the profile"
-        )
+        """The key from options (``api_key``), ``api_key_env`` or a ``api_key_fallback_envs``
+        variable, in that order; a clear error naming the variables if none is set.
+        ``key_source`` then says where it came from, for error messages."""
+        opt: Any = getattr(self.options, "api_key", None)
+        value = opt.get_secret_value() if hasattr(opt, "get_secret_value") else (str(opt) if opt else "")
+        if value:
+            self.key_source = f"{self.role}.api_key" + (f" (or {self.api_key_env})" if self.api_key_env else "")
+            return str(value)
+        for env in (self.api_key_env, *self.api_key_fallback_envs):
+            if env and os.environ.get(env):
+                self.key_source = env
+                return os.environ[env]
+        names = [env for env in (self.api_key_env, *self.api_key_fallback_envs) if env]
+        where = f"set the environment variable {names[0]}" + (
+            f" (or {', '.join(names[1:])})" if names[1:] else "") if names else "set api_key in the profile"
+        raise MissingSecretError(f"{self.name or type(self).__name__}: no API key; {where}")
 
     @property
     def label(self) -> str:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import email.utils
 import logging
-import os
 import random
 import re
 import time
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from voicekit.errors import AuthError, BackendError, MissingSecretError, VoicekitError
+from voicekit.errors import AuthError, BackendError, VoicekitError
 from voicekit.events import LLMDone, LLMEvent, TextDelta
 from voicekit.options import CloudOptions
 from voicekit.roles import LLM, BackendContext, Capabilities, Message, import_sdk
@@ -66,6 +65,7 @@ class GeminiLLM(LLM):
     Options: ClassVar[type[GeminiOptions]] = GeminiOptions
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
+    api_key_fallback_envs: ClassVar[tuple[str, ...]] = (FALLBACK_KEY_ENV,)
     extra: ClassVar[str | None] = "google"
     options: GeminiOptions
 
@@ -74,22 +74,6 @@ class GeminiLLM(LLM):
         self._client: Client | None = None
         self._types: Any = None
         self._errors: Any = None
-        self._key_source = self.api_key_env or ""
-
-    def api_key(self) -> str:
-        try:
-            key = super().api_key()
-            from_option = self.options.api_key is not None and bool(self.options.api_key.get_secret_value())
-            self._key_source = f"llm.api_key (or {self.api_key_env})" if from_option else str(self.api_key_env)
-            return key
-        except MissingSecretError:
-            if os.environ.get(FALLBACK_KEY_ENV):
-                self._key_source = FALLBACK_KEY_ENV
-                return os.environ[FALLBACK_KEY_ENV]
-            raise MissingSecretError(
-                f"{self.label}: no API key; set the environment variable {self.api_key_env} "
-                f"(or {FALLBACK_KEY_ENV})"
-            ) from None
 
     async def start(self) -> None:
         if self._client is not None:
@@ -238,7 +222,7 @@ class GeminiLLM(LLM):
             if code in (401, 403) or (code == 400 and is_bad_key(exc)):
                 return AuthError(
                     f"{who}: Gemini rejected the API key ({code} {status}: {message}); "
-                    f"set {self._key_source or self.api_key_env} to a valid key"
+                    f"set {self.key_source or self.api_key_env} to a valid key"
                 )
             if code == 404:
                 return BackendError(

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from voicekit.errors import AuthError, BackendError, MissingSecretError, VoicekitError
+from voicekit.errors import AuthError, BackendError, VoicekitError
 from voicekit.events import LLMDone, LLMEvent, TextDelta
 from voicekit.options import CloudOptions
 from voicekit.plugins.llm.gemini_live_link import LiveLink
@@ -106,6 +106,7 @@ class GeminiLiveLLM(LLM):
     Options: ClassVar[type[GeminiLiveOptions]] = GeminiLiveOptions
     capabilities: ClassVar[Capabilities] = AUDIO_CAPABILITIES  # set again per instance: it depends on the mode
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
+    api_key_fallback_envs: ClassVar[tuple[str, ...]] = (FALLBACK_KEY_ENV,)
     extra: ClassVar[str | None] = "google"
     options: GeminiLiveOptions
 
@@ -115,7 +116,6 @@ class GeminiLiveLLM(LLM):
         self.capabilities = AUDIO_CAPABILITIES if self.mode == "audio" else TEXT_CAPABILITIES  # type: ignore[misc]
         self._client: Any = None
         self._types: Any = None
-        self._key_source: str | None = None  # where the key came from, for error messages
         self._links: list[LiveLink] = []
         self._text_link: LiveLink | None = None
         self._text_transcript: Transcript = []
@@ -134,20 +134,6 @@ class GeminiLiveLLM(LLM):
         return self.options.response_modality == "auto" and self.native_audio
 
     # --- credentials and client ---------------------------------------------------------
-
-    def api_key(self) -> str:
-        try:
-            key = super().api_key()
-            from_option = self.options.api_key is not None and bool(self.options.api_key.get_secret_value())
-            self._key_source = f"llm.api_key (or {self.api_key_env})" if from_option else str(self.api_key_env)
-            return key
-        except MissingSecretError:
-            if os.environ.get(FALLBACK_KEY_ENV):
-                self._key_source = FALLBACK_KEY_ENV
-                return os.environ[FALLBACK_KEY_ENV]
-            raise MissingSecretError(
-                f"{self.label}: no API key; set the environment variable {self.api_key_env} (or {FALLBACK_KEY_ENV})"
-            ) from None
 
     async def start(self) -> None:
         if self._client is None:
@@ -365,8 +351,8 @@ class GeminiLiveLLM(LLM):
         text = reason.lower()
         said = f" (server said: {code} {reason})" if reason else f" ({code})"
         if code in (401, 403) or "api key" in text or "unauthenticated" in text or "permission_denied" in text:
-            where = "your Google Cloud credentials" if self.options.vertexai and self._key_source is None else None
-            fix = f"check {where}" if where else f"set a valid key in {self._key_source or self.api_key_env}"
+            where = "your Google Cloud credentials" if self.options.vertexai and self.key_source is None else None
+            fix = f"check {where}" if where else f"set a valid key in {self.key_source or self.api_key_env}"
             return AuthError(f"{self.label}: the Gemini Live service rejected the API key{said}; {fix}")
         if code == 404 and "model" not in text:
             return BackendError(f"{self.label}: no Live endpoint at this address{said}; check llm.base_url")
