@@ -51,8 +51,8 @@ _TABLES = (
 _MIGRATE_1_TO_2 = (
     "ALTER TABLE conversations ADD COLUMN heartbeat_at {real}",
     "ALTER TABLE remote_sessions ADD COLUMN heartbeat_at {real}",
-    "UPDATE conversations SET heartbeat_at = started_at",
-    "UPDATE remote_sessions SET heartbeat_at = opened_at",
+    "UPDATE conversations SET heartbeat_at = started_at WHERE heartbeat_at IS NULL",
+    "UPDATE remote_sessions SET heartbeat_at = opened_at WHERE heartbeat_at IS NULL",
 )
 
 Statement = tuple[str, Sequence[Any]]
@@ -329,7 +329,8 @@ class PostgresStore:
             found = self._version_of(conn)
             _check_version(found, self.where)
             for statement in _schema_statements(found, "DOUBLE PRECISION"):
-                conn.execute(statement)
+                # idempotent even if another process's migration is seen half-way
+                conn.execute(statement.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS "))
             if found != SCHEMA_VERSION:
                 conn.execute("INSERT INTO voicekit_schema (id, version) VALUES (1, %s) "
                              "ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version", (SCHEMA_VERSION,))
