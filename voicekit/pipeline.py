@@ -21,6 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from voicekit import realtime
 from voicekit.audio.pcm import StreamResampler
 from voicekit.audio.sinks import AudioSink
 from voicekit.clock import now
@@ -32,7 +33,6 @@ from voicekit.events import (
     Event,
     Final,
     Interim,
-    Interrupted,
     LLMDone,
     SpeakingEnded,
     SpeakingStarted,
@@ -46,15 +46,12 @@ from voicekit.events import BotTurn as BotTurnEvent
 from voicekit.metrics import TurnClock
 from voicekit.roles import LLM, STT, Message, Output, RealtimeSession, STTStream
 from voicekit.sentences import SentenceSplitter
-from voicekit.turns import BotTurn, DuplexMode, SentenceProgress
+from voicekit.turns import AUDIO, SENTENCE, SENTENCE_END, STOP, TURN_END, BotTurn, DuplexMode, SentenceProgress
 
 log = logging.getLogger(__name__)
 
 Observer = Callable[[Event], None]
 AudioFilter = Callable[[bytes], "bytes | None"]
-
-# playback queue item kinds
-_SENTENCE, _AUDIO, _SENTENCE_END, _TURN_END, _STOP = range(5)
 
 
 class Recorder(Protocol):
@@ -130,7 +127,6 @@ class Conversation:
         self._pending_user: list[str] = []
         self._last_speech_end: float | None = None
         self._last_speech_start: float | None = None
-        self._user_speaking = False
         self._input_s = 0.0  # seconds of audio taken from the source so far
         self._last_turn_end: float | None = None
         self._mic_open = asyncio.Event()
@@ -142,7 +138,6 @@ class Conversation:
         self._session: RealtimeSession | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._resamplers: dict[int, StreamResampler] = {}
-        self._input_done = False
 
     # --- public ---------------------------------------------------------------------
 
@@ -167,7 +162,7 @@ class Conversation:
                         if self.source is not None:
                             tg.create_task(self._pump_audio(), name="audio-pump")
                         if self._session is not None:
-                            tg.create_task(self._read_realtime(), name="realtime-reader")
+                            tg.create_task(realtime.read_events(self), name="realtime-reader")
                         elif self._stt_stream is not None:
                             tg.create_task(self._read_stt(), name="stt-reader")
                 except BaseExceptionGroup as group:
@@ -190,7 +185,7 @@ class Conversation:
         if self._session is not None:
             assert self._tg is not None
             self._tg.create_task(self._session.send_text(text), name="realtime-text")
-            self._realtime_user_said(text, t)
+            realtime.user_said(self, text, t)
         else:
             self._user_said(text, t)
 
@@ -260,12 +255,11 @@ class Conversation:
                             self._on_speech_edge(self._when_it_happened(event))
                     push(frame)
         finally:
-            self._input_done = True
             if self._stt_stream is not None:
                 self._stt_stream.end_input()
         if self._session is not None:
             await self._session.end_input()
-            await self._drain_realtime()
+            await realtime.drain(self)
 
     async def _read_text(self) -> None:
         assert self.text_input is not None
@@ -275,7 +269,7 @@ class Conversation:
                 await self._wait_idle()
         await self._wait_idle()
         if self.source is None:
-            self._playback.put_nowait((_STOP, None, None))
+            self._playback.put_nowait((STOP, None, None))
 
     async def _read_stt(self) -> None:
         assert self._stt_stream is not None
@@ -293,7 +287,7 @@ class Conversation:
             else:
                 self._emit(event)
         await self._wait_idle()
-        self._playback.put_nowait((_STOP, None, None))
+        self._playback.put_nowait((STOP, None, None))
 
     def _when_it_happened(self, event: SpeechStarted | SpeechEnded) -> SpeechStarted | SpeechEnded:
         """A VAD reports an edge after its hangover; stamp it when the speech really
@@ -315,12 +309,10 @@ class Conversation:
         # with a VAD in the chain its edges time the turn; a service's endpoint comes later
         timing = self.vad is None or event.source == "vad"
         if isinstance(event, SpeechStarted):
-            self._user_speaking = True
             if timing:
                 self._last_speech_start = event.t
             self._maybe_barge_in(event.t)
             return
-        self._user_speaking = False
         if not timing:
             return
         self._last_speech_end = event.t
@@ -377,13 +369,13 @@ class Conversation:
                         break
                     if isinstance(event, AudioOut):
                         turn.clock.mark("first_output", event.t)
-                        self._playback.put_nowait((_AUDIO, turn, event))
+                        self._playback.put_nowait((AUDIO, turn, event))
                     elif isinstance(event, SpeakingStarted):
                         if self._remote_output:
                             turn.clock.mark("first_output", event.t)
-                        self._playback.put_nowait((_SENTENCE, turn, event.text))
+                        self._playback.put_nowait((SENTENCE, turn, event.text))
                     elif isinstance(event, SpeakingEnded):
-                        self._playback.put_nowait((_SENTENCE_END, turn, event.text))
+                        self._playback.put_nowait((SENTENCE_END, turn, event.text))
             await llm_task
         finally:
             if not llm_task.done():
@@ -391,7 +383,7 @@ class Conversation:
                 with contextlib.suppress(asyncio.CancelledError):
                     await llm_task
         if not turn.cancelled:
-            self._playback.put_nowait((_TURN_END, turn, None))
+            self._playback.put_nowait((TURN_END, turn, None))
 
     async def _write_reply(self, turn: BotTurn, sentences: asyncio.Queue[str | None]) -> None:
         splitter = SentenceSplitter()
@@ -487,21 +479,21 @@ class Conversation:
         queue, sink = self._playback, self.sink
         while True:
             kind, turn, payload = await queue.get()
-            if kind == _STOP:
+            if kind == STOP:
                 return
             assert turn is not None
             if turn.cancelled or turn.finished:
                 continue
-            if kind == _AUDIO:
+            if kind == AUDIO:
                 await self._play_audio(turn, payload)
-            elif kind == _SENTENCE:
+            elif kind == SENTENCE:
                 turn.sentences.append(SentenceProgress(payload))
                 if self._remote_output:
                     self._started_speaking(turn, now())
-            elif kind == _SENTENCE_END:
+            elif kind == SENTENCE_END:
                 if turn.sentences:
                     turn.sentences[-1].synthesized = turn.sentences[-1].played = True
-            elif kind == _TURN_END:
+            elif kind == TURN_END:
                 resampler = self._resamplers.pop(turn.index, None)
                 if resampler is not None and (tail := resampler.flush()):
                     await sink.play(tail)
@@ -537,79 +529,6 @@ class Conversation:
             turn.clock.mark("first_played", t)
             if self.mode == "half_duplex":
                 self._mic_open.clear()
-
-    # --- realtime models --------------------------------------------------------------
-
-    async def _read_realtime(self) -> None:
-        assert self._session is not None
-        async for event in self._session:
-            turn = self._turn
-            if isinstance(event, (SpeechStarted, SpeechEnded)):
-                self._on_speech_edge(event)
-            elif isinstance(event, Interim):
-                self._emit(event)
-            elif isinstance(event, Final):
-                self._emit(event)
-                if event.text.strip():
-                    self._realtime_user_said(event.text.strip(), event.t)
-            elif isinstance(event, TextDelta):
-                turn = turn or self._realtime_turn(event.t)
-                turn.clock.mark("first_token", event.t)
-                turn.text += event.text
-                self._emit(event)
-            elif isinstance(event, AudioOut):
-                turn = turn or self._realtime_turn(event.t)
-                turn.clock.mark("first_token", event.t)
-                turn.clock.mark("first_output", event.t)
-                self._playback.put_nowait((_AUDIO, turn, event))
-            elif isinstance(event, Interrupted):
-                if turn is not None and not turn.finished:
-                    self._emit(BargeIn(turn.index, t=event.t))
-                    self._cancel_turn(turn, spoken=True)
-            elif isinstance(event, LLMDone):
-                self._emit(event)
-                if turn is not None and not turn.finished:
-                    if event.text and not turn.text:
-                        turn.text = event.text
-                    self._playback.put_nowait((_TURN_END, turn, None))
-
-    def _realtime_user_said(self, text: str, t: float) -> None:
-        turn = self._turn
-        if turn is not None and not turn.finished and not turn.user_text:
-            turn.user_text = text  # the model began its answer before this transcript arrived
-            self.history.append(Message("user", text))
-            self._emit(UserTurn(text, turn.index, t=t))
-            return
-        if turn is not None and not turn.finished:
-            self._finish_turn(turn, interrupted=turn.cancelled or not turn.audio_started)
-        self._start_turn(text, t)
-
-    def _realtime_turn(self, t: float) -> BotTurn:
-        """The model started answering before its transcript of the user arrived."""
-        self._turn_count += 1
-        clock = TurnClock(self._turn_count, speech_end=self._speech_end_of_this_utterance(), final=t)
-        turn = BotTurn(self._turn_count, "", clock)
-        self._turn = turn
-        self._idle.clear()
-        return turn
-
-    async def _drain_realtime(self) -> None:
-        """After the input ends, give the model time to answer what it last heard: wait
-        until it has been quiet for a second after answering (five if the user's last
-        words are still unanswered), at most ``drain_timeout_s``."""
-        deadline = now() + self.drain_timeout_s
-        quiet_since, seen = now(), self._turn_count
-        while now() < deadline:
-            if self._turn_count != seen or not self._idle.is_set():
-                quiet_since, seen = now(), self._turn_count
-            spoke, answered = self._last_speech_end, self._last_turn_end
-            unanswered = spoke is not None and (answered is None or answered < spoke)
-            if now() - quiet_since > (5.0 if unanswered else 1.0):
-                break
-            await asyncio.sleep(0.05)
-        self._playback.put_nowait((_STOP, None, None))
-        assert self._session is not None
-        await self._session.aclose()
 
 
 async def _drain(queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:

@@ -10,6 +10,9 @@ from voicekit.metrics import TurnClock
 
 DuplexMode = Literal["half_duplex", "full_duplex"]
 
+# what the playback queue carries, in order: a sentence starts, its audio, it ends; a turn ends; stop
+SENTENCE, AUDIO, SENTENCE_END, TURN_END, STOP = range(5)
+
 
 @dataclass
 class SentenceProgress:
