@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from voicekit.audio.sinks import AudioSink, NullSink, WavFileSink
-from voicekit.errors import AudioDeviceError, VoicekitError
+from voicekit.errors import VoicekitError
 from voicekit.events import Event
 from voicekit.pipeline import Conversation, ConversationResult
 from voicekit.roles import BackendContext
@@ -120,7 +120,7 @@ def _open_sink(request: ChatRequest, rate: int) -> AudioSink:
         from voicekit.audio.devices import SpeakerSink
 
         return SpeakerSink(request.output_device, sample_rate=rate)
-    except (AudioDeviceError, VoicekitError) as exc:
+    except VoicekitError as exc:  # no speaker, or no pyaudio
         if request.input is None and not request.text:
             raise
         request.warn(f"{exc}; the reply is not played (write it with --output FILE.wav)")

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from tests.fakes.aiohttp_service import AiohttpService
+
 DEFAULT_KEY = "test-elevenlabs-key"
 TIMEOUT_MESSAGE = (
     "Have not received a new text input within the timeout of {t:.1f} seconds. Streaming input terminated. "
@@ -62,7 +64,7 @@ class Connection:
 
 
 @dataclass
-class ElevenLabsFake:
+class ElevenLabsFake(AiohttpService):
     """The fake service: its behaviour knobs and what it recorded."""
 
     api_key: str = DEFAULT_KEY
@@ -91,29 +93,6 @@ class ElevenLabsFake:
         app.router.add_get("/v1/text-to-speech/{voice}/stream-input", self._websocket)
         app.router.add_get("/v1/text-to-speech/{voice}/multi-stream-input", self._websocket)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://{host}:{bound}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> ElevenLabsFake:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # --- HTTP ------------------------------------------------------------------------
 

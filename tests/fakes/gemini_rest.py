@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.aiohttp_service import AiohttpService
+
 DEFAULT_KEY = "test-gemini-key"
 
 
@@ -69,7 +71,7 @@ class RecordedRequest:
 
 
 @dataclass
-class GeminiFake:
+class GeminiFake(AiohttpService):
     """The fake service's state: scripted replies, queued faults, latencies, recorded requests."""
 
     api_key: str = DEFAULT_KEY
@@ -89,29 +91,6 @@ class GeminiFake:
         app = web.Application()
         app.router.add_post("/{version}/models/{target}", self._handle)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://{host}:{bound}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> GeminiFake:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # --- protocol --------------------------------------------------------------
 
