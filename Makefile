@@ -12,10 +12,9 @@ chat:  ## talk to the offline default through your microphone and speaker
 test:  ## install everything needed (system packages too, when root) and run the tests
 	scripts/test.sh
 
-lint:
+lint:  ## ruff (lint and format) and mypy --strict, as CI runs them
 	@scripts/setup.sh dev
-	.venv/bin/ruff check voicekit tests benchmarks
-	.venv/bin/mypy voicekit
+	scripts/lint.sh
 
 clean:
 	rm -rf .venv out .pytest_cache

@@ -155,17 +155,30 @@ async def main() -> None:
     current, peak = rss_mb()
     ends = durations(out)
     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    print(json.dumps({
-        "mode": "fast" if args.fast else "realtime", "minutes": args.minutes, "size": f"{WIDTH}x{HEIGHT}@{FPS}",
-        "preset": args.preset,
-        "rss_peak_mb": round(peak, 1), "rss_end_mb": round(current, 1), "rss_before_mb": round(baseline, 1),
-        "rss_slope_mb_per_min_after_1min": None if (s := sampler.slope_after(60)) is None else round(s, 2),
-        "encode_fps": round(stats.video_encoded / wall, 1), "cpu_cores": round(cpu / wall, 2),
-        "frames_in": stats.video_in, "frames_encoded": stats.video_encoded, "frames_dropped": stats.video_dropped,
-        "audio_dropped_samples": stats.audio_samples_dropped,
-        "video_duration_s": round(ends.get("video", 0.0), 2), "audio_duration_s": round(ends.get("audio", 0.0), 2),
-        "file_mb": round(out.stat().st_size / 1e6, 1), "wall_s": round(wall, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "mode": "fast" if args.fast else "realtime",
+                "minutes": args.minutes,
+                "size": f"{WIDTH}x{HEIGHT}@{FPS}",
+                "preset": args.preset,
+                "rss_peak_mb": round(peak, 1),
+                "rss_end_mb": round(current, 1),
+                "rss_before_mb": round(baseline, 1),
+                "rss_slope_mb_per_min_after_1min": None if (s := sampler.slope_after(60)) is None else round(s, 2),
+                "encode_fps": round(stats.video_encoded / wall, 1),
+                "cpu_cores": round(cpu / wall, 2),
+                "frames_in": stats.video_in,
+                "frames_encoded": stats.video_encoded,
+                "frames_dropped": stats.video_dropped,
+                "audio_dropped_samples": stats.audio_samples_dropped,
+                "video_duration_s": round(ends.get("video", 0.0), 2),
+                "audio_duration_s": round(ends.get("audio", 0.0), 2),
+                "file_mb": round(out.stat().st_size / 1e6, 1),
+                "wall_s": round(wall, 1),
+            }
+        )
+    )
     if args.out is None:
         out.unlink()
         out.parent.rmdir()

@@ -36,21 +36,30 @@ from voicekit.testing.speech import synthesize  # noqa: E402
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     deepgram = FakeDeepgram(script=["what is the weather like"], final_delay_ms=args.stt_ms)
-    gemini = GeminiFake(replies=[["It is sunny ", "and warm today. ", "Take a hat ", "if you go out."]] * args.turns,
-                        first_chunk_delay_s=args.llm_ms / 1000, chunk_delay_s=args.llm_chunk_ms / 1000)
+    gemini = GeminiFake(
+        replies=[["It is sunny ", "and warm today. ", "Take a hat ", "if you go out."]] * args.turns,
+        first_chunk_delay_s=args.llm_ms / 1000,
+        chunk_delay_s=args.llm_chunk_ms / 1000,
+    )
     eleven = ElevenLabsFake(first_audio_delay_s=args.tts_ms / 1000)
     await deepgram.start()
     gemini_url, eleven_url = await gemini.start(), await eleven.start()
-    os.environ.update({"DEEPGRAM_API_KEY": deepgram.api_key, "GEMINI_API_KEY": GEMINI_KEY,
-                       "ELEVENLABS_API_KEY": ELEVENLABS_KEY})
+    os.environ.update(
+        {"DEEPGRAM_API_KEY": deepgram.api_key, "GEMINI_API_KEY": GEMINI_KEY, "ELEVENLABS_API_KEY": ELEVENLABS_KEY}
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             clip = Path(tmp) / "question.wav"
             write_wav(clip, synthesize("what is the weather like"), 16000)
             request = BenchRequest(
-                profile="deepgram-elevenlabs", inputs=[clip], turns=args.turns,
-                overrides=[f"stt.base_url=http://127.0.0.1:{deepgram.port}", f"llm.base_url={gemini_url}",
-                           f"output.base_url={eleven_url}"],
+                profile="deepgram-elevenlabs",
+                inputs=[clip],
+                turns=args.turns,
+                overrides=[
+                    f"stt.base_url=http://127.0.0.1:{deepgram.port}",
+                    f"llm.base_url={gemini_url}",
+                    f"output.base_url={eleven_url}",
+                ],
             )
             report = await run_bench(request)
     finally:
@@ -62,8 +71,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     return {
         "benchmark": "bench_simulated",
         "profile": report.profile,
-        "service_latencies_ms": {"stt": args.stt_ms, "llm_first": args.llm_ms, "llm_chunk": args.llm_chunk_ms,
-                                 "tts_first": args.tts_ms},
+        "service_latencies_ms": {
+            "stt": args.stt_ms,
+            "llm_first": args.llm_ms,
+            "llm_chunk": args.llm_chunk_ms,
+            "tts_first": args.tts_ms,
+        },
         "turns_completed": report.turns_completed,
         "stages": {k: {"p50": v["p50"], "p95": v["p95"], "max": v["max"]} for k, v in report.stages.items()},
     }

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from voicekit.audio.pcm import frame_bytes, tone
 from voicekit.audio.sinks import AudioSink
 from voicekit.clock import now
-from voicekit.metrics import percentile
-from voicekit.pipeline import Conversation
+from voicekit.engine.conversation import Conversation
+from voicekit.engine.metrics import percentile
 from voicekit.testing.scripted import ScriptedLLM, ScriptedOutput, ScriptedSTT
 
 FRAME = frame_bytes(16000, 20)
@@ -76,7 +76,8 @@ async def run_n(n: int) -> dict[str, float]:
             stt=ScriptedSTT(ScriptedSTT.Options(min_silence_ms=100, final_delay_ms=50)),
             llm=ScriptedLLM(ScriptedLLM.Options(replies=["Okay. Sure."], first_token_ms=100)),
             output=ScriptedOutput(ScriptedOutput.Options(first_audio_ms=50, ms_per_char=10)),
-            sink=sink, source=feed.frames(),
+            sink=sink,
+            source=feed.frames(),
         )
         for feed, sink in zip(feeds, sinks, strict=True)
     ]

@@ -1,7 +1,7 @@
 """Engine cost per 20 ms audio frame, with no-op backends.
 
 A frame travels source → N pass-through audio stages → VAD → STT stream, through the
-real :class:`voicekit.pipeline.Conversation`. Modes:
+real :class:`voicekit.engine.conversation.Conversation`. Modes:
 
 - ``burst``: frames as fast as the engine takes them (CPU per frame, throughput);
 - ``pingpong``: one frame at a time, the next only after the STT received the last
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from voicekit.audio.pcm import frame_bytes
 from voicekit.audio.sinks import NullSink
-from voicekit.metrics import percentile
-from voicekit.pipeline import Conversation
+from voicekit.engine.conversation import Conversation
+from voicekit.engine.metrics import percentile
 from voicekit.roles import STT, STTStream
 from voicekit.testing.scripted import NullOutput, ScriptedLLM
 
@@ -94,8 +94,13 @@ async def run(stages: int, frames: int, mode: str, vad: str) -> dict[str, object
 
         vad_impl = create_vad(vad)
     conversation = Conversation(
-        stt=NoopSTT(probe), llm=ScriptedLLM(), output=NullOutput(), sink=NullSink(24000, realtime=False),
-        source=source(), filters=[(lambda pcm: pcm) for _ in range(stages)], vad=vad_impl,
+        stt=NoopSTT(probe),
+        llm=ScriptedLLM(),
+        output=NullOutput(),
+        sink=NullSink(24000, realtime=False),
+        source=source(),
+        filters=[(lambda pcm: pcm) for _ in range(stages)],
+        vad=vad_impl,
     )
     await conversation.run()
     cpu, wall = clock["cpu1"] - clock["cpu0"], clock["wall1"] - clock["wall0"]

@@ -43,7 +43,7 @@ import websockets
 
 from voicekit.audio.pcm import frame_bytes, tone
 from voicekit.clock import now
-from voicekit.metrics import percentile
+from voicekit.engine.metrics import percentile
 from voicekit.serve.wire import AudioFrame, MessageFrame, decode, encode
 
 PROFILE = """\
@@ -93,8 +93,11 @@ class LoadClient:
                     msg = json.loads(frame.data)
                     kind = msg["type"]
                     if kind == "metrics":
-                        self.server_v2v += [m["value"] * 1000 for m in msg["data"]["processing"]
-                                            if m["processor"] == "voicekit:voice_to_voice"]
+                        self.server_v2v += [
+                            m["value"] * 1000
+                            for m in msg["data"]["processing"]
+                            if m["processor"] == "voicekit:voice_to_voice"
+                        ]
                     elif kind == "bot-ready":
                         self.ready.set()
                     elif kind == "error":
@@ -117,9 +120,22 @@ class LoadClient:
 
 async def start_server(profile: Path, clients: int, ledger: Path) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from voicekit.cli import main; main()", "serve", "--profile", str(profile),
-        "--port", "0", "--max-sessions", str(clients + 10), "--idle-timeout", "30", "--session-timeout", "3600",
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "VOICEKIT_LEDGER": str(ledger), "COLUMNS": "300"},
+        sys.executable,
+        "-c",
+        "from voicekit.cli import main; main()",
+        "serve",
+        "--profile",
+        str(profile),
+        "--port",
+        "0",
+        "--max-sessions",
+        str(clients + 10),
+        "--idle-timeout",
+        "30",
+        "--session-timeout",
+        "3600",
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "VOICEKIT_LEDGER": str(ledger), "COLUMNS": "300"},
     )
     assert proc.stderr is not None
     line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
@@ -154,8 +170,9 @@ async def run(n: int, duration: float) -> dict[str, Any]:
         clients = [LoadClient(i, random.randrange(CYCLE)) for i in range(n)]
         for i in range(0, n, 10):  # connect in small batches, as users arrive
             await asyncio.gather(*(c.open(url) for c in clients[i : i + 10]))
-        await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for c in clients if not c.failed),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(asyncio.wait_for(c.ready.wait(), 60) for c in clients if not c.failed), return_exceptions=True
+        )
         speech = tone(SPEECH_FRAMES * 20, 16000, hz=300, amplitude=0.3)
         frames = [speech[i : i + FRAME] for i in range(0, len(speech), FRAME)] + [bytes(FRAME)] * SILENCE_FRAMES
         script = [encode(AudioFrame(frame, 16000, 1)) for frame in frames]  # the same bytes for every client

@@ -17,8 +17,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENDOR = ("deepgram", "google", "elevenlabs", "livekit", "av", "pocketsphinx", "onnxruntime", "grpc", "httpx",
-          "websockets", "pydantic", "numpy", "asyncio")
+VENDOR = (
+    "deepgram",
+    "google",
+    "elevenlabs",
+    "livekit",
+    "av",
+    "pocketsphinx",
+    "onnxruntime",
+    "grpc",
+    "httpx",
+    "websockets",
+    "pydantic",
+    "numpy",
+    "asyncio",
+)
 
 
 def wall(cmd: list[str], runs: int, **kwargs: object) -> float:
@@ -31,8 +44,9 @@ def wall(cmd: list[str], runs: int, **kwargs: object) -> float:
 
 
 def imported_modules() -> list[str]:
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "voicekit", "--help"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "voicekit", "--help"], capture_output=True, text=True, check=True
+    )
     return [line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")][1:]
 
 
@@ -52,17 +66,35 @@ def main() -> None:
         wav = Path(tmp) / "blip.wav"
         write_wav(wav, bytes(3200), 16000)
         env = {**os.environ, "VOICEKIT_LEDGER": str(Path(tmp) / "ledger.sqlite3")}
-        chat_ms = wall([voicekit, "chat", "--profile", "offline", "--input", str(wav), "--fast",
-                        "--output", str(Path(tmp) / "out.wav")], max(3, args.runs // 3), env=env, cwd=ROOT)
-    print(json.dumps({
-        "benchmark": "startup",
-        "import_typer_rich_ms": round(baseline, 1),
-        "help_ms": round(help_ms, 1),
-        "help_ratio": round(help_ms / baseline, 2),
-        "help_modules": len(modules),
-        "help_heavy_modules": heavy,
-        "chat_offline_ready_and_exit_ms": round(chat_ms, 1),
-    }))
+        chat_ms = wall(
+            [
+                voicekit,
+                "chat",
+                "--profile",
+                "offline",
+                "--input",
+                str(wav),
+                "--fast",
+                "--output",
+                str(Path(tmp) / "out.wav"),
+            ],
+            max(3, args.runs // 3),
+            env=env,
+            cwd=ROOT,
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "startup",
+                "import_typer_rich_ms": round(baseline, 1),
+                "help_ms": round(help_ms, 1),
+                "help_ratio": round(help_ms / baseline, 2),
+                "help_modules": len(modules),
+                "help_heavy_modules": heavy,
+                "chat_offline_ready_and_exit_ms": round(chat_ms, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

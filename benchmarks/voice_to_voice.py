@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from voicekit.audio.pcm import frame_bytes, tone
 from voicekit.audio.sinks import AudioSink
 from voicekit.clock import now
+from voicekit.engine.conversation import Conversation
+from voicekit.engine.metrics import percentile
 from voicekit.events import BotSentence, BotTurn, Event, Final, LLMDone, TurnMetrics
-from voicekit.metrics import percentile
-from voicekit.pipeline import Conversation
 from voicekit.testing.scripted import ScriptedLLM, ScriptedOutput, ScriptedSTT
 
 STT_SILENCE_MS, STT_FINAL_MS, LLM_FIRST_MS, LLM_WORD_MS, TTS_FIRST_MS = 100, 50, 300, 30, 120
@@ -88,7 +88,9 @@ async def run(turns: int) -> dict[str, object]:
         stt=ScriptedSTT(ScriptedSTT.Options(min_silence_ms=STT_SILENCE_MS, final_delay_ms=STT_FINAL_MS)),
         llm=ScriptedLLM(ScriptedLLM.Options(replies=[REPLY], first_token_ms=LLM_FIRST_MS, token_ms=LLM_WORD_MS)),
         output=ScriptedOutput(ScriptedOutput.Options(first_audio_ms=TTS_FIRST_MS, ms_per_char=5)),
-        sink=sink, source=source(), observers=[observe],
+        sink=sink,
+        source=source(),
+        observers=[observe],
     )
     await conversation.run()
     first_sentence_words = len(REPLY.split(".")[0].split())

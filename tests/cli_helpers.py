@@ -10,10 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def voicekit(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120,
-             prelude: str = "") -> subprocess.CompletedProcess[str]:
+def voicekit(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120, prelude: str = ""
+) -> subprocess.CompletedProcess[str]:
     """Run ``voicekit ARGS``; ``prelude`` is Python run first in the same process."""
     code = f"{prelude}\nfrom voicekit.cli import main\nmain()"
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd or ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+    )

@@ -58,8 +58,7 @@ class PostgresCluster:
         self._count = 0
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=timeout,
-                              cwd=self.base)
+        return subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=timeout, cwd=self.base)
 
     def start(self) -> None:
         self.sockets.mkdir()
@@ -73,16 +72,40 @@ class PostgresCluster:
             if not runuser:
                 raise RuntimeError("runuser is missing (util-linux): cannot start PostgreSQL as 'postgres'")
             self._as_user = [runuser, "-u", "postgres", "--"]
-        init = self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user, "-E", "UTF8",
-                         "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--no-sync")
+        init = self._run(
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "-E",
+            "UTF8",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "--no-sync",
+        )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr[-2000:]}")
         for _ in range(3):  # the free port may be taken between finding and binding it
             self.port = free_port()
-            options = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
-            started = self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                                "-o", options, "-w", "-t", "60", "start")
+            options = (
+                f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+            )
+            started = self._run(
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
             if started.returncode == 0:
                 return
         raise RuntimeError(f"pg_ctl start failed: {started.stderr[-1000:]}\n{self.log_tail()}")
@@ -107,8 +130,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         if self.port:
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop",
-                      timeout=60)
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop", timeout=60)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -117,7 +139,7 @@ class PostgresCluster:
 _WRITER = textwrap.dedent(
     """
     import os, sys, time
-    from voicekit.sessions import SessionLedger
+    from voicekit.ledger import SessionLedger
 
     worker, rows, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     while not os.path.exists(go):  # all writers start together
@@ -141,8 +163,17 @@ def run_writers(env: dict[str, str], tmp: Path, *, workers: int = 8, rows: int =
     """``workers`` processes write ``rows`` conversations and remote sessions each, all at once; seconds taken."""
     go = tmp / "go"
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(k), str(rows), str(go)], cwd=ROOT, env=full_env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(k), str(rows), str(go)],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(workers)
+    ]
     time.sleep(0.5)  # let them import; then release them together
     start = time.monotonic()
     go.touch()
@@ -180,7 +211,7 @@ _HOST = textwrap.dedent(
     """
     import asyncio, json, os, sys
     from voicekit.roles import BackendContext
-    from voicekit.sessions import RemoteSessions, SessionLedger
+    from voicekit.ledger import RemoteSessions, SessionLedger
 
     AVATAR = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 
@@ -193,10 +224,10 @@ _HOST = textwrap.dedent(
         outputs = []
         for backend in sys.argv[2:]:
             if backend == "heygen":
-                from voicekit.plugins.output.heygen import HeyGenOutput as cls
+                from voicekit.plugins.output.avatar.heygen import HeyGenOutput as cls
                 options = cls.Options(connect_room=False)
             else:
-                from voicekit.plugins.output.liveavatar import LiveAvatarOutput as cls
+                from voicekit.plugins.output.avatar.liveavatar import LiveAvatarOutput as cls
                 options = cls.Options(connect_room=False, avatar_id=AVATAR)
             out = cls(options, context)
             out.name = backend
@@ -223,8 +254,12 @@ class FleetHost:
     def __init__(self, host: str, profile: str, backends: list[str], env: dict[str, str]) -> None:
         self.host = host
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _HOST, profile, *backends], cwd=ROOT, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-c", _HOST, profile, *backends],
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={**os.environ, **env, "VOICEKIT_HOST_ID": host, "PYTHONPATH": str(ROOT)},
         )
         assert self.proc.stdout is not None

@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 
 from voicekit.audio.pcm import frame_bytes, tone
 from voicekit.clock import now
-from voicekit.serve.app import SessionHub
+from voicekit.serve.app import ConnectionHub
 from voicekit.serve.config import ServeConfig
 from voicekit.serve.server import VoiceServer, bind, build_server
 from voicekit.serve.wire import AudioFrame, MessageFrame, decode, encode
@@ -32,14 +32,20 @@ audio: {{vad: none}}
 
 
 def write_profile(
-    folder: Path, *, transcripts: list[str] | None = None, replies: list[str] | None = None, ms_per_char: float = 30,
+    folder: Path,
+    *,
+    transcripts: list[str] | None = None,
+    replies: list[str] | None = None,
+    ms_per_char: float = 30,
 ) -> Path:
     path = folder / "scripted-serve.yaml"
-    path.write_text(SCRIPTED_PROFILE.format(
-        transcripts=json.dumps(transcripts or ["hello there", "and another thing"]),
-        replies=json.dumps(replies or ["Hi. How are you today?"]),
-        ms_per_char=ms_per_char,
-    ))
+    path.write_text(
+        SCRIPTED_PROFILE.format(
+            transcripts=json.dumps(transcripts or ["hello there", "and another thing"]),
+            replies=json.dumps(replies or ["Hi. How are you today?"]),
+            ms_per_char=ms_per_char,
+        )
+    )
     return path
 
 
@@ -54,7 +60,7 @@ class Running:
     port: int
 
     @property
-    def hub(self) -> SessionHub:
+    def hub(self) -> ConnectionHub:
         return self.server.hub
 
     @property

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from voicekit import _moved
+
 __version__ = "0.1.0"
+
+_moved.install()  # old module paths (voicekit.pipeline, voicekit.sessions, ...) keep working
 
 _LAZY = {
     "hookimpl": "voicekit.hookspecs",
     "Profile": "voicekit.profiles",
     "load_profile": "voicekit.profiles",
-    "run_conversation": "voicekit.runner",
-    "Conversation": "voicekit.pipeline",
+    "run_conversation": "voicekit.engine.runner",
+    "Conversation": "voicekit.engine.conversation",
     "STT": "voicekit.roles",
     "LLM": "voicekit.roles",
     "Output": "voicekit.roles",
     "STTStream": "voicekit.roles",
+    "RealtimeStream": "voicekit.roles",
     "RealtimeSession": "voicekit.roles",
     "Capabilities": "voicekit.roles",
     "Message": "voicekit.roles",
@@ -28,12 +33,12 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from voicekit import events
+    from voicekit.engine.conversation import Conversation
+    from voicekit.engine.runner import run_conversation
     from voicekit.errors import VoicekitError
     from voicekit.hookspecs import hookimpl
-    from voicekit.pipeline import Conversation
     from voicekit.profiles import Profile, load_profile
-    from voicekit.roles import LLM, STT, Capabilities, Message, Output, RealtimeSession, STTStream
-    from voicekit.runner import run_conversation
+    from voicekit.roles import LLM, STT, Capabilities, Message, Output, RealtimeStream, STTStream
 
 __all__ = [
     "LLM",
@@ -43,7 +48,7 @@ __all__ = [
     "Message",
     "Output",
     "Profile",
-    "RealtimeSession",
+    "RealtimeStream",
     "STTStream",
     "VoicekitError",
     "events",

@@ -19,8 +19,8 @@ from voicekit.audio.pcm import frame_bytes
 from voicekit.audio.sinks import NullSink
 from voicekit.audio.wav import load_pcm
 from voicekit.clock import now
+from voicekit.engine.metrics import STAGE_LABELS, STAGES, summarize
 from voicekit.events import BotTurn, Event, TurnMetrics
-from voicekit.metrics import STAGE_LABELS, STAGES, summarize
 
 SCHEMA_VERSION = 1
 FRAME_MS = 20
@@ -99,7 +99,7 @@ async def _pace(next_at: float) -> float:
 
 async def run_bench(request: BenchRequest, on_turn: Callable[[int], None] | None = None) -> BenchReport:
     """Run the turns and summarise every stage."""
-    from voicekit.runner import ChatRequest, prepare
+    from voicekit.engine.runner import ChatRequest, prepare
 
     clips = [load_pcm(path) + bytes(frame_bytes(16000, 200)) for path in request.inputs]
     source = TurnDrivenSource(clips, request.turns, request.turn_timeout_s)
@@ -107,7 +107,9 @@ async def run_bench(request: BenchRequest, on_turn: Callable[[int], None] | None
         source.on_turn = on_turn
     metrics: list[TurnMetrics] = []
     chat = ChatRequest(
-        profile=request.profile, overrides=request.overrides, source=source,
+        profile=request.profile,
+        overrides=request.overrides,
+        source=source,
         observers=[source.observe, lambda e: metrics.append(e) if isinstance(e, TurnMetrics) else None],
         sink_factory=lambda rate: NullSink(rate, realtime=True),
     )
@@ -125,8 +127,12 @@ async def run_bench(request: BenchRequest, on_turn: Callable[[int], None] | None
     }
     backends = {role: name for role, name in (metrics[0].backends if metrics else ())}
     return BenchReport(
-        profile=request.profile, inputs=[str(p) for p in request.inputs], turns_requested=request.turns,
-        turns_completed=len(metrics), backends=backends, stages=stages,
+        profile=request.profile,
+        inputs=[str(p) for p in request.inputs],
+        turns_requested=request.turns,
+        turns_completed=len(metrics),
+        backends=backends,
+        stages=stages,
         turns=[{k: v for k, v in asdict(m).items() if k not in ("backends",)} for m in metrics],
     )
 
@@ -143,8 +149,12 @@ def plot(report: BenchReport, path: Path) -> None:
 
         raise MissingExtraError("matplotlib", "plot") from exc
     turns = [t["turn"] for t in report.turns]
-    parts = [("stt_ms", "STT final"), ("llm_ttft_ms", "LLM first token"), ("output_ttfa_ms", "first audio"),
-             ("engine_ms", "engine")]
+    parts = [
+        ("stt_ms", "STT final"),
+        ("llm_ttft_ms", "LLM first token"),
+        ("output_ttfa_ms", "first audio"),
+        ("engine_ms", "engine"),
+    ]
     fig, ax = plt.subplots(figsize=(max(5, len(turns) * 0.8 + 2), 4))
     bottom = [0.0] * len(turns)
     for key, label in parts:

@@ -63,7 +63,7 @@ def _stderr() -> Console:
 
 def _warn_orphans() -> None:
     try:
-        from voicekit.sessions import orphan_warning
+        from voicekit.ledger.ledger import orphan_warning
 
         message = orphan_warning()
     except Exception:
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
 
         if _state["verbose"]:
             _stderr().print_exception()
-        _stderr().print(f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))} (run with -v for details)",
-                        soft_wrap=True)
+        _stderr().print(
+            f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))} (run with -v for details)", soft_wrap=True
+        )
         sys.exit(1)

@@ -7,8 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from voicekit.engine.metrics import format_turn
 from voicekit.events import BargeIn, BotTurn, ErrorEvent, Event, Interim, TextDelta, TurnMetrics, UserTurn
-from voicekit.metrics import format_turn
 
 
 class ChatDisplay:

@@ -168,6 +168,14 @@ LLMEvent = TextDelta | LLMDone
 OutputEvent = AudioOut | SpeakingStarted | SpeakingEnded
 RealtimeEvent = SpeechStarted | SpeechEnded | Interim | Final | TextDelta | AudioOut | Interrupted | LLMDone
 ConversationEvent = (
-    STTEvent | LLMEvent | OutputEvent | Interrupted | UserTurn | BotSentence | BotTurn | BargeIn | TurnMetrics
+    STTEvent
+    | LLMEvent
+    | OutputEvent
+    | Interrupted
+    | UserTurn
+    | BotSentence
+    | BotTurn
+    | BargeIn
+    | TurnMetrics
     | ErrorEvent
 )

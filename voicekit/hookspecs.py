@@ -69,7 +69,7 @@ def register_session_managers(register: Register) -> None:
     """Register managers for a backend's billable remote sessions.
 
     :param register: ``register(backend_name, factory)`` where ``factory()`` returns
-        a :class:`voicekit.sessions.RemoteSessionManager` (or a ``"module:Class"``
+        a :class:`voicekit.ledger.RemoteSessionManager` (or a ``"module:Class"``
         path to one). ``voicekit sessions list/close`` then list and close that
         backend's remote sessions, orphans included.
     """

@@ -19,6 +19,7 @@ import numpy as np
 
 from voicekit.audio.pcm import StreamResampler
 from voicekit.clock import now
+from voicekit.engine.metrics import summarize
 from voicekit.events import (
     BargeIn,
     BotSentence,
@@ -28,7 +29,6 @@ from voicekit.events import (
     TurnMetrics,
     UserTurn,
 )
-from voicekit.metrics import summarize
 
 RATE = 16000
 _FLUSH_SAMPLES = RATE // 2
@@ -36,7 +36,7 @@ _LOGGED = (Final, UserTurn, BotSentence, BotTurn, BargeIn, TurnMetrics)
 
 
 class ConversationRecorder:
-    """Observer and audio tap of a :class:`voicekit.pipeline.Conversation`."""
+    """Observer and audio tap of a :class:`voicekit.engine.conversation.Conversation`."""
 
     def __init__(self, directory: str | Path, *, profile: str = "", conversation_id: str = "") -> None:
         self.directory = Path(directory)
@@ -106,8 +106,14 @@ class ConversationRecorder:
         self._flush(max(len(self._user), len(self._bot)) // 2)
         self._wav.close()
         self._transcript.close()
-        summary = {stage: {k: v for k, v in asdict(s).items() if k != "values"} for stage, s in
-                   summarize(self._metrics).items()}
-        document = {**self._meta, "ended_at": time.time(), "turns": [asdict(m) for m in self._metrics],
-                    "summary": summary}
+        summary = {
+            stage: {k: v for k, v in asdict(s).items() if k != "values"}
+            for stage, s in summarize(self._metrics).items()
+        }
+        document = {
+            **self._meta,
+            "ended_at": time.time(),
+            "turns": [asdict(m) for m in self._metrics],
+            "summary": summary,
+        }
         (self.directory / "metrics.json").write_text(json.dumps(document, indent=2, ensure_ascii=False))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voicekit.errors import BackendError
-from voicekit.roles import import_sdk
+from voicekit.sdk import import_sdk
 
 if TYPE_CHECKING:
     from livekit import rtc
@@ -336,7 +336,9 @@ class _Encoder:
         arrivals = [t for _, _, t in self.pending_video] + [t for _, t in self.pending_audio]
         self.t0 = min(arrivals)
         self.container = self.av.open(
-            str(rec.path), "w", format="mp4",
+            str(rec.path),
+            "w",
+            format="mp4",
             options={"movflags": _MOVFLAGS, "frag_duration": "1000000", "flush_packets": "1"},
         )
         if self.pending_video:
@@ -345,7 +347,8 @@ class _Encoder:
             self.size = (width, height)
             gop = max(1, round(rec.fps * rec.keyframe_interval_s))
             self.vstream = self.container.add_stream(
-                "libx264", rate=rec.fps,
+                "libx264",
+                rate=rec.fps,
                 options={"preset": rec.preset, "tune": "zerolatency", "crf": str(rec.crf), "g": str(gop)},
             )
             self.vstream.width, self.vstream.height, self.vstream.pix_fmt = width, height, "yuv420p"

@@ -3,33 +3,59 @@
 A backend is a class with an ``Options`` pydantic model, ``capabilities`` and, for
 cloud services, ``api_key_env``. It is built from its options, opened with
 ``start()`` and closed with ``aclose()`` (safe to call twice). Vendor SDKs are
-imported inside ``start()`` through :func:`import_sdk`, never at module level.
+imported inside ``start()`` through :func:`voicekit.sdk.import_sdk`, never at module level.
+
+Who does what:
+
+- A backend raises :mod:`voicekit.errors` exceptions; it does not sleep and try again on
+  its own. ``BackendError(retryable=True, retry_after=...)`` says that trying again may
+  help. The core retries (``retry:`` of the role's profile section) and then switches to
+  the role's ``fallback:`` backends. A backend that keeps a connection open for a whole
+  conversation (a streaming STT, a live model) reconnects with the core's policy, through
+  :class:`voicekit.engine.retry.Retrier` and ``context.retry``.
+- The core keeps the conversation history and hands it to the LLM on every turn.
+- The core opens and closes nothing for a backend but the backend itself: a backend
+  closes what it opened in ``aclose()``, remote billable sessions included (opened
+  through ``context.remote_sessions`` so that the ledger always knows about them).
+
+This module is the ground floor: it imports nothing of voicekit above errors, events,
+options and sdk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
-from collections.abc import AsyncIterator, Sequence
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from voicekit.errors import MissingExtraError, MissingSecretError
+from voicekit.errors import MissingSecretError
 from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent
+from voicekit.options import RetryPolicy
+from voicekit.sdk import import_sdk as import_sdk  # re-exported for plugins written before voicekit.sdk
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from voicekit.sessions import RemoteSessions
-
 Role = Literal["stt", "llm", "output"]
+#: every role, in the order a conversation's audio flows through them
+ROLES: tuple[Role, ...] = ("stt", "llm", "output")
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do; the engine plans the conversation from these."""
+    """What a configured backend can do; the engine plans the conversation from these.
+
+    A backend declares its defaults in the class attribute ``capabilities``; one whose
+    abilities depend on its options (a live model in text or audio mode) overrides
+    :meth:`Backend.capabilities_for`. Read them from a built backend
+    (``backend.capabilities``) or from options (``Cls.capabilities_for(options)``),
+    never from the class alone.
+    """
 
     streaming: bool = True
     interim_results: bool = False
@@ -41,6 +67,35 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class MissingRole:
+    """A role a profile must fill because of what its LLM can and cannot do."""
+
+    role: Literal["stt", "output"]
+    llm: str  # the LLM's name, for the message
+    reason: str  # "does not take audio" | "does not speak"
+
+    def __str__(self) -> str:
+        return f"{self.role}: missing, and llm '{self.llm}' {self.reason}; add {self.role}: {{use: ...}}"
+
+
+def missing_roles(
+    llm_name: str, llm: Capabilities, *, has_stt: bool, has_output: bool, audio_input: bool = True
+) -> list[MissingRole]:
+    """The one rule of what a conversation needs besides its LLM.
+
+    An STT when the LLM takes no audio (unless the user types: ``audio_input=False``), and
+    an output when the LLM produces no audio. ``voicekit profiles validate``, the runner
+    and the engine all ask this function, so they never disagree.
+    """
+    missing = []
+    if audio_input and not has_stt and not llm.accepts_audio:
+        missing.append(MissingRole("stt", llm_name, "does not take audio"))
+    if not has_output and not llm.produces_audio:
+        missing.append(MissingRole("output", llm_name, "does not speak"))
+    return missing
+
+
+@dataclass(frozen=True)
 class Message:
     """One entry of the conversation history the core keeps."""
 
@@ -49,14 +104,85 @@ class Message:
     interrupted: bool = False
 
 
+class RemoteSessionHandle(Protocol):
+    """One billable remote session as a backend sees it (see :class:`voicekit.ledger.RemoteSession`)."""
+
+    remote_id: str | None
+    closed: bool
+
+    def bind(self, remote_id: str, closer: Callable[[], Awaitable[None]], meta: dict[str, Any] | None = None) -> None:
+        """The service gave the session an id; ``closer`` stops it (tolerating 'already closed')."""
+
+    def mark_closed(self) -> None:
+        """The session is closed on the service: clear its ledger row."""
+
+
+class RemoteSessionTracker(Protocol):
+    """Where a backend opens billable remote sessions (see :class:`voicekit.ledger.RemoteSessions`)."""
+
+    def opening(self, backend: str, meta: dict[str, Any] | None = None) -> RemoteSessionHandle:
+        """Write the ledger row; call this *before* asking the service for a session."""
+
+    async def close_all(self) -> list[str]:
+        """Close every session not closed yet."""
+
+
+class BackendBuilder(Protocol):
+    """Builds a backend from a profile-style spec, validated like a top-level one."""
+
+    def __call__(
+        self, role: Role, spec: Mapping[str, Any], *, path: tuple[str | int, ...], context: BackendContext
+    ) -> Backend: ...
+
+
 @dataclass
 class BackendContext:
-    """What the core hands every backend: conversation-wide settings and services."""
+    """What the core hands every backend: conversation-wide settings and services.
+
+    - ``language``: the profile's language, the default for every backend.
+    - ``conversation_id``: the ledger id of the conversation ("" when run standalone).
+    - ``remote_sessions``: where billable remote sessions are opened (``None``: standalone).
+    - ``record_dir``: ``chat --record DIR`` (a backend may add its own files there).
+    - ``fast``: the input is a file read faster than real time; do not wait for the clock.
+    - ``retry``: the retry policy of this backend's role, for reconnect loops.
+    - ``path``: where this backend sits in the profile (``("output",)``, ``("output", "tts")``).
+
+    Nested backends (an avatar's voice, a voice that wraps another) are made with
+    :meth:`build`, which validates them exactly like top-level ones.
+    """
 
     language: str | None = None
     conversation_id: str = ""
-    remote_sessions: RemoteSessions | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    remote_sessions: RemoteSessionTracker | None = None
+    record_dir: Path | None = None
+    fast: bool = False
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy.model_validate({}))
+    path: tuple[str | int, ...] = ()
+    builder: BackendBuilder | None = field(default=None, repr=False, compare=False)
+
+    def build(self, role: Role, spec: Mapping[str, Any], *, key: str | int) -> Backend:
+        """Build the nested backend ``spec`` (``{"use": name, **options}``) found under ``key``.
+
+        Errors name the profile file, line and nested path
+        (``output.tts.voise: unknown option (did you mean 'voice'?)``). The backend is not
+        started: the caller starts it in its own ``start()`` and closes it in ``aclose()``.
+        """
+        builder = self.builder
+        if builder is None:
+            from voicekit.profiles.build import standalone_builder
+
+            builder = standalone_builder()
+        return builder(role, spec, path=(*self.path, key), context=self)
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Deprecated: use the typed fields (``record_dir``, ``fast``) and :meth:`build`."""
+        warnings.warn(
+            "BackendContext.extras is deprecated: use context.record_dir, context.fast and context.build()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {"record_dir": self.record_dir, "fast": self.fast}
 
 
 class Backend:
@@ -64,7 +190,7 @@ class Backend:
 
     role: ClassVar[Role]
     Options: ClassVar[type[BaseModel]]
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()  # the class's default; see capabilities_for
     api_key_env: ClassVar[str | None] = None
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = ()  # read when api_key_env is not set
     extra: ClassVar[str | None] = None  # the pip extra that brings the vendor SDK
@@ -74,6 +200,12 @@ class Backend:
     def __init__(self, options: Any = None, context: BackendContext | None = None) -> None:
         self.options = options if options is not None else self.Options()
         self.context = context or BackendContext()
+        self.capabilities = type(self).capabilities_for(self.options)
+
+    @classmethod
+    def capabilities_for(cls, options: Any) -> Capabilities:
+        """What the backend can do with these options (default: the class's ``capabilities``)."""
+        return cls.capabilities
 
     async def start(self) -> None:
         """Import the SDK, check credentials, open long-lived connections."""
@@ -102,23 +234,16 @@ class Backend:
                 self.key_source = env
                 return os.environ[env]
         names = [env for env in (self.api_key_env, *self.api_key_fallback_envs) if env]
-        where = f"set the environment variable {names[0]}" + (
-            f" (or {', '.join(names[1:])})" if names[1:] else "") if names else "set api_key in the profile"
+        where = (
+            f"set the environment variable {names[0]}" + (f" (or {', '.join(names[1:])})" if names[1:] else "")
+            if names
+            else "set api_key in the profile"
+        )
         raise MissingSecretError(f"{self.name or type(self).__name__}: no API key; {where}")
 
     @property
     def label(self) -> str:
         return f"{self.role}:{self.name or type(self).__name__}"
-
-
-def import_sdk(module: str, *, package: str, extra: str, backend: str | None = None) -> ModuleType:
-    """Import a vendor SDK module, or say which extra to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        if exc.name and not module.startswith(exc.name) and not exc.name.startswith(module.split(".")[0]):
-            raise  # a broken install of something else: show it as it is
-        raise MissingExtraError(package, extra, backend) from exc
 
 
 # --- STT ----------------------------------------------------------------------------
@@ -215,13 +340,15 @@ class STT(Backend):
 # --- LLM ----------------------------------------------------------------------------
 
 
-class RealtimeSession:
-    """A live speech-to-speech session with a realtime model (accepts_audio LLMs).
+class RealtimeStream:
+    """A speech-to-speech stream with a realtime model (``accepts_audio`` LLMs), open for a
+    whole conversation.
 
     Push user PCM with ``push_audio`` (or text with ``send_text``); iterate to get
     transcripts of both sides, bot ``AudioOut``, ``Interrupted`` and ``LLMDone``.
-    A session with ``client_activity`` wants the engine's VAD edges as
-    ``activity_start``/``activity_end`` instead of detecting speech itself.
+    A stream with ``client_activity`` wants the engine's VAD edges as
+    ``activity_start``/``activity_end`` instead of detecting speech itself. The stream
+    reconnects by itself (with ``context.retry``) and raises only what it cannot survive.
     """
 
     client_activity: bool = False
@@ -250,23 +377,32 @@ class RealtimeSession:
     async def aclose(self) -> None:
         raise NotImplementedError
 
-    async def __aenter__(self) -> RealtimeSession:
+    async def __aenter__(self) -> RealtimeStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 
+#: Deprecated name of :class:`RealtimeStream`.
+RealtimeSession = RealtimeStream
+
+
 class LLM(Backend):
-    """A language model. ``respond`` streams the reply to ``user_text`` given ``history``."""
+    """A language model. ``respond`` streams the reply to ``user_text`` given ``history``.
+
+    ``history`` is the conversation so far, kept by the core: user turns and what the bot
+    actually said (an interrupted reply holds only the words that were heard). The
+    backend does not keep its own copy between turns.
+    """
 
     role: ClassVar[Role] = "llm"
 
     def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
         raise NotImplementedError
 
-    def realtime(self, history: Sequence[Message] = ()) -> RealtimeSession:
-        """For ``accepts_audio`` models: open a speech-to-speech session."""
+    def realtime(self, history: Sequence[Message] = ()) -> RealtimeStream:
+        """For ``accepts_audio`` models: open a speech-to-speech stream."""
         raise NotImplementedError(f"{self.label} does not take audio")
 
 

@@ -69,15 +69,21 @@ class FakeService:
 
     # --- faults -----------------------------------------------------------------------
 
-    def inject(self, path: str, status: int, body: Any = None, *, times: int = 1,
-               headers: dict[str, str] | None = None) -> None:
+    def inject(
+        self, path: str, status: int, body: Any = None, *, times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
         """The next ``times`` calls to ``path`` get this reply instead of being served."""
         with self._lock:
             self._faults.setdefault(path, []).append(Fault(status, body, headers or {}, times))
 
     def rate_limit(self, path: str, *, times: int = 1, retry_after: float = 0.2) -> None:
-        self.inject(path, 429, {"code": 429, "message": "Too many requests"}, times=times,
-                    headers={"Retry-After": f"{retry_after:g}"})
+        self.inject(
+            path,
+            429,
+            {"code": 429, "message": "Too many requests"},
+            times=times,
+            headers={"Retry-After": f"{retry_after:g}"},
+        )
 
     def calls_to(self, path: str) -> list[Call]:
         with self._lock:
@@ -86,8 +92,9 @@ class FakeService:
     # --- serving ----------------------------------------------------------------------
 
     @web.middleware
-    async def _record(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                      ) -> web.StreamResponse:
+    async def _record(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         body: Any = None
         if request.can_read_body:
             raw = await request.read()

@@ -98,8 +98,9 @@ class ElevenLabsFake(AiohttpService):
 
     async def _http_stream(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.http_requests.append({"path": request.path, "query": dict(request.query),
-                                   "headers": dict(request.headers), "body": body})
+        self.http_requests.append(
+            {"path": request.path, "query": dict(request.query), "headers": dict(request.headers), "body": body}
+        )
         if request.headers.get("xi-api-key") != self.api_key:
             return web.json_response(
                 {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, status=401
@@ -126,15 +127,22 @@ class ElevenLabsFake(AiohttpService):
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         header_key = request.headers.get("xi-api-key")
         if self.auth_at_handshake and header_key is not None and header_key != self.api_key:
-            return web.json_response({"detail": {"status": "invalid_api_key", "message": "Invalid API key"}},
-                                     status=401)
+            return web.json_response(
+                {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, status=401
+            )
         conn = Connection(request.path, dict(request.query), dict(request.headers))
         self.connections.append(conn)
         transport = request.transport
         ws = web.WebSocketResponse(max_msg_size=2**24)
         await ws.prepare(request)
-        session = _Session(self, ws, conn, multi=request.path.endswith("multi-stream-input"),
-                           header_key=header_key, transport=transport)
+        session = _Session(
+            self,
+            ws,
+            conn,
+            multi=request.path.endswith("multi-stream-input"),
+            header_key=header_key,
+            transport=transport,
+        )
         try:
             await session.run()
         finally:
@@ -155,8 +163,16 @@ class _Context:
 class _Session:
     """One websocket connection: reads client messages, generates audio in order."""
 
-    def __init__(self, fake: ElevenLabsFake, ws: web.WebSocketResponse, conn: Connection, *, multi: bool,
-                 header_key: str | None, transport: Any) -> None:
+    def __init__(
+        self,
+        fake: ElevenLabsFake,
+        ws: web.WebSocketResponse,
+        conn: Connection,
+        *,
+        multi: bool,
+        header_key: str | None,
+        transport: Any,
+    ) -> None:
         self.fake, self.ws, self.conn, self.multi = fake, ws, conn, multi
         self.header_key = header_key
         self.transport = transport
@@ -328,8 +344,12 @@ class _Session:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    fake = ElevenLabsFake(api_key=args.api_key, idle_timeout_s=args.idle_timeout_s,
-                          first_audio_delay_s=args.first_audio_ms / 1000, chunk_delay_s=args.chunk_ms / 1000)
+    fake = ElevenLabsFake(
+        api_key=args.api_key,
+        idle_timeout_s=args.idle_timeout_s,
+        first_audio_delay_s=args.first_audio_ms / 1000,
+        chunk_delay_s=args.chunk_ms / 1000,
+    )
     url = await fake.start(args.host, args.port)
     print(f"ElevenLabs fake listening on {url} (key {args.api_key!r})", flush=True)
     try:

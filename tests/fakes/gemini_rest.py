@@ -101,13 +101,12 @@ class GeminiFake(AiohttpService):
             body = await request.json()
         except json.JSONDecodeError:
             return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
-        self.requests.append(
-            RecordedRequest(version, model, method, dict(request.query), dict(request.headers), body)
-        )
+        self.requests.append(RecordedRequest(version, model, method, dict(request.query), dict(request.headers), body))
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if not key:
             return _error(
-                403, "PERMISSION_DENIED",
+                403,
+                "PERMISSION_DENIED",
                 "Method doesn't allow unregistered callers (callers without established identity). "
                 "Please use API Key or other form of API consumer identity to call this API.",
             )
@@ -118,7 +117,8 @@ class GeminiFake(AiohttpService):
             return _status_fault(fault)
         if self.models is not None and model not in self.models:
             return _error(
-                404, "NOT_FOUND",
+                404,
+                "NOT_FOUND",
                 f"models/{model} is not found for API version {version}, or is not supported for "
                 f"{method or 'generateContent'}. Call ListModels to see the list of available models "
                 "and their supported methods.",
@@ -179,8 +179,9 @@ def _response_json(model: str, text: str, *, final: bool, response_id: str = "")
     return event
 
 
-def _error(code: int, status: str, message: str, details: list[Any] | None = None,
-           headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    code: int, status: str, message: str, details: list[Any] | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details:
         error["details"] = details
@@ -189,7 +190,9 @@ def _error(code: int, status: str, message: str, details: list[Any] | None = Non
 
 def _bad_key() -> web.Response:
     return _error(
-        400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
         details=[
             {
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -197,15 +200,24 @@ def _bad_key() -> web.Response:
                 "domain": "googleapis.com",
                 "metadata": {"service": "generativelanguage.googleapis.com"},
             },
-            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
-             "message": "API key not valid. Please pass a valid API key."},
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": "API key not valid. Please pass a valid API key.",
+            },
         ],
     )
 
 
 def _status_fault(fault: Fault) -> web.Response:
-    status_names = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED",
-                    500: "INTERNAL", 503: "UNAVAILABLE", 400: "INVALID_ARGUMENT"}
+    status_names = {
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        429: "RESOURCE_EXHAUSTED",
+        500: "INTERNAL",
+        503: "UNAVAILABLE",
+        400: "INVALID_ARGUMENT",
+    }
     messages = {
         401: "Request had invalid authentication credentials.",
         429: "You exceeded your current quota, please check your plan and billing details.",
@@ -216,16 +228,18 @@ def _status_fault(fault: Fault) -> web.Response:
     if fault.retry_delay_s is not None:
         details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{fault.retry_delay_s:g}s"}]
     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-    return _error(fault.status, status_names.get(fault.status, "UNKNOWN"),
-                  messages.get(fault.status, "Error."), details, headers)
+    return _error(
+        fault.status, status_names.get(fault.status, "UNKNOWN"), messages.get(fault.status, "Error."), details, headers
+    )
 
 
 # --- standalone -----------------------------------------------------------------------
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    fake = GeminiFake(api_key=args.api_key, first_chunk_delay_s=args.first_chunk_ms / 1000,
-                      chunk_delay_s=args.chunk_ms / 1000)
+    fake = GeminiFake(
+        api_key=args.api_key, first_chunk_delay_s=args.first_chunk_ms / 1000, chunk_delay_s=args.chunk_ms / 1000
+    )
     url = await fake.start(args.host, args.port)
     print(f"Gemini fake listening on {url} (key {args.api_key!r})", flush=True)
     try:

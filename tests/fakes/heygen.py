@@ -50,9 +50,15 @@ class FakeHeyGen(FakeService):
     """The fake service; inspect ``sessions`` and ``calls`` after a test."""
 
     def __init__(
-        self, *, api_key: str = "test-key", avatars: tuple[str, ...] = ("default", "Abigail_standing_office_front"),
-        concurrent_limit: int = 3, idle_timeout_s: float | None = None, ms_per_char: float = 60.0,
-        session_duration_limit: int = 600, **kwargs: Any,
+        self,
+        *,
+        api_key: str = "test-key",
+        avatars: tuple[str, ...] = ("default", "Abigail_standing_office_front"),
+        concurrent_limit: int = 3,
+        idle_timeout_s: float | None = None,
+        ms_per_char: float = 60.0,
+        session_duration_limit: int = 600,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
@@ -121,12 +127,19 @@ class FakeHeyGen(FakeService):
         self.sessions[sid] = HeyGenSession(
             sid, avatar_id, body, idle_timeout_s=self.idle_timeout_s if self.idle_timeout_s is not None else idle
         )
-        return self.envelope({
-            "session_id": sid, "sdp": None, "access_token": f"lk-token-{sid[:8]}",
-            "url": "ws://127.0.0.1:9", "ice_servers": None, "ice_servers2": None, "is_paid": False,
-            "session_duration_limit": self.session_duration_limit,
-            "realtime_endpoint": f"wss://127.0.0.1:9/v2-alpha/interactive-avatar/session/{sid}",
-        })
+        return self.envelope(
+            {
+                "session_id": sid,
+                "sdp": None,
+                "access_token": f"lk-token-{sid[:8]}",
+                "url": "ws://127.0.0.1:9",
+                "ice_servers": None,
+                "ice_servers2": None,
+                "is_paid": False,
+                "session_duration_limit": self.session_duration_limit,
+                "realtime_endpoint": f"wss://127.0.0.1:9/v2-alpha/interactive-avatar/session/{sid}",
+            }
+        )
 
     async def _start(self, request: web.Request) -> web.Response:
         session, err = self._session(request)

@@ -78,9 +78,15 @@ class FakeLiveAvatar(FakeService):
     """The fake service; inspect ``sessions`` and ``calls`` after a test."""
 
     def __init__(
-        self, *, api_key: str = "test-key", avatars: tuple[str, ...] = ("3c90c3cc-0d44-4b50-8888-8dd25736052a",),
-        concurrent_limit: int = 3, idle_timeout_s: float = 300.0, plan_max_duration_s: int = 1200,
-        speed: float = 1.0, **kwargs: Any,
+        self,
+        *,
+        api_key: str = "test-key",
+        avatars: tuple[str, ...] = ("3c90c3cc-0d44-4b50-8888-8dd25736052a",),
+        concurrent_limit: int = 3,
+        idle_timeout_s: float = 300.0,
+        plan_max_duration_s: int = 1200,
+        speed: float = 1.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
@@ -196,11 +202,16 @@ class FakeLiveAvatar(FakeService):
         ws_url = None
         if session.mode == "LITE":
             ws_url = f"ws://{self.host}:{self.port}/v1/ws/{session.session_id}?token={session.token}"
-        return self.envelope({
-            "session_id": session.session_id, "livekit_url": "ws://127.0.0.1:9",
-            "livekit_client_token": f"client-{session.token[:8]}", "livekit_agent_token": f"agent-{session.token[:8]}",
-            "max_session_duration": session.max_duration_s, "ws_url": ws_url,
-        })
+        return self.envelope(
+            {
+                "session_id": session.session_id,
+                "livekit_url": "ws://127.0.0.1:9",
+                "livekit_client_token": f"client-{session.token[:8]}",
+                "livekit_agent_token": f"agent-{session.token[:8]}",
+                "max_session_duration": session.max_duration_s,
+                "ws_url": ws_url,
+            }
+        )
 
     async def _keep_alive(self, request: web.Request) -> web.Response:
         session, err = self._target(request)
@@ -228,9 +239,15 @@ class FakeLiveAvatar(FakeService):
             return self.fail(422, f"Invalid type: {kind}")
         self._expire()
         rows = [
-            {"session_id": s.session_id, "status": s.state, "created_at": int(s.created_at), "mode": s.mode,
-             "avatar_id": s.body.get("avatar_id")}
-            for s in self.sessions.values() if s.open == (kind == "active")
+            {
+                "session_id": s.session_id,
+                "status": s.state,
+                "created_at": int(s.created_at),
+                "mode": s.mode,
+                "avatar_id": s.body.get("avatar_id"),
+            }
+            for s in self.sessions.values()
+            if s.open == (kind == "active")
         ]
         return self.envelope({"sessions": rows})
 
@@ -264,8 +281,14 @@ class FakeLiveAvatar(FakeService):
             self._sockets.pop(session.session_id, None)
         return ws
 
-    async def _on_message(self, session: LiveSession, ws: web.WebSocketResponse, queue: asyncio.Queue[SpeakEvent],
-                          message: dict[str, Any], player: asyncio.Task[None]) -> None:
+    async def _on_message(
+        self,
+        session: LiveSession,
+        ws: web.WebSocketResponse,
+        queue: asyncio.Queue[SpeakEvent],
+        message: dict[str, Any],
+        player: asyncio.Task[None],
+    ) -> None:
         kind = message.get("type")
         event_id = str(message.get("event_id") or "")
         current = next((e for e in reversed(session.events) if e.event_id == event_id), None)
@@ -294,8 +317,9 @@ class FakeLiveAvatar(FakeService):
         """Speak queued events one after the other, in (sped-up) real time."""
         while True:
             event = await queue.get()
-            await ws.send_json({"type": "agent.speak_started", "event_id": event.event_id,
-                                "task": {"id": event.event_id}})
+            await ws.send_json(
+                {"type": "agent.speak_started", "event_id": event.event_id, "task": {"id": event.event_id}}
+            )
             played, generation = 0, session.interrupts
             while True:
                 if session.interrupts != generation:
@@ -309,8 +333,9 @@ class FakeLiveAvatar(FakeService):
                     break
                 else:
                     await asyncio.sleep(0.01)
-            await ws.send_json({"type": "agent.speak_ended", "event_id": event.event_id,
-                                "task": {"id": event.event_id}})
+            await ws.send_json(
+                {"type": "agent.speak_ended", "event_id": event.event_id, "task": {"id": event.event_id}}
+            )
 
 
 def main() -> None:

@@ -94,8 +94,9 @@ def _resolve(pa: Any, device: int | str | None, *, input: bool) -> int | None:
     kind = "input" if input else "output"
     if device is None:
         try:
-            return int(pa.get_default_input_device_info()["index"] if input else
-                       pa.get_default_output_device_info()["index"])
+            return int(
+                pa.get_default_input_device_info()["index"] if input else pa.get_default_output_device_info()["index"]
+            )
         except OSError:
             raise AudioDeviceError(
                 f"no default {kind} audio device found; run 'voicekit devices' to list devices"
@@ -135,8 +136,12 @@ class MicSource:
 
         try:
             self._stream = self._pa.open(
-                format=pa_mod.paInt16, channels=1, rate=self.sample_rate, input=True,
-                input_device_index=index, frames_per_buffer=frame_bytes(self.sample_rate, self.frame_ms) // 2,
+                format=pa_mod.paInt16,
+                channels=1,
+                rate=self.sample_rate,
+                input=True,
+                input_device_index=index,
+                frames_per_buffer=frame_bytes(self.sample_rate, self.frame_ms) // 2,
                 stream_callback=callback,
             )
         except OSError as exc:
@@ -181,8 +186,12 @@ class SpeakerSink(AudioSink):
         index = _resolve(self._pa, device, input=False)
         try:
             self._stream = self._pa.open(
-                format=pa_mod.paInt16, channels=1, rate=sample_rate, output=True,
-                output_device_index=index, frames_per_buffer=frame_bytes(sample_rate, 100) // 2,
+                format=pa_mod.paInt16,
+                channels=1,
+                rate=sample_rate,
+                output=True,
+                output_device_index=index,
+                frames_per_buffer=frame_bytes(sample_rate, 100) // 2,
             )
         except OSError as exc:
             self._pa.terminate()

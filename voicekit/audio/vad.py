@@ -30,7 +30,7 @@ import numpy as np
 
 from voicekit.errors import AudioFormatError, ProfileError
 from voicekit.events import SpeechEnded, SpeechStarted
-from voicekit.roles import import_sdk
+from voicekit.sdk import import_sdk
 
 VadKind = Literal["webrtc", "silero", "none"]
 VadEvent = SpeechStarted | SpeechEnded

@@ -70,7 +70,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray[Any, Any], WavInfo]:
         raw = body[:usable]
         if bits == 24:
             b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
-            samples = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
+            samples = b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16)
             samples = np.where(samples & 0x800000, samples - (1 << 24), samples).astype(np.int32) << 8
         else:
             dtype: str = {8: "u1", 16: "<i2", 32: "<i4"}[bits]

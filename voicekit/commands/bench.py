@@ -14,8 +14,8 @@ def bench(
     input: Annotated[list[Path], typer.Option("--input", "-i", help="WAV file(s) of user speech; used in turn.")],
     profile: Annotated[str, typer.Option("--profile", "-p", help="Profile name or path.")] = "offline",
     turns: Annotated[int, typer.Option("--turns", "-n", min=1, help="Number of turns.")] = 3,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here.")] = None,  # noqa: UP045
-    plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Draw each turn's stages to a PNG.")] = None,  # noqa: UP045
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here.")] = None,
+    plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Draw each turn's stages to a PNG.")] = None,
     set_: SetOption = None,
 ) -> None:
     """Run conversation turns from audio files and report each stage's p50 / p95 / max."""
@@ -29,12 +29,20 @@ def bench(
 
     console = Console(highlight=False, emoji=False)
     request = BenchRequest(profile=profile, inputs=input, turns=turns, overrides=set_ or [])
-    with Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("[bold]bench[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(profile, total=turns)
         report = asyncio.run(run_bench(request, on_turn=lambda done: progress.update(task, completed=done)))
-    table = Table(title=f"{profile}: {report.turns_completed}/{turns} turns  "
-                        + "  ".join(f"{k}={v}" for k, v in report.backends.items()))
+    table = Table(
+        title=f"{profile}: {report.turns_completed}/{turns} turns  "
+        + "  ".join(f"{k}={v}" for k, v in report.backends.items())
+    )
     for column in ("stage", "p50 ms", "p95 ms", "max ms", "n"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in report.stages.values():

@@ -35,7 +35,8 @@ def list_plugins(json_out: Annotated[bool, typer.Option("--json", help="Print JS
     registry = load_registry()
     rows = [
         {"role": role, "name": entry.name, "plugin": entry.plugin, "status": _sdk_status(entry)}
-        for role in ROLES for entry in sorted(registry.backends[role].values(), key=lambda e: e.name)
+        for role in ROLES
+        for entry in sorted(registry.backends[role].values(), key=lambda e: e.name)
     ]
     conflicts = [message for message in registry.conflicts.values()]
     if json_out:

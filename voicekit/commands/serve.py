@@ -12,16 +12,43 @@ from voicekit.commands.chat import SetOption
 
 def serve(
     profile: Annotated[str, typer.Option("--profile", "-p", help="Profile of every conversation.")] = "gemini-live",
-    host: Annotated[str, typer.Option(help="Address to listen on; beyond this machine it needs --token-file.")] = "127.0.0.1",  # noqa: E501
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond this machine it needs --token-file.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).", min=0, max=65535)] = 8000,
-    max_sessions: Annotated[int, typer.Option("--max-sessions", help="Conversations at once; more are refused.", min=1)] = 100,  # noqa: E501
-    session_timeout: Annotated[float, typer.Option("--session-timeout", help="Longest conversation, in seconds.", min=1)] = 600.0,  # noqa: E501
-    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="Close a connection that sends nothing for this long (s).", min=1)] = 60.0,  # noqa: E501
-    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="Accepted tokens, one per line (?token= or Authorization: Bearer).")] = None,  # noqa: E501, UP045
-    allow_origin: Annotated[Optional[list[str]], typer.Option("--allow-origin", help="Web origin allowed to connect without a token (repeatable; * for any).")] = None,  # noqa: E501, UP045
-    duplex: Annotated[str, typer.Option(help="Turn-taking: full (talk over the bot), half (mic muted while it speaks) or profile.")] = "full",  # noqa: E501
-    max_message_kb: Annotated[int, typer.Option("--max-message-kb", help="Largest message accepted, in KiB.", min=1)] = 1024,  # noqa: E501
-    lookahead_ms: Annotated[float, typer.Option("--lookahead-ms", help="How far ahead of real time bot audio is sent: more rides out network jitter, less stops a cut reply sooner.", min=0, max=2000)] = 60.0,  # noqa: E501
+    max_sessions: Annotated[
+        int, typer.Option("--max-sessions", help="Conversations at once; more are refused.", min=1)
+    ] = 100,
+    session_timeout: Annotated[
+        float, typer.Option("--session-timeout", help="Longest conversation, in seconds.", min=1)
+    ] = 600.0,
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", help="Close a connection that sends nothing for this long (s).", min=1)
+    ] = 60.0,
+    token_file: Annotated[
+        Optional[Path],
+        typer.Option("--token-file", help="Accepted tokens, one per line (?token= or Authorization: Bearer)."),
+    ] = None,
+    allow_origin: Annotated[
+        Optional[list[str]],
+        typer.Option("--allow-origin", help="Web origin allowed to connect without a token (repeatable; * for any)."),
+    ] = None,
+    duplex: Annotated[
+        str, typer.Option(help="Turn-taking: full (talk over the bot), half (mic muted while it speaks) or profile.")
+    ] = "full",
+    max_message_kb: Annotated[
+        int, typer.Option("--max-message-kb", help="Largest message accepted, in KiB.", min=1)
+    ] = 1024,
+    lookahead_ms: Annotated[
+        float,
+        typer.Option(
+            "--lookahead-ms",
+            help="How far ahead of real time bot audio is sent: more rides out network jitter, "
+            "less stops a cut reply sooner.",
+            min=0,
+            max=2000,
+        ),
+    ] = 60.0,
     set_: SetOption = None,
 ) -> None:
     """Serve voice conversations over WebSocket to browsers and Pipecat RTVI clients.
@@ -42,9 +69,15 @@ def serve(
     tokens = read_tokens(token_file) if token_file is not None else ()
     check_exposure(host, tokens)
     config = ServeConfig(
-        profile=profile, overrides=tuple(set_ or ()), duplex=duplex,  # type: ignore[arg-type]
-        max_sessions=max_sessions, session_timeout_s=session_timeout, idle_timeout_s=idle_timeout,
-        max_message_bytes=max_message_kb * 1024, tokens=tokens, allowed_origins=tuple(allow_origin or ()),
+        profile=profile,
+        overrides=tuple(set_ or ()),
+        duplex=duplex,  # type: ignore[arg-type]
+        max_sessions=max_sessions,
+        session_timeout_s=session_timeout,
+        idle_timeout_s=idle_timeout,
+        max_message_bytes=max_message_kb * 1024,
+        tokens=tokens,
+        allowed_origins=tuple(allow_origin or ()),
         lookahead_ms=lookahead_ms,
     )
     loaded = load_profile(profile, config.profile_overrides())  # a bad profile or missing key fails now
@@ -55,11 +88,14 @@ def serve(
 
     def ready(url: str) -> None:
         mode = "token required" if tokens else "no token"
-        console.print(f"voicekit serve: profile [bold]{loaded.name}[/], {mode}, listening on {url}  (page: {url}/, "
-                      f"RTVI websocket: {url.replace('http', 'ws', 1)}/ws)", soft_wrap=True)
+        console.print(
+            f"voicekit serve: profile [bold]{loaded.name}[/], {mode}, listening on {url}  (page: {url}/, "
+            f"RTVI websocket: {url.replace('http', 'ws', 1)}/ws)",
+            soft_wrap=True,
+        )
 
+    from voicekit.ledger.ledger import SessionLedger
     from voicekit.registry import load_registry
-    from voicekit.sessions import SessionLedger
 
     config.ledger = SessionLedger()
     config.registry = load_registry()

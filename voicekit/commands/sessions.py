@@ -21,12 +21,17 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Conversations and billable remote sessions.", no_args_is_help=True)
 
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Only this backend's sessions (heygen, ...).")]  # noqa: UP045
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Only this backend's sessions (heygen, ...).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-StaleAfterOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045
-    "--stale-after", metavar="SECONDS", min=0.001,
-    help="A session without a heartbeat for this long is an orphan (default: VOICEKIT_STALE_AFTER_S, else 90).",
-)]
+StaleAfterOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--stale-after",
+        metavar="SECONDS",
+        min=0.001,
+        help="A session without a heartbeat for this long is an orphan (default: VOICEKIT_STALE_AFTER_S, else 90).",
+    ),
+]
 
 
 @app.command("list")
@@ -44,11 +49,16 @@ def list_sessions(
 
     report = asyncio.run(session_admin.report(backend, limit, stale_after))
     if json_out:
-        typer.echo(json.dumps({
-            "conversations": report.conversations,
-            "remote_sessions": [asdict(v) for v in report.sessions],
-            "errors": report.errors,
-        }, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "conversations": report.conversations,
+                    "remote_sessions": [asdict(v) for v in report.sessions],
+                    "errors": report.errors,
+                },
+                indent=2,
+            )
+        )
         return
     _print_report(report)
 
@@ -78,8 +88,16 @@ def _print_report(report: session_admin.Report) -> None:
 
     console = Console(highlight=False)
     if report.conversations:
-        table = Table("conversation", "profile", "started", "turns", "status", title="Conversations", box=None,
-                      title_justify="left")
+        table = Table(
+            "conversation",
+            "profile",
+            "started",
+            "turns",
+            "status",
+            title="Conversations",
+            box=None,
+            title_justify="left",
+        )
         table.columns[0].no_wrap = True
         for c in report.conversations:
             status = f"[red]{c['status']}[/]" if c["status"] in ("died", "failed") else c["status"]
@@ -93,8 +111,11 @@ def _print_report(report: session_admin.Report) -> None:
             table.add_column(name, no_wrap=True)  # ids are copied into `sessions close`: never cut them
         table.add_column("note")
         for v in report.sessions:
-            note = f"[red]orphan[/] ({escape(v.orphan_reason or 'its process ended')})" \
-                + (f"; {v.note}" if v.note else "") if v.orphaned else v.note
+            note = (
+                f"[red]orphan[/] ({escape(v.orphan_reason or 'its process ended')})" + (f"; {v.note}" if v.note else "")
+                if v.orphaned
+                else v.note
+            )
             table.add_row(v.backend, v.remote_id or "-", v.status, _age(v.created_at), v.conversation_id or "-", note)
         console.print(table)
     else:
@@ -107,11 +128,15 @@ def _print_report(report: session_admin.Report) -> None:
 
 @app.command("close")
 def close(
-    ids: Annotated[Optional[list[str]], typer.Argument(help="Session ids (remote or ledger ids).")] = None,  # noqa: UP045
+    ids: Annotated[Optional[list[str]], typer.Argument(help="Session ids (remote or ledger ids).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Close every open remote session.")] = False,
-    stale: Annotated[bool, typer.Option(
-        "--stale", help="Close orphans: sessions whose process ended or stopped its heartbeat, on any host.",
-    )] = False,
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale",
+            help="Close orphans: sessions whose process ended or stopped its heartbeat, on any host.",
+        ),
+    ] = False,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
     stale_after: StaleAfterOpt = None,

@@ -8,7 +8,7 @@ both talk to it.
 
 Modules: :mod:`~voicekit.serve.wire` (protobuf codec), :mod:`~voicekit.serve.rtvi`
 (messages, events → RTVI), :mod:`~voicekit.serve.transport` (audio in and out),
-:mod:`~voicekit.serve.session` (one connection), :mod:`~voicekit.serve.app` (routes,
+:mod:`~voicekit.serve.connection` (one connection), :mod:`~voicekit.serve.app` (routes,
 limits, auth), :mod:`~voicekit.serve.server` (uvicorn, signals).
 """
 

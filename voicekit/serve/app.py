@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from voicekit.serve import rtvi
 from voicekit.serve.config import ServeConfig, is_loopback
-from voicekit.serve.session import ServeSession
+from voicekit.serve.connection import ServeConnection
 from voicekit.serve.wire import encode_message
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,14 @@ _CSP = (
 )
 
 
-class SessionHub:
-    """Admits connections (token, origin, session limit) and tracks the live sessions."""
+class ConnectionHub:
+    """Admits connections (token, origin, connection limit) and tracks the live sessions."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.sessions: set[ServeSession] = set()
+        self.connections: set[ServeConnection] = set()
         self.served = 0
-        self._tasks: dict[ServeSession, asyncio.Task[Any]] = {}
+        self._tasks: dict[ServeConnection, asyncio.Task[Any]] = {}
         self._closing = False
 
     def refusal(self, ws: WebSocket) -> tuple[int, str] | None:
@@ -76,48 +76,52 @@ class SessionHub:
             log.info("refused a connection from %s: %s", ws.client.host if ws.client else "?", reason)
             await ws.send_denial_response(PlainTextResponse(reason + "\n", status_code=status))
             return
-        if self._closing or len(self.sessions) >= self.config.max_sessions:
-            reason = "server is shutting down" if self._closing else (
-                f"server is full ({self.config.max_sessions} conversations): try again later"
+        if self._closing or len(self.connections) >= self.config.max_sessions:
+            reason = (
+                "server is shutting down"
+                if self._closing
+                else (f"server is full ({self.config.max_sessions} conversations): try again later")
             )
             await ws.accept()
             await ws.send_bytes(encode_message(json.dumps(rtvi.error(reason, fatal=True))))
             await ws.close(1013, reason)
             return
-        session = ServeSession(ws, self.config)
-        self.sessions.add(session)
+        connection = ServeConnection(ws, self.config)
+        self.connections.add(connection)
         self.served += 1
         task = asyncio.current_task()
         if task is not None:
-            self._tasks[session] = task
+            self._tasks[connection] = task
         try:
             await ws.accept()
-            ending = await session.run()
-            log.info("session ended: %s", ending.reason)
+            ending = await connection.run()
+            log.info("connection ended: %s", ending.reason)
         finally:
-            self.sessions.discard(session)
-            self._tasks.pop(session, None)
+            self.connections.discard(connection)
+            self._tasks.pop(connection, None)
 
     async def close_all(self, reason: str = "server shutting down", timeout: float = 15.0) -> None:
         """End every conversation (closing its backends and remote sessions) and its socket."""
         self._closing = True
-        for session in list(self.sessions):
-            session.stop(1001, reason)
+        for connection in list(self.connections):
+            connection.stop(1001, reason)
         deadline = asyncio.get_running_loop().time() + timeout
-        while self.sessions and asyncio.get_running_loop().time() < deadline:
+        while self.connections and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for task in list(self._tasks.values()):
             task.cancel()  # a backend that would not close in time
-        while self.sessions and asyncio.get_running_loop().time() < deadline + 5:
+        while self.connections and asyncio.get_running_loop().time() < deadline + 5:
             await asyncio.sleep(0.05)
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({
-            "status": "closing" if self._closing else "ok",
-            "sessions": len(self.sessions),
-            "max_sessions": self.config.max_sessions,
-            "served": self.served,
-        })
+        return JSONResponse(
+            {
+                "status": "closing" if self._closing else "ok",
+                "sessions": len(self.connections),
+                "max_sessions": self.config.max_sessions,
+                "served": self.served,
+            }
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -142,7 +146,7 @@ async def page(request: Request) -> Response:
 
 def create_app(config: ServeConfig) -> Starlette:
     """The server's ASGI app; ``app.state.hub`` holds the live sessions."""
-    hub = SessionHub(config)
+    hub = ConnectionHub(config)
     routes: list[BaseRoute] = [Route(path, page) for path in _PAGES]
     routes += [Route("/healthz", hub.healthz), WebSocketRoute("/ws", hub.endpoint)]
     app = Starlette(routes=routes, lifespan=hub.lifespan)

@@ -108,7 +108,9 @@ def metrics_data(metrics: TurnMetrics) -> dict[str, list[dict[str, Any]]]:
     processing = [
         {"processor": f"voicekit:{name}", "value": round(ms / 1000, 4)}
         for name, ms in (
-            ("voice_to_voice", metrics.voice_to_voice_ms), ("turn", metrics.turn_ms), ("engine", metrics.engine_ms)
+            ("voice_to_voice", metrics.voice_to_voice_ms),
+            ("turn", metrics.turn_ms),
+            ("engine", metrics.engine_ms),
         )
         if ms is not None
     ]
@@ -144,10 +146,17 @@ class RTVIEvents:
                 send(message("user-stopped-speaking"))
         elif isinstance(event, (Interim, Final)):
             if event.text.strip():
-                send(message("user-transcription", {
-                    "text": event.text, "user_id": USER_ID, "timestamp": _timestamp(),
-                    "final": isinstance(event, Final),
-                }))
+                send(
+                    message(
+                        "user-transcription",
+                        {
+                            "text": event.text,
+                            "user_id": USER_ID,
+                            "timestamp": _timestamp(),
+                            "final": isinstance(event, Final),
+                        },
+                    )
+                )
         elif isinstance(event, UserTurn):
             self._sentences = 0
             send(message("user-llm-text", {"text": event.text}))
@@ -163,9 +172,17 @@ class RTVIEvents:
                 send(message("bot-tts-started"))
             self._sentences += 1
             send(message("bot-tts-text", {"text": event.text}))
-            send(message("bot-output", {
-                "text": event.text, "aggregated_by": "sentence", "spoken": True, "will_be_spoken": True,
-            }))
+            send(
+                message(
+                    "bot-output",
+                    {
+                        "text": event.text,
+                        "aggregated_by": "sentence",
+                        "spoken": True,
+                        "will_be_spoken": True,
+                    },
+                )
+            )
         elif isinstance(event, BargeIn):
             send(message("bot-interrupted"))
             self._bot_stopped()

@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 
 from voicekit.errors import VoicekitError
-from voicekit.serve.app import SessionHub, create_app
+from voicekit.serve.app import ConnectionHub, create_app
 from voicekit.serve.config import ServeConfig, check_exposure
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class VoiceServer(uvicorn.Server):
     """uvicorn, with our own signal handling: a signal stops the server (every
     conversation closed first, with a reason the client sees) and is not raised again."""
 
-    def __init__(self, config: uvicorn.Config, hub: SessionHub) -> None:
+    def __init__(self, config: uvicorn.Config, hub: ConnectionHub) -> None:
         super().__init__(config)
         self.hub = hub
         self.signals: list[int] = []
@@ -75,16 +75,26 @@ def bind(host: str, port: int) -> socket.socket:
 def build_server(config: ServeConfig, sock: socket.socket, *, verbose: bool = False) -> VoiceServer:
     app = create_app(config)
     uv_config = uvicorn.Config(
-        app, log_config=None, access_log=verbose, lifespan="on",
-        ws="websockets-sansio", ws_max_size=config.max_message_bytes,
-        ws_ping_interval=20.0, ws_ping_timeout=20.0, timeout_graceful_shutdown=20,
+        app,
+        log_config=None,
+        access_log=verbose,
+        lifespan="on",
+        ws="websockets-sansio",
+        ws_max_size=config.max_message_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        timeout_graceful_shutdown=20,
         ws_per_message_deflate=False,  # PCM hardly compresses: deflate would only cost CPU on both ends
     )
     return VoiceServer(uv_config, app.state.hub)
 
 
 async def serve(
-    config: ServeConfig, host: str, port: int, *, on_ready: Callable[[str], None] | None = None,
+    config: ServeConfig,
+    host: str,
+    port: int,
+    *,
+    on_ready: Callable[[str], None] | None = None,
     verbose: bool = False,
 ) -> list[int]:
     """Serve until SIGINT/SIGTERM; returns the signals received."""

@@ -97,8 +97,11 @@ def encode(frame: Frame) -> bytes:
     """One ``pipecat.Frame`` holding ``frame``."""
     if isinstance(frame, AudioFrame):
         body = (
-            _uint(1, frame.id) + _str(2, frame.name) + _bytes(3, frame.audio)
-            + _uint(4, frame.sample_rate) + _uint(5, frame.num_channels)
+            _uint(1, frame.id)
+            + _str(2, frame.name)
+            + _bytes(3, frame.audio)
+            + _uint(4, frame.sample_rate)
+            + _uint(5, frame.num_channels)
         )
         if frame.pts is not None:
             body += _varint(6 << 3 | _VARINT) + _varint(frame.pts)
@@ -109,8 +112,11 @@ def encode(frame: Frame) -> bytes:
         return _wrap(TEXT, _uint(1, frame.id) + _str(2, frame.name) + _str(3, frame.text))
     if isinstance(frame, TranscriptionFrame):
         body = (
-            _uint(1, frame.id) + _str(2, frame.name) + _str(3, frame.text)
-            + _str(4, frame.user_id) + _str(5, frame.timestamp)
+            _uint(1, frame.id)
+            + _str(2, frame.name)
+            + _str(3, frame.text)
+            + _str(4, frame.user_id)
+            + _str(5, frame.timestamp)
         )
         return _wrap(TRANSCRIPTION, body)
     raise TypeError(f"not a frame: {type(frame).__name__}")
@@ -223,15 +229,22 @@ def decode(data: bytes) -> Frame | None:
     if kind == AUDIO:
         start, end = _span(inner, 3)
         return AudioFrame(
-            audio=data[start:end], sample_rate=_int(inner, 4, 32), num_channels=_int(inner, 5, 32),
-            id=_int(inner, 1), name=_text(data, inner, 2), pts=_int(inner, 6) if 6 in inner else None,
+            audio=data[start:end],
+            sample_rate=_int(inner, 4, 32),
+            num_channels=_int(inner, 5, 32),
+            id=_int(inner, 1),
+            name=_text(data, inner, 2),
+            pts=_int(inner, 6) if 6 in inner else None,
         )
     if kind == MESSAGE:
         return MessageFrame(_text(data, inner, 1))
     if kind == TEXT:
         return TextFrame(_text(data, inner, 3), id=_int(inner, 1), name=_text(data, inner, 2))
     return TranscriptionFrame(
-        _text(data, inner, 3), user_id=_text(data, inner, 4), timestamp=_text(data, inner, 5), id=_int(inner, 1),
+        _text(data, inner, 3),
+        user_id=_text(data, inner, 4),
+        timestamp=_text(data, inner, 5),
+        id=_int(inner, 1),
         name=_text(data, inner, 2),
     )
 

@@ -177,9 +177,7 @@ class ScriptedSTT(STT):
 
     Options: ClassVar[type[ScriptedSTTOptions]] = ScriptedSTTOptions
     options: ScriptedSTTOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, interim_results=True, sample_rates=(8000, 16000, 24000, 48000)
-    )
+    capabilities = Capabilities(streaming=True, interim_results=True, sample_rates=(8000, 16000, 24000, 48000))
 
     def __init__(self, options: ScriptedSTTOptions | None = None, context: BackendContext | None = None) -> None:
         super().__init__(options, context)
@@ -244,7 +242,7 @@ class ScriptedLLM(LLM):
 
     Options: ClassVar[type[ScriptedLLMOptions]] = ScriptedLLMOptions
     options: ScriptedLLMOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+    capabilities = Capabilities(streaming=True)
 
     def __init__(self, options: ScriptedLLMOptions | None = None, context: BackendContext | None = None) -> None:
         super().__init__(options, context)
@@ -357,7 +355,7 @@ class ScriptedOutput(_TurnTaking, Output):
 
     Options: ClassVar[type[ScriptedOutputOptions]] = ScriptedOutputOptions
     options: ScriptedOutputOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
+    capabilities = Capabilities(
         streaming=True, produces_audio=True, sample_rates=(8000, 16000, 22050, 24000, 44100, 48000)
     )
 
@@ -410,7 +408,7 @@ class NullOutput(_TurnTaking, Output):
     """
 
     Options: ClassVar[type[BackendOptions]] = BackendOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, produces_audio=False)
+    capabilities = Capabilities(streaming=True, produces_audio=False)
 
     def __init__(self, options: Any = None, context: BackendContext | None = None) -> None:
         Output.__init__(self, options, context)

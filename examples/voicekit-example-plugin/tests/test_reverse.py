@@ -41,7 +41,7 @@ async def feed(*texts: str) -> AsyncIterator[str]:
 
 async def test_inner_voice_hears_reversed_text_engine_sees_original() -> None:
     registry = load_registry()
-    out = registry.create("output", "reverse", {"voice": "scripted"}, BackendContext(extras={"registry": registry}))
+    out = registry.create("output", "reverse", {"voice": "scripted"}, BackendContext())
     async with out:
         events = [e async for e in out.speak(feed("one two three.", "Hi"))]
         inner = out._voice

@@ -8,5 +8,5 @@ def register_llm(register: Register) -> None:
     register("echo", "voicekit.plugins.llm.echo:EchoLLM")
     register("llamacpp", "voicekit.plugins.llm.llamacpp:LlamaCppLLM")
     register("gemini", "voicekit.plugins.llm.gemini:GeminiLLM")
-    register("gemini_live", "voicekit.plugins.llm.gemini_live:GeminiLiveLLM")
+    register("gemini_live", "voicekit.plugins.llm.gemini_live.backend:GeminiLiveLLM")
     register("scripted", "voicekit.testing.scripted:ScriptedLLM")

@@ -36,7 +36,7 @@ class EchoLLM(LLM):
     """Loopback, not a model: replies "You said: <user text>." streamed word by word."""
 
     Options: ClassVar[type[EchoOptions]] = EchoOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+    capabilities = Capabilities(streaming=True)
     options: EchoOptions
 
     def reply_text(self, user_text: str) -> str:

@@ -24,7 +24,8 @@ from pydantic import Field
 from voicekit.errors import AuthError, BackendError, VoicekitError
 from voicekit.events import LLMDone, LLMEvent, TextDelta
 from voicekit.options import CloudOptions
-from voicekit.roles import LLM, BackendContext, Capabilities, Message, import_sdk
+from voicekit.roles import LLM, BackendContext, Capabilities, Message
+from voicekit.sdk import import_sdk
 
 if TYPE_CHECKING:
     from google.genai import Client
@@ -63,7 +64,7 @@ class GeminiLLM(LLM):
     """
 
     Options: ClassVar[type[GeminiOptions]] = GeminiOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+    capabilities = Capabilities(streaming=True)
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = (FALLBACK_KEY_ENV,)
     extra: ClassVar[str | None] = "google"
@@ -99,8 +100,10 @@ class GeminiLLM(LLM):
         self.contents([Message("assistant", "ok")], "ok")
         self.config()
         types.GenerateContentResponse.model_validate(
-            {"candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP"}],
-             "usageMetadata": {"promptTokenCount": 1}}
+            {
+                "candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 1},
+            }
         )
 
     async def aclose(self) -> None:
@@ -180,9 +183,7 @@ class GeminiLLM(LLM):
     async def _stream_once(self, contents: list[Any], config: Any) -> AsyncGenerator[str, None]:
         assert self._client is not None
         stream = await asyncio.wait_for(
-            self._client.aio.models.generate_content_stream(
-                model=self.options.model, contents=contents, config=config
-            ),
+            self._client.aio.models.generate_content_stream(model=self.options.model, contents=contents, config=config),
             self.options.timeout_s,
         )
         iterator = stream.__aiter__()
@@ -237,8 +238,9 @@ class GeminiLLM(LLM):
                 )
             return BackendError(f"{who}: Gemini refused the request ({code} {status}: {message})")
         # Connection refused or dropped, a stream cut in the middle: worth another try.
-        return BackendError(f"{who}: connection to Gemini failed: {type(exc).__name__}: {one_line(str(exc))}",
-                            retryable=True)
+        return BackendError(
+            f"{who}: connection to Gemini failed: {type(exc).__name__}: {one_line(str(exc))}", retryable=True
+        )
 
 
 # --- helpers (module level so tests can feed them real vendor payloads) -------------

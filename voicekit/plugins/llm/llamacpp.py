@@ -19,7 +19,8 @@ from pydantic import Field
 from voicekit.errors import BackendError, ProfileError
 from voicekit.events import LLMDone, LLMEvent, TextDelta
 from voicekit.options import BackendOptions
-from voicekit.roles import LLM, Capabilities, Message, import_sdk
+from voicekit.roles import LLM, Capabilities, Message
+from voicekit.sdk import import_sdk
 
 _END = object()
 
@@ -43,7 +44,7 @@ class LlamaCppLLM(LLM):
     """A GGUF chat model run locally by llama.cpp, streaming its reply token by token."""
 
     Options: ClassVar[type[LlamaCppOptions]] = LlamaCppOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+    capabilities = Capabilities(streaming=True)
     extra: ClassVar[str | None] = "llamacpp"
     options: LlamaCppOptions
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from voicekit.errors import BackendError, VoicekitError
 from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
-from voicekit.roles import import_sdk
+from voicekit.sdk import import_sdk
 
 if TYPE_CHECKING:
     from voicekit.plugins.output.elevenlabs import ElevenLabsOutput
@@ -35,8 +35,12 @@ async def speak_http(out: ElevenLabsOutput, client: Any, sentences: AsyncIterato
         carry = b""
         try:
             stream = client.text_to_speech.stream(
-                options.voice_id, text=text, model_id=options.model, output_format=options.output_format,
-                voice_settings=settings, **extra,
+                options.voice_id,
+                text=text,
+                model_id=options.model,
+                output_format=options.output_format,
+                voice_settings=settings,
+                **extra,
             )
             async for chunk in stream:
                 if generation != out.generation:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from voicekit.errors import ProfileError, VoicekitError
-from voicekit.roles import import_sdk
+from voicekit.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ from pydantic import Field
 from voicekit.errors import AudioFormatError, BackendError, VoicekitError
 from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
 from voicekit.plugins import _gcloud
-from voicekit.roles import Capabilities, Output, import_sdk
+from voicekit.roles import Capabilities, Output
+from voicekit.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,7 @@ class Chirp3Output(Output):
         speaking_rate: float | None = Field(None, ge=0.25, le=2.0, description="Speed, 1.0 is the voice's own")
         streaming: bool = Field(True, description="One streaming call per turn; false: SynthesizeSpeech per sentence")
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, sample_rates=(24000, 16000, 22050, 44100, 48000), produces_audio=True
-    )
+    capabilities = Capabilities(streaming=True, sample_rates=(24000, 16000, 22050, 44100, 48000), produces_audio=True)
     api_key_env: ClassVar[str | None] = None  # ADC or credentials_file (GOOGLE_APPLICATION_CREDENTIALS)
     extra: ClassVar[str | None] = "google"
     options: Options

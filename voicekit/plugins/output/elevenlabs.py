@@ -36,7 +36,8 @@ from voicekit.plugins.output._elevenlabs_protocol import (
     ServerMessage,
     parse_server_message,
 )
-from voicekit.roles import BackendContext, Capabilities, Output, import_sdk
+from voicekit.roles import BackendContext, Capabilities, Output
+from voicekit.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,7 @@ class ElevenLabsOutput(Output):
     """
 
     Options: ClassVar[type[ElevenLabsOptions]] = ElevenLabsOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, sample_rates=(16000, 22050, 24000), produces_audio=True
-    )
+    capabilities = Capabilities(streaming=True, sample_rates=(16000, 22050, 24000), produces_audio=True)
     api_key_env: ClassVar[str | None] = "ELEVENLABS_API_KEY"
     extra: ClassVar[str | None] = "elevenlabs"
     options: ElevenLabsOptions
@@ -201,8 +200,13 @@ class ElevenLabsOutput(Output):
 
     def voice_settings(self) -> dict[str, Any]:
         o = self.options
-        return {"stability": o.stability, "similarity_boost": o.similarity_boost, "style": o.style,
-                "speed": o.speed, "use_speaker_boost": o.use_speaker_boost}
+        return {
+            "stability": o.stability,
+            "similarity_boost": o.similarity_boost,
+            "style": o.style,
+            "speed": o.speed,
+            "use_speaker_boost": o.use_speaker_boost,
+        }
 
     # --- the socket -----------------------------------------------------------------
 
@@ -211,25 +215,32 @@ class ElevenLabsOutput(Output):
             raise self._fatal
         if self._ws is not None:
             return
-        websockets = import_sdk("websockets.asyncio.client", package="websockets", extra="elevenlabs",
-                                backend=self._who)
+        websockets = import_sdk(
+            "websockets.asyncio.client", package="websockets", extra="elevenlabs", backend=self._who
+        )
         exceptions = import_sdk("websockets.exceptions", package="websockets", extra="elevenlabs")
         url = self.websocket_url()
         try:
             ws = await websockets.connect(
-                url, additional_headers={"xi-api-key": self.api_key()}, open_timeout=self.options.timeout_s,
-                max_size=2**24, user_agent_header="voicekit",
+                url,
+                additional_headers={"xi-api-key": self.api_key()},
+                open_timeout=self.options.timeout_s,
+                max_size=2**24,
+                user_agent_header="voicekit",
             )
         except exceptions.InvalidStatus as exc:
             status = exc.response.status_code
             if status in (401, 403):
                 self._fatal = self.auth_error(f"HTTP {status} at the websocket handshake")
                 raise self._fatal from exc
-            raise BackendError(f"{self.label}: ElevenLabs refused the websocket (HTTP {status})",
-                               retryable=status >= 500 or status == 429) from exc
+            raise BackendError(
+                f"{self.label}: ElevenLabs refused the websocket (HTTP {status})",
+                retryable=status >= 500 or status == 429,
+            ) from exc
         except (TimeoutError, OSError, exceptions.WebSocketException) as exc:
-            raise BackendError(f"{self.label}: cannot reach ElevenLabs at {self.http_base_url}: {exc}",
-                               retryable=True) from exc
+            raise BackendError(
+                f"{self.label}: cannot reach ElevenLabs at {self.http_base_url}: {exc}", retryable=True
+            ) from exc
         self._ws = ws
         self._open.clear()
         self._standby = None
@@ -340,8 +351,9 @@ class ElevenLabsOutput(Output):
                     item = await asyncio.wait_for(queue.get(), self.options.timeout_s if waiting else None)
                 except TimeoutError:
                     self._spawn(self._drop_socket())
-                    raise BackendError(f"{self.label}: no audio from ElevenLabs within {self.options.timeout_s:g} s",
-                                       retryable=True) from None
+                    raise BackendError(
+                        f"{self.label}: no audio from ElevenLabs within {self.options.timeout_s:g} s", retryable=True
+                    ) from None
                 if item is _NO_TEXT or self._queues.get(ctx) is not queue:
                     return  # nothing to say, or interrupted, or closed
                 if item is _SENT or item is _INPUT_DONE:
@@ -388,8 +400,14 @@ class ElevenLabsOutput(Output):
         self._turns.add(ctx)
         return ctx, queue
 
-    async def _send_turn(self, ctx: str, sentences: AsyncIterator[str], attributor: SentenceAttributor,
-                         queue: asyncio.Queue[Any], state: dict[str, bool]) -> None:
+    async def _send_turn(
+        self,
+        ctx: str,
+        sentences: AsyncIterator[str],
+        attributor: SentenceAttributor,
+        queue: asyncio.Queue[Any],
+        state: dict[str, bool],
+    ) -> None:
         try:
             flush = self.options.flush_each_sentence
             async for sentence in sentences:
@@ -431,8 +449,9 @@ class ElevenLabsOutput(Output):
     # --- errors ---------------------------------------------------------------------------
 
     def auth_error(self, detail: str) -> AuthError:
-        return AuthError(f"{self.label}: ElevenLabs rejected the API key ({detail}); "
-                         f"set {self.api_key_env} to a valid key")
+        return AuthError(
+            f"{self.label}: ElevenLabs rejected the API key ({detail}); set {self.api_key_env} to a valid key"
+        )
 
     def _service_error(self, msg: ServerMessage) -> VoicekitError:
         text = " ".join(str(msg.message or "").split())[:300]

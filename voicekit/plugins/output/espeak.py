@@ -46,9 +46,7 @@ class EspeakOutput(Output):
     """
 
     Options: ClassVar[type[EspeakOptions]] = EspeakOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, languages=("en", "ru"), sample_rates=(22050,), produces_audio=True
-    )
+    capabilities = Capabilities(streaming=True, languages=("en", "ru"), sample_rates=(22050,), produces_audio=True)
     extra: ClassVar[str | None] = "offline"
     sample_rate: int = 22050
     options: EspeakOptions

@@ -11,7 +11,7 @@ from typing import Any
 from voicekit.errors import BackendError, ProfileError
 from voicekit.events import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
 from voicekit.plugins import _gcloud
-from voicekit.roles import import_sdk
+from voicekit.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from voicekit.clock import now
 from voicekit.errors import AuthError, BackendError
 from voicekit.events import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
 from voicekit.options import CloudOptions
-from voicekit.roles import STT, Capabilities, STTStream, import_sdk
+from voicekit.roles import STT, Capabilities, STTStream
+from voicekit.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +205,7 @@ class DeepgramSTT(STT):
                 service_urls(value)
             return value
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000)
-    )
+    capabilities = Capabilities(streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000))
     api_key_env: ClassVar[str | None] = "DEEPGRAM_API_KEY"
     extra: ClassVar[str | None] = "deepgram"
     options: DeepgramSTT.Options

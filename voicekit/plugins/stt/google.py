@@ -70,9 +70,7 @@ class GoogleSTT(STT):
             1.0, gt=0, description="End the utterance this long after its last final if no end-of-speech event comes"
         )
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000)
-    )
+    capabilities = Capabilities(streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000))
     api_key_env: ClassVar[str | None] = None  # ADC or credentials_file (GOOGLE_APPLICATION_CREDENTIALS)
     extra: ClassVar[str | None] = "google"
     options: Options

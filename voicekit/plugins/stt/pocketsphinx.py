@@ -33,7 +33,8 @@ from pydantic import Field
 from voicekit.errors import AudioFormatError, ProfileError, VoicekitError
 from voicekit.events import Final, Interim, SpeechEnded, SpeechStarted, STTEvent, UtteranceEnd
 from voicekit.options import BackendOptions
-from voicekit.roles import STT, BackendContext, Capabilities, STTStream, import_sdk
+from voicekit.roles import STT, BackendContext, Capabilities, STTStream
+from voicekit.sdk import import_sdk
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,7 @@ class PocketsphinxSTT(STT):
     """Offline streaming speech recognition with CMU PocketSphinx (US English)."""
 
     Options: ClassVar[type[PocketsphinxOptions]] = PocketsphinxOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, interim_results=True, languages=("en",), sample_rates=(_SAMPLE_RATE,)
-    )
+    capabilities = Capabilities(streaming=True, interim_results=True, languages=("en",), sample_rates=(_SAMPLE_RATE,))
     extra: ClassVar[str | None] = "offline"
     options: PocketsphinxOptions
 

@@ -42,7 +42,7 @@ class BeepOutput(Output):
 
     Options: ClassVar[type[BeepOptions]] = BeepOptions
     options: BeepOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, produces_audio=True, sample_rates=RATES)
+    capabilities = Capabilities(streaming=True, produces_audio=True, sample_rates=RATES)
 
     def __init__(self, options: BeepOptions | None = None, context: BackendContext | None = None) -> None:
         super().__init__(options, context)

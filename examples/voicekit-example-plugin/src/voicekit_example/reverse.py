@@ -37,7 +37,7 @@ class ReverseOutput(Output):
 
     Options: ClassVar[type[ReverseOptions]] = ReverseOptions
     options: ReverseOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
+    capabilities = Capabilities(
         streaming=True, produces_audio=True, sample_rates=(8000, 16000, 22050, 24000, 44100, 48000)
     )
 
@@ -47,14 +47,14 @@ class ReverseOutput(Output):
             raise ProfileError("reverse: 'voice' must name another output backend, e.g. espeak")
         # Build the inner voice now (it is cheap: nothing is opened before start()) so that
         # sample_rate is known before the conversation starts, as the engine expects.
-        registry = self.context.extras.get("registry")
-        if registry is None:  # used outside a conversation (tests, scripts)
-            from voicekit.registry import load_registry
-
-            registry = load_registry()
-        self._voice: Output | None = registry.create(
-            "output", self.options.voice, self.options.voice_options, self.context
+        # context.build validates the inner voice like a top-level one: errors name the
+        # profile's file, line and path (output.voice_options.voise: unknown option ...)
+        inner = self.context.build(
+            "output", {"use": self.options.voice, **self.options.voice_options}, key="voice_options"
         )
+        if not isinstance(inner, Output):
+            raise ProfileError(f"reverse: '{self.options.voice}' is not an output backend")
+        self._voice: Output | None = inner
         self.sample_rate = self._voice.sample_rate
 
     async def start(self) -> None:

@@ -1,0 +1,292 @@
+"""Gemini text LLM: the real google-genai SDK against the local REST fake (tests/fakes/gemini_rest.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.gemini_rest import DEFAULT_KEY, Fault, GeminiFake
+from voicekit.errors import AuthError, BackendError, MissingSecretError
+from voicekit.events import LLMDone, TextDelta
+from voicekit.plugins.llm.gemini import GeminiLLM, backoff_delay, parse_retry_after
+from voicekit.registry import load_registry
+from voicekit.roles import Message
+from voicekit.testing.contracts import LLMContract
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "gemini" / "stream_generate_content.sse"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[GeminiFake]:
+    async with GeminiFake(models=["gemini-2.5-flash", "gemini-2.5-flash-lite"]) as server:
+        yield server
+
+
+@pytest.fixture
+async def make_llm(fake: GeminiFake) -> AsyncIterator[Callable[..., GeminiLLM]]:
+    made: list[GeminiLLM] = []
+
+    def make(**options: Any) -> GeminiLLM:
+        options.setdefault("api_key", DEFAULT_KEY)
+        llm = GeminiLLM(GeminiLLM.Options(base_url=fake.base_url, **options))
+        llm.name = "gemini"
+        made.append(llm)
+        return llm
+
+    yield make
+    for llm in made:
+        await llm.aclose()
+
+
+async def collect(llm: GeminiLLM, history: list[Message] | None = None, text: str = "Hello") -> list[Any]:
+    return [event async for event in llm.respond(history or [], text)]
+
+
+# --- the real vendor payload ------------------------------------------------------------
+
+
+async def test_real_sse_capture_is_read_chunk_by_chunk(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    """The cookbook's captured SSE body, served byte for byte (CRLF as on the wire), gives its six texts."""
+    body = SAMPLE.read_bytes()
+    expected = [
+        json.loads(line[len("data: ") :])["candidates"][0]["content"]["parts"][0]["text"]
+        for line in body.decode().splitlines()
+        if line.startswith("data: ")
+    ]
+    assert len(expected) == 6
+    fake.raw_body = body.replace(b"\n\n", b"\r\n\r\n")
+    events = await collect(make_llm(), text="Write a story about a magic backpack.")
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    assert deltas == expected
+    assert isinstance(events[-1], LLMDone) and events[-1].text == "".join(expected)
+    assert "冒险伙伴" in events[-1].text  # UTF-8 survives the stream
+
+
+# --- streaming and the request the service sees -------------------------------------------
+
+
+async def test_streams_scripted_reply_and_sends_history_and_system(
+    fake: GeminiFake, make_llm: Callable[..., GeminiLLM]
+) -> None:
+    fake.replies.append(["Hello", " there.", " How can I help?"])
+    llm = make_llm(system="You are terse.", temperature=0.3, max_output_tokens=64, thinking_budget=0)
+    history = [
+        Message("user", "Hi, who are you?"),
+        Message("assistant", "I am a voice assistant."),
+        Message("user", "Tell me a story."),
+        Message("assistant", "Once upon", interrupted=True),
+    ]
+    events = await collect(llm, history, "Never mind.")
+    assert [type(e) for e in events] == [TextDelta, TextDelta, TextDelta, LLMDone]
+    assert [e.text for e in events[:3]] == ["Hello", " there.", " How can I help?"]
+    assert events[-1].text == "Hello there. How can I help?"
+    assert [e.t for e in events] == sorted(e.t for e in events)
+
+    (request,) = fake.requests
+    assert request.version == "v1beta" and request.model == "gemini-2.5-flash"
+    assert request.method == "streamGenerateContent" and request.query.get("alt") == "sse"
+    assert request.headers["x-goog-api-key"] == DEFAULT_KEY
+    assert request.turns == [
+        ("user", "Hi, who are you?"),
+        ("model", "I am a voice assistant."),
+        ("user", "Tell me a story."),
+        ("model", "Once upon"),
+        ("user", "Never mind."),
+    ]
+    assert request.system_text == "You are terse."
+    config = request.body["generationConfig"]
+    assert config["temperature"] == 0.3 and config["maxOutputTokens"] == 64
+    thinking = config["thinkingConfig"]  # the SDK passes this one through in snake_case; the API takes both
+    assert thinking.get("thinkingBudget", thinking.get("thinking_budget")) == 0
+
+
+async def test_same_role_neighbours_are_merged_and_empty_skipped(
+    fake: GeminiFake, make_llm: Callable[..., GeminiLLM]
+) -> None:
+    history = [Message("user", "one"), Message("user", "two"), Message("assistant", ""), Message("assistant", "ok")]
+    await collect(make_llm(), history, "three")
+    contents = fake.requests[0].contents
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert [p["text"] for p in contents[0]["parts"]] == ["one", "two"]
+
+
+async def test_echo_and_api_version_option(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    events = await collect(make_llm(api_version="v1", model="gemini-2.5-flash-lite"), text="good morning")
+    assert events[-1].text == "You said: good morning."
+    assert fake.requests[0].version == "v1" and fake.requests[0].model == "gemini-2.5-flash-lite"
+
+
+async def test_created_through_the_registry(fake: GeminiFake) -> None:
+    llm = load_registry().create("llm", "gemini", {"api_key": DEFAULT_KEY, "base_url": fake.base_url})
+    assert isinstance(llm, GeminiLLM)
+    async with llm:
+        events = await collect(llm)  # type: ignore[arg-type]
+    assert events[-1].text == "You said: Hello."
+
+
+# --- retries --------------------------------------------------------------------------------
+
+
+async def test_429_retried_after_retry_after(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.faults.append(Fault("status", 429, retry_after=0.4))
+    start = time.monotonic()
+    events = await collect(make_llm())
+    elapsed = time.monotonic() - start
+    assert events[-1].text == "You said: Hello."
+    assert len(fake.requests) == 2
+    assert 0.4 <= elapsed < 2.0, elapsed
+
+
+async def test_429_retry_info_delay_honoured(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    """Gemini's own 429 carries google.rpc.RetryInfo.retryDelay in the error details."""
+    fake.faults.append(Fault("status", 429, retry_delay_s=0.3))
+    start = time.monotonic()
+    await collect(make_llm())
+    assert time.monotonic() - start >= 0.3
+    assert len(fake.requests) == 2
+
+
+async def test_500_retried_then_gives_up(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.faults.extend([Fault("status", 500), Fault("status", 503)])
+    with pytest.raises(BackendError) as caught:
+        await collect(make_llm(max_retries=1))
+    assert caught.value.retryable
+    assert "503" in str(caught.value)
+    assert len(fake.requests) == 2
+
+
+async def test_long_retry_after_fails_fast(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.faults.append(Fault("status", 429, retry_after=60))
+    start = time.monotonic()
+    with pytest.raises(BackendError) as caught:
+        await collect(make_llm())
+    assert time.monotonic() - start < 1.0
+    assert caught.value.retryable and caught.value.retry_after == 60
+    assert len(fake.requests) == 1
+
+
+async def test_other_4xx_not_retried(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.faults.append(Fault("status", 400))
+    with pytest.raises(BackendError) as caught:
+        await collect(make_llm())
+    assert not caught.value.retryable
+    assert len(fake.requests) == 1
+
+
+async def test_drop_before_first_token_is_retried(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.faults.append(Fault("drop", after_chunks=0))
+    events = await collect(make_llm())
+    assert events[-1].text == "You said: Hello."
+    assert len(fake.requests) == 2
+
+
+async def test_drop_after_first_token_is_not_retried(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    """A retry after text went out would make the bot say it twice: the turn fails instead."""
+    fake.replies.append(["One", " two", " three."])
+    fake.faults.append(Fault("drop", after_chunks=1))
+    seen: list[str] = []
+    with pytest.raises(BackendError) as caught:
+        async for event in make_llm().respond([], "count"):
+            seen.append(event.text)
+    assert seen == ["One"]
+    assert caught.value.retryable
+    assert len(fake.requests) == 1
+
+
+async def test_first_token_timeout(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.first_chunk_delay_s = 1.0
+    start = time.monotonic()
+    with pytest.raises(BackendError, match=r"llm\.timeout_s"):
+        await collect(make_llm(timeout_s=0.3, max_retries=0))
+    assert time.monotonic() - start < 1.5
+
+
+def test_backoff_and_retry_after_parsing() -> None:
+    delays = [backoff_delay(a) for a in range(8)]
+    assert all(0 < d <= 8.0 for d in delays)
+    assert max(backoff_delay(0) for _ in range(50)) <= 0.5
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
+    assert parse_retry_after("soon") is None
+
+
+# --- keys and models ---------------------------------------------------------------------------
+
+
+async def test_bad_key_names_the_env_var(
+    fake: GeminiFake, make_llm: Callable[..., GeminiLLM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "wrong-key")
+    with pytest.raises(AuthError) as caught:
+        await collect(make_llm(api_key=None))
+    message = str(caught.value)
+    assert "GEMINI_API_KEY" in message and "API key not valid" in message
+    assert "\n" not in message
+    assert len(fake.requests) == 1  # a bad key is never retried
+
+
+async def test_401_is_an_auth_error(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.faults.append(Fault("status", 401))
+    with pytest.raises(AuthError, match="GEMINI_API_KEY"):
+        await collect(make_llm())
+
+
+async def test_google_api_key_is_the_fallback(
+    fake: GeminiFake, make_llm: Callable[..., GeminiLLM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_API_KEY", DEFAULT_KEY)
+    events = await collect(make_llm(api_key=None))
+    assert events[-1].text == "You said: Hello."
+    assert fake.requests[0].headers["x-goog-api-key"] == DEFAULT_KEY
+    monkeypatch.setenv("GOOGLE_API_KEY", "wrong")
+    with pytest.raises(AuthError, match="GOOGLE_API_KEY"):
+        await collect(make_llm(api_key=None))
+
+
+async def test_missing_key_names_both_vars(make_llm: Callable[..., GeminiLLM]) -> None:
+    with pytest.raises(MissingSecretError) as caught:
+        await make_llm(api_key=None).start()
+    assert "GEMINI_API_KEY" in str(caught.value) and "GOOGLE_API_KEY" in str(caught.value)
+
+
+async def test_unknown_model_names_the_option(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    with pytest.raises(BackendError) as caught:
+        await collect(make_llm(model="gemini-9-ultra"))
+    message = str(caught.value)
+    assert "llm.model" in message and "gemini-9-ultra" in message
+    assert "\n" not in message
+    assert not caught.value.retryable
+    assert len(fake.requests) == 1
+
+
+def test_module_import_does_not_load_the_sdk() -> None:
+    code = "import sys, voicekit.plugins.llm.gemini; print('google.genai' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+# --- the LLM contract --------------------------------------------------------------------------
+
+
+class TestGeminiContract(LLMContract):
+    timeout_s = 10.0
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[GeminiLLM]:
+        async with GeminiFake(chunk_delay_s=0.01) as server:
+            llm = GeminiLLM(GeminiLLM.Options(api_key=DEFAULT_KEY, base_url=server.base_url))
+            async with llm:
+                yield llm

@@ -1,0 +1,192 @@
+"""Gemini Live: errors, TLS trust, the fake itself, and the CLI end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.backends.test_gemini_live import FRAME, ROOT, fake, make_llm
+from tests.backends.test_gemini_live_text import collect
+from tests.fakes.gemini_live import DEFAULT_KEY, QUOTA_REASON, FakeGeminiLive
+from voicekit.errors import AuthError, BackendError, MissingSecretError
+from voicekit.plugins.llm.gemini_live.backend import GeminiLiveLLM
+
+__all__ = ["fake"]  # the fixture, shared with tests/test_gemini_live.py
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+async def test_bad_key_names_env_var(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "wrong-key")
+    llm = make_llm(fake, api_key=None)
+    await llm.start()
+    with pytest.raises(AuthError) as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    message = str(caught.value)
+    assert "GEMINI_API_KEY" in message and "API key not valid" in message and "\n" not in message
+    assert fake.connections[0].closed == (1007, "API key not valid. Please pass a valid API key.")
+    assert len(fake.connections) == 1, "a rejected key is not retried"
+
+
+async def test_fallback_key_env(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.setenv("GOOGLE_API_KEY", "wrong-key")
+    llm = make_llm(fake, api_key=None, mode="text")
+    with pytest.raises(AuthError, match="GOOGLE_API_KEY"):
+        await llm.start()
+    await llm.aclose()
+
+
+def test_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with pytest.raises(MissingSecretError, match="GEMINI_API_KEY"):
+        GeminiLiveLLM().realtime()
+
+
+async def test_unknown_model_is_one_line(fake: FakeGeminiLive) -> None:
+    llm = make_llm(fake, model="gemini-9-nope-live")
+    await llm.start()
+    with pytest.raises(BackendError) as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    message = str(caught.value)
+    assert "llm.model" in message and "gemini-9-nope-live" in message and "\n" not in message
+    assert not caught.value.retryable
+    code, reason = fake.connections[0].closed  # type: ignore[misc]
+    assert code == 1008 and len(reason.encode()) <= 123
+
+
+async def test_quota_is_retryable_error(fake: FakeGeminiLive) -> None:
+    fake.fail_next(1011, QUOTA_REASON)
+    llm = make_llm(fake)
+    await llm.start()
+    with pytest.raises(BackendError, match="quota") as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    assert caught.value.retryable and len(fake.connections) == 1
+
+
+async def test_unreachable_service_gives_up(fake: FakeGeminiLive) -> None:
+    await fake.stop()
+    llm = make_llm(fake, max_retries=1)
+    await llm.start()
+    with pytest.raises(BackendError, match=r"llm\.base_url") as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    assert caught.value.retryable
+
+
+async def test_untrusted_certificate(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    llm = make_llm(fake, ca_file=None)
+    await llm.start()
+    with pytest.raises(BackendError, match="SSL_CERT_FILE"):
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+
+
+async def test_ssl_cert_file_is_honoured(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(fake.cert_file))
+    llm = make_llm(fake, ca_file=None, mode="text")
+    await llm.start()
+    events = await collect(llm, [], "Hi")
+    await llm.aclose()
+    assert events[-1].text == "Hi! This is reply 1."
+
+
+async def test_audio_backlog_is_bounded() -> None:
+    from voicekit.plugins.llm.gemini_live.link import LiveLink
+
+    link = LiveLink(connect=None, translate=None, types=None, label="t", max_buffer_s=0.1)  # type: ignore[arg-type]
+    for i in range(10):
+        link.push_audio(bytes([i]) * FRAME)  # 200 ms, never sent: the oldest goes
+    assert sum(len(p) for _, p in link._out) <= 3200 and link._out[-1][1][0] == 9
+    await link.aclose()
+
+
+# --- the fake itself, and the import rule ------------------------------------------------------
+
+
+async def test_fake_accepts_standard_base64_and_camel_case(fake: FakeGeminiLive) -> None:
+    pcm = bytes(range(256)) * 4  # both alphabets differ on these bytes
+    context = ssl.create_default_context(cafile=str(fake.cert_file))
+    url = f"wss://127.0.0.1:{fake.port}/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"
+    async with websockets.connect(url, ssl=context, additional_headers={"x-goog-api-key": DEFAULT_KEY}) as ws:
+        await ws.send(json.dumps({"setup": {"model": "models/gemini-3.1-flash-live-preview"}}))
+        assert json.loads(await ws.recv()) == {"setupComplete": {}}
+        blob = {"mimeType": "audio/pcm;rate=16000", "data": base64.b64encode(pcm).decode()}
+        await ws.send(json.dumps({"realtimeInput": {"mediaChunks": [blob]}}))
+        blob = {"mime_type": "audio/pcm;rate=16000", "data": base64.urlsafe_b64encode(pcm).decode()}
+        await ws.send(json.dumps({"realtime_input": {"audio": blob}}))
+    await asyncio.sleep(0.05)
+    assert bytes(fake.audio) == pcm + pcm and fake.errors == []
+
+
+def test_module_imports_no_sdk() -> None:
+    code = (
+        "import sys, voicekit.plugins.llm.gemini_live.backend as m;"
+        "bad = [n for n in sys.modules if n.startswith(('google', 'websockets'))]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# --- end to end: the CLI with the gemini-live profile -------------------------------------------
+
+
+async def test_cli_chat_with_gemini_live_profile(fake: FakeGeminiLive, tmp_path: Path) -> None:
+    from voicekit.testing.speech import silence as quiet
+    from voicekit.testing.speech import synthesize, write_wav
+
+    speech = write_wav(tmp_path / "speech.wav", synthesize("hello there") + quiet(1500))
+    reply, record = tmp_path / "reply.wav", tmp_path / "rec"
+    env = {**os.environ, "SSL_CERT_FILE": str(fake.cert_file), "GEMINI_API_KEY": DEFAULT_KEY}
+    args = ["chat", "--profile", "gemini-live", "--input", str(speech), "--output", str(reply), "--fast"]
+    args += ["--record", str(record), "--set", f"llm.base_url={fake.base_url}", "--set", "language=ru"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicekit", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
+    with wave.open(str(reply)) as wav:
+        assert (wav.getframerate(), wav.getnchannels()) == (24000, 1)  # the sink's rate: the model's 24 kHz
+        assert wav.getnframes() == fake.reply_ms * 24
+    lines = [json.loads(line) for line in (record / "transcript.jsonl").read_text().splitlines()]
+    said = {(line.get("type"), line.get("text")) for line in lines}
+    assert {("UserTurn", "hello there"), ("BotTurn", "Hi! This is reply 1.")} <= said, lines
+    shown = out.decode()
+    assert "hello there" in shown and "Hi! This is reply 1." in shown, shown
+    setup = fake.connections[0].setup
+    assert setup["generationConfig"]["speechConfig"]["language_code"] == "ru-RU"
+
+
+async def test_vertex_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    options = GeminiLiveLLM.Options(vertexai=True, project="p", model="gemini-live-2.5-flash-native-audio")
+    llm = GeminiLiveLLM(options)
+    await llm.start()
+    with pytest.raises(AuthError, match="GOOGLE_APPLICATION_CREDENTIALS"):
+        async with llm.realtime():
+            pass
+    await llm.aclose()

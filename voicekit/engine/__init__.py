@@ -1,0 +1,14 @@
+"""The conversation engine: everything between the backends.
+
+- :mod:`.conversation`: :class:`Conversation` wires the tasks of one conversation and
+  owns its lifecycle (start, the one error path, shutdown).
+- :mod:`.turns`: :class:`TurnTaking`, the one owner of turn-taking: when the user's turn
+  ends, when the bot may speak, and what interrupts it.
+- :mod:`.reply`: one bot reply through the cascade (LLM → sentences → output).
+- :mod:`.playback`: bot audio to the sink, and what of it the user heard.
+- :mod:`.realtime`: a speech-to-speech model's stream turned into the same turns.
+- :mod:`.retry`: the one retry policy; :mod:`.fallback`: switching to the next backend.
+- :mod:`.sentences`, :mod:`.metrics`: sentence splitting and per-turn timings.
+- :mod:`.runner`: a conversation built from a profile (what ``chat``, ``bench`` and
+  ``serve`` run).
+"""

@@ -1,0 +1,114 @@
+"""Per-turn stage timings, derived only from event timestamps taken by the core."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from voicekit.events import TurnMetrics
+
+STAGES = ("stt_ms", "llm_ttft_ms", "output_ttfa_ms", "voice_to_voice_ms", "turn_ms", "engine_ms")
+STAGE_LABELS = {
+    "stt_ms": "end of speech → STT final",
+    "llm_ttft_ms": "STT final → LLM first token",
+    "output_ttfa_ms": "first sentence → first audio",
+    "voice_to_voice_ms": "end of speech → first audio out",
+    "turn_ms": "end of speech → end of turn",
+    "engine_ms": "engine's own share of voice-to-voice",
+}
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) * 1000, 2)
+
+
+@dataclass
+class TurnClock:
+    """Timestamps of one turn's milestones (``voicekit.clock.now`` seconds)."""
+
+    turn: int
+    speech_end: float | None = None  # the user stopped speaking
+    final: float | None = None  # the STT's final transcript (the turn starts here)
+    first_token: float | None = None
+    first_sentence: float | None = None
+    first_output: float | None = None  # first AudioOut (or SpeakingStarted for avatars) from the output
+    first_played: float | None = None  # first bot audio reached the sink
+    end: float | None = None
+
+    def mark(self, name: str, t: float) -> None:
+        """Record a milestone the first time it happens."""
+        if getattr(self, name) is None:
+            setattr(self, name, t)
+
+    def engine_share(self) -> float | None:
+        """Time from the output handing over its first audio to that audio reaching the
+        sink: resampling, queueing and playback scheduling, all voicekit's own."""
+        return _ms(self.first_output, self.first_played)
+
+    def metrics(self, backends: Sequence[tuple[str, str]] = ()) -> TurnMetrics:
+        start = self.speech_end
+        return TurnMetrics(
+            turn=self.turn,
+            stt_ms=_ms(start, self.final),
+            llm_ttft_ms=_ms(self.final, self.first_token),
+            output_ttfa_ms=_ms(self.first_sentence, self.first_output),
+            voice_to_voice_ms=_ms(start, self.first_played),
+            turn_ms=_ms(start, self.end),
+            engine_ms=self.engine_share(),
+            backends=tuple(backends),
+        )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class StageSummary:
+    stage: str
+    count: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+    values: list[float] = field(default_factory=list)
+
+
+def summarize(metrics: Iterable[TurnMetrics]) -> dict[str, StageSummary]:
+    """p50 / p95 / max of each stage over many turns."""
+    rows = list(metrics)
+    out: dict[str, StageSummary] = {}
+    for stage in STAGES:
+        values = [v for m in rows if (v := getattr(m, stage)) is not None]
+        out[stage] = StageSummary(
+            stage,
+            len(values),
+            round(percentile(values, 50), 2) if values else None,
+            round(percentile(values, 95), 2) if values else None,
+            round(max(values), 2) if values else None,
+            values,
+        )
+    return out
+
+
+def format_turn(m: TurnMetrics) -> str:
+    """A one-line summary for the live display."""
+    parts = []
+    for stage, label in (
+        ("stt_ms", "stt"),
+        ("llm_ttft_ms", "llm"),
+        ("output_ttfa_ms", "tts"),
+        ("voice_to_voice_ms", "voice→voice"),
+    ):
+        value = getattr(m, stage)
+        if value is not None:
+            parts.append(f"{label} {value:.0f} ms")
+    return " · ".join(parts) if parts else "no timings"

@@ -1,0 +1,1 @@
+"""Talking avatars: outputs whose speech plays in a billable remote session (HeyGen, LiveAvatar)."""
