@@ -99,7 +99,7 @@ async def _pace(next_at: float) -> float:
 
 async def run_bench(request: BenchRequest, on_turn: Callable[[int], None] | None = None) -> BenchReport:
     """Run the turns and summarise every stage."""
-    from voicekit.engine.runner import ChatRequest, prepare
+    from voicekit.engine.runner import ChatRequest, prepare, run_prepared
 
     clips = [load_pcm(path) + bytes(frame_bytes(16000, 200)) for path in request.inputs]
     source = TurnDrivenSource(clips, request.turns, request.turn_timeout_s)
@@ -114,12 +114,7 @@ async def run_bench(request: BenchRequest, on_turn: Callable[[int], None] | None
         sink_factory=lambda rate: NullSink(rate, realtime=True),
     )
     conversation, finish = await prepare(chat)
-    status = "failed"
-    try:
-        await conversation.run()
-        status = "ended"
-    finally:
-        finish(status)
+    await run_prepared(conversation, finish)
     summary = summarize(metrics)
     stages = {
         stage: {"label": STAGE_LABELS[stage], "count": s.count, "p50": s.p50, "p95": s.p95, "max": s.max}

@@ -8,7 +8,17 @@ from rich.console import Console
 from rich.text import Text
 
 from voicekit.engine.metrics import format_turn
-from voicekit.events import BargeIn, BotTurn, ErrorEvent, Event, Interim, TextDelta, TurnMetrics, UserTurn
+from voicekit.events import (
+    BackendSwitched,
+    BargeIn,
+    BotTurn,
+    ErrorEvent,
+    Event,
+    Interim,
+    TextDelta,
+    TurnMetrics,
+    UserTurn,
+)
 
 
 class ChatDisplay:
@@ -52,8 +62,12 @@ class ChatDisplay:
             self._bot = ""
         elif isinstance(event, TurnMetrics):
             self.console.print(Text(f"  ⏱  {format_turn(event)}", style="dim"))
+        elif isinstance(event, BackendSwitched):
+            if event.role == "llm":
+                self._bot = ""  # the next model answers the turn from the start
         elif isinstance(event, ErrorEvent):
-            self.console.print(Text(f"error: {event.message}", style="red"))
+            if not event.fatal:  # a fatal error is the command's own last line
+                self.console.print(Text(f"error: {event.message}", style="red"))
         else:
             return
         self._status()

@@ -155,6 +155,17 @@ class TurnMetrics(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BackendSwitched(Event):
+    """A backend failed after its retries, and the next backend of its role's ``fallback:``
+    took over (``reason`` is the failure, in one line)."""
+
+    role: str
+    failed: str
+    now_serving: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent(Event):
     """A backend failed; ``fatal`` ends the conversation."""
 
@@ -177,5 +188,6 @@ ConversationEvent = (
     | BotTurn
     | BargeIn
     | TurnMetrics
+    | BackendSwitched
     | ErrorEvent
 )

@@ -21,9 +21,11 @@ from voicekit.audio.pcm import StreamResampler
 from voicekit.clock import now
 from voicekit.engine.metrics import summarize
 from voicekit.events import (
+    BackendSwitched,
     BargeIn,
     BotSentence,
     BotTurn,
+    ErrorEvent,
     Event,
     Final,
     TurnMetrics,
@@ -32,7 +34,7 @@ from voicekit.events import (
 
 RATE = 16000
 _FLUSH_SAMPLES = RATE // 2
-_LOGGED = (Final, UserTurn, BotSentence, BotTurn, BargeIn, TurnMetrics)
+_LOGGED = (Final, UserTurn, BotSentence, BotTurn, BargeIn, TurnMetrics, BackendSwitched, ErrorEvent)
 
 
 class ConversationRecorder:
@@ -98,8 +100,11 @@ class ConversationRecorder:
         self._transcript.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._transcript.flush()
 
-    def close(self) -> None:
-        """Write everything still buffered and finish the files; safe to call twice."""
+    def close(self, *, status: str = "ended", reason: str | None = None) -> None:
+        """Write everything still buffered and finish the files; safe to call twice.
+
+        ``status`` (ended, interrupted, failed) and ``reason`` go into metrics.json.
+        """
         if self.closed:
             return
         self.closed = True
@@ -113,6 +118,8 @@ class ConversationRecorder:
         document = {
             **self._meta,
             "ended_at": time.time(),
+            "status": status,
+            "reason": reason,
             "turns": [asdict(m) for m in self._metrics],
             "summary": summary,
         }

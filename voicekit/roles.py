@@ -310,13 +310,15 @@ class STTStream:
     async def aclose(self) -> None:
         """Stop the stream and release the connection; safe to call twice."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
+        if task is None:
+            return
+        if not task.done():
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if asyncio.current_task() and asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                    raise
+            # wait() never raises the stream task's own CancelledError: a CancelledError here
+            # means whoever closes the stream is being cancelled, and must propagate
+            await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: an error the reader did not see is not worth a warning
 
     def __aiter__(self) -> AsyncIterator[STTEvent]:
         return self._iterate()

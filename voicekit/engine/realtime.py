@@ -1,22 +1,27 @@
-"""The conversation engine's side of speech-to-speech models (Gemini Live and the like).
+"""A speech-to-speech model (Gemini Live and the like) in the engine.
 
-A realtime model hears the microphone itself and answers with its own audio, so there
-is no STT or voice stage: its transcripts of both sides and its audio are turned into
-the same turns, history and metrics as any other profile's. These functions work
-on a :class:`voicekit.engine.conversation.Conversation` and share its state.
+A realtime model hears the microphone itself and answers with its own audio, so there is
+no STT or voice stage: :class:`RealtimeBridge` turns its stream's transcripts of both
+sides and its audio into the same turns, history and metrics as any other profile's,
+through :class:`~voicekit.engine.turns.TurnTaking` and
+:class:`~voicekit.engine.playback.Playback`. When the stream fails beyond its own
+reconnects, the next realtime model of the ``fallback:`` list takes over with the history
+so far and the user's audio since their last transcribed words.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Callable
 
 from voicekit.clock import now
-from voicekit.engine.metrics import TurnClock
-from voicekit.engine.turns import AUDIO, STOP, TURN_END, BotTurn
+from voicekit.engine.fallback import BackendChain
+from voicekit.engine.playback import Playback
+from voicekit.engine.turns import TurnTaking
 from voicekit.events import (
     AudioOut,
-    BargeIn,
+    Event,
     Final,
     Interim,
     Interrupted,
@@ -24,86 +29,160 @@ from voicekit.events import (
     SpeechEnded,
     SpeechStarted,
     TextDelta,
-    UserTurn,
 )
-from voicekit.roles import Message
+from voicekit.roles import LLM, RealtimeStream
 
-if TYPE_CHECKING:
-    from voicekit.engine.conversation import Conversation
+_REPLAY_LIMIT_BYTES = 60 * 32000  # a minute of 16 kHz audio at most is kept for a replacement
 
 
-async def read_events(conv: Conversation) -> None:
-    """Turn the session's events into transcripts, turns and bot audio until it ends."""
-    assert conv._session is not None
-    async for event in conv._session:
-        turn = conv._turn
+class RealtimeBridge:
+    """Reads a realtime model's stream into the conversation; see the module docstring.
+
+    ``on_speech_edge`` gets the model's own speech edges (the conversation forwards them to
+    turn-taking, like the VAD's).
+    """
+
+    def __init__(
+        self,
+        llms: BackendChain[LLM],
+        turns: TurnTaking,
+        playback: Playback,
+        emit: Callable[[Event], None],
+        on_speech_edge: Callable[[SpeechStarted | SpeechEnded], None],
+        *,
+        drain_timeout_s: float = 30.0,
+    ) -> None:
+        self.llms = llms
+        self.turns = turns
+        self.playback = playback
+        self.emit = emit
+        self.on_speech_edge = on_speech_edge
+        self.drain_timeout_s = drain_timeout_s
+        self.stream: RealtimeStream | None = None
+        self._unheard = bytearray()  # user audio since the model's last transcript of the user
+        self._input_ended = False
+
+    @property
+    def client_activity(self) -> bool:
+        """The model wants the local VAD's edges instead of detecting speech itself."""
+        return self.stream is not None and self.stream.client_activity
+
+    async def open(self) -> None:
+        self.stream = await self._enter(self.llms.active)
+
+    async def _enter(self, llm: LLM) -> RealtimeStream:
+        stream = llm.realtime(list(self.turns.history))
+        return await stream.__aenter__()
+
+    async def aclose(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            await stream.aclose()
+
+    # --- to the model -------------------------------------------------------------------------
+
+    def push_audio(self, pcm: bytes) -> None:
+        assert self.stream is not None
+        self._unheard += pcm
+        if len(self._unheard) > _REPLAY_LIMIT_BYTES:
+            del self._unheard[: len(self._unheard) - _REPLAY_LIMIT_BYTES]
+        self.stream.push_audio(pcm)
+
+    async def send_text(self, text: str) -> None:
+        if self.stream is not None:
+            await self.stream.send_text(text)
+
+    async def speech_edge(self, event: SpeechStarted | SpeechEnded) -> None:
+        """Tell a model with client-side activity detection what the local VAD heard."""
+        if self.stream is not None and self.stream.client_activity and event.source == "vad":
+            await (self.stream.activity_start() if isinstance(event, SpeechStarted) else self.stream.activity_end())
+
+    async def interrupt(self) -> None:
+        if self.stream is not None:
+            await self.stream.interrupt()
+
+    async def end_input(self) -> None:
+        """No more audio: let the model answer what it heard, then end the stream."""
+        self._input_ended = True
+        if self.stream is not None:
+            await self.stream.end_input()
+        await self._drain()
+
+    # --- from the model -----------------------------------------------------------------------
+
+    async def read(self) -> None:
+        """Turn the stream's events into turns and audio until it ends; switch models on failure."""
+        while self.stream is not None:
+            try:
+                async for event in self.stream:
+                    self._on_event(event)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the model's failure goes to its chain
+                await self._replace(exc)
+
+    def _on_event(self, event: Event) -> None:
+        turns = self.turns
         if isinstance(event, (SpeechStarted, SpeechEnded)):
-            conv._on_speech_edge(event)
+            self.on_speech_edge(event)
         elif isinstance(event, Interim):
-            conv._emit(event)
+            self.emit(event)
         elif isinstance(event, Final):
-            conv._emit(event)
+            self.emit(event)
             if event.text.strip():
-                user_said(conv, event.text.strip(), event.t)
+                self._unheard.clear()
+                turns.realtime_user_said(event.text.strip(), event.t)
         elif isinstance(event, TextDelta):
-            turn = turn or _turn_without_transcript(conv, event.t)
+            turn = turns.realtime_reply(event.t)
             turn.clock.mark("first_token", event.t)
             turn.text += event.text
-            conv._emit(event)
+            self.emit(event)
         elif isinstance(event, AudioOut):
-            turn = turn or _turn_without_transcript(conv, event.t)
+            turn = turns.realtime_reply(event.t)
             turn.clock.mark("first_token", event.t)
             turn.clock.mark("first_output", event.t)
-            conv._playback.put_nowait((AUDIO, turn, event))
+            self.playback.audio(turn, event)
         elif isinstance(event, Interrupted):
-            if turn is not None and not turn.finished:
-                conv._emit(BargeIn(turn.index, t=event.t))
-                conv._cancel_turn(turn, spoken=True)
+            turns.realtime_interrupted(event.t)
         elif isinstance(event, LLMDone):
-            conv._emit(event)
-            if turn is not None and not turn.finished:
-                if event.text and not turn.text:
-                    turn.text = event.text
-                conv._playback.put_nowait((TURN_END, turn, None))
+            self.emit(event)
+            current = turns.current
+            if current is not None and not current.finished:
+                if event.text and not current.text:
+                    current.text = event.text
+                self.playback.turn_ended(current)
 
+    async def _replace(self, error: BaseException) -> None:
+        """The model failed beyond its own reconnects: the next one takes over the conversation."""
+        old, self.stream = self.stream, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.aclose()
+        turn = self.turns.current
+        if turn is not None and not turn.finished:
+            self.turns.cut(turn)
+        llm = await self.llms.recover(error, retry=False)  # the stream already retried its connection
+        self.stream = await self._enter(llm)
+        if self._unheard:
+            self.stream.push_audio(bytes(self._unheard))
+        if self._input_ended:
+            await self.stream.end_input()
 
-def user_said(conv: Conversation, text: str, t: float) -> None:
-    """The model's transcript of what the user said (or typed text): a turn of its own."""
-    turn = conv._turn
-    if turn is not None and not turn.finished and not turn.user_text:
-        turn.user_text = text  # the model began its answer before this transcript arrived
-        conv.history.append(Message("user", text))
-        conv._emit(UserTurn(text, turn.index, t=t))
-        return
-    if turn is not None and not turn.finished:
-        conv._finish_turn(turn, interrupted=turn.cancelled or not turn.audio_started)
-    conv._start_turn(text, t)
-
-
-def _turn_without_transcript(conv: Conversation, t: float) -> BotTurn:
-    """The model started answering before its transcript of the user arrived."""
-    conv._turn_count += 1
-    clock = TurnClock(conv._turn_count, speech_end=conv._speech_end_of_this_utterance(), final=t)
-    turn = BotTurn(conv._turn_count, "", clock)
-    conv._turn = turn
-    conv._idle.clear()
-    return turn
-
-
-async def drain(conv: Conversation) -> None:
-    """After the input ends, give the model time to answer what it last heard: wait
-    until it has been quiet for a second after answering (five if the user's last
-    words are still unanswered), at most ``drain_timeout_s``."""
-    deadline = now() + conv.drain_timeout_s
-    quiet_since, seen = now(), conv._turn_count
-    while now() < deadline:
-        if conv._turn_count != seen or not conv._idle.is_set():
-            quiet_since, seen = now(), conv._turn_count
-        spoke, answered = conv._last_speech_end, conv._last_turn_end
-        unanswered = spoke is not None and (answered is None or answered < spoke)
-        if now() - quiet_since > (5.0 if unanswered else 1.0):
-            break
-        await asyncio.sleep(0.05)
-    conv._playback.put_nowait((STOP, None, None))
-    assert conv._session is not None
-    await conv._session.aclose()
+    async def _drain(self) -> None:
+        """After the input ends, give the model time to answer what it last heard: until it
+        has been quiet for a second after answering (five while the user's last words are
+        unanswered), at most ``drain_timeout_s``."""
+        turns = self.turns
+        deadline = now() + self.drain_timeout_s
+        quiet_since, seen = now(), turns.count
+        while now() < deadline:
+            if turns.count != seen or not turns.idle:
+                quiet_since, seen = now(), turns.count
+            spoke, answered = turns.last_speech_end, turns.last_turn_end
+            unanswered = spoke is not None and (answered is None or answered < spoke)
+            if now() - quiet_since > (5.0 if unanswered else 1.0):
+                break
+            await asyncio.sleep(0.05)
+        self.playback.stop()
+        await self.aclose()

@@ -1,4 +1,11 @@
-"""Build a conversation from a profile and run it: what ``voicekit chat`` and ``bench`` call."""
+"""Build a conversation from a profile and run it: what ``voicekit chat``, ``bench`` and ``serve`` run.
+
+:func:`prepare` loads the profile, builds each role's backends (the one named by ``use``
+and its ``fallback:`` list, with the role's ``retry:`` policy), the audio source and sink,
+the recorder and the ledger row; :func:`run_chat` runs it with signal handling. Whatever
+ends the conversation — its end, an error, Ctrl-C, SIGTERM, SIGHUP — the recording is
+flushed and the ledger row is closed with the status and the reason.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +20,20 @@ from typing import Any, cast
 
 from voicekit.audio.sinks import AudioSink, NullSink, WavFileSink
 from voicekit.engine.conversation import Conversation, ConversationResult
+from voicekit.engine.fallback import BackendChain
 from voicekit.errors import ProfileError, VoicekitError
-from voicekit.events import Event
+from voicekit.events import ErrorEvent, Event
 from voicekit.ledger.ledger import SessionLedger
 from voicekit.ledger.remote import RemoteSessions
-from voicekit.roles import LLM, STT, BackendContext, Output
+from voicekit.roles import BackendContext
 
 log = logging.getLogger(__name__)
+
+#: signals that end a conversation cleanly; the exit code is 128 + the signal's number
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+#: ``finish(status, reason)``: close the recording and the ledger row
+Finisher = Callable[..., None]
 
 
 @dataclass
@@ -52,9 +66,9 @@ class ChatOutcome:
     recording: Path | None = None
 
 
-async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], None]]:
-    """Load the profile, build backends, source and sink; return the conversation and a closer."""
-    from voicekit.profiles import build_backend, load_profile
+async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
+    """Load the profile, build backends, source and sink; return the conversation and its finisher."""
+    from voicekit.profiles import build_chain, load_profile
     from voicekit.recording import ConversationRecorder
     from voicekit.registry import load_registry
     from voicekit.roles import missing_roles
@@ -72,20 +86,26 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
         record_dir=request.record,
         fast=request.fast,
     )
+    chains: dict[str, BackendChain[Any]] = {}
     try:
-        llm = build_backend(profile, "llm", registry, context)
-        stt = build_backend(profile, "stt", registry, context) if profile.stt and not request.text else None
-        output = build_backend(profile, "output", registry, context) if profile.output else None
+        for role in ("llm", "stt", "output"):
+            spec = profile.spec(role)
+            if spec is None or (role == "stt" and request.text):
+                continue
+            backends = build_chain(profile, role, registry, context)
+            chains[role] = BackendChain(role, backends, spec.retry, warn=request.warn)
+        llm = chains["llm"].active
         missing = missing_roles(
             llm.name,
             llm.capabilities,
-            has_stt=stt is not None,
-            has_output=output is not None,
+            has_stt="stt" in chains,
+            has_output="output" in chains,
             audio_input=not request.text,
         )
         if missing:
             raise ProfileError(f"profile '{profile.name}': {missing[0]}")
-        rate = profile.audio.output_rate or (output.sample_rate if output is not None else 24000)  # type: ignore[attr-defined]
+        output = chains["output"].active if "output" in chains else None
+        rate = profile.audio.output_rate or (output.sample_rate if output is not None else 24000)
         source = None if request.text else (request.source or _open_source(request))
         sink = request.sink_factory(rate) if request.sink_factory else _open_sink(request, rate)
         recorder = (
@@ -94,17 +114,17 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
             else None
         )
         vad = _make_vad(profile) if source is not None else None
-    except BaseException:
-        ledger.end_conversation(conversation_id, turns=0, recording=None, status="failed")
+    except BaseException as exc:
+        _end_row(ledger, conversation_id, 0, None, "failed", str(exc) or type(exc).__name__)
         raise
     remote.start_heartbeat()  # the ledger rows stay alive while the conversation runs
     observers = list(request.observers)
     if recorder is not None:
         observers.append(recorder)
     conversation = Conversation(
-        llm=cast(LLM, llm),  # the registry built them for these roles
-        stt=cast("STT | None", stt),
-        output=cast("Output | None", output),
+        llm=chains["llm"],
+        stt=chains.get("stt"),
+        output=chains.get("output"),
         sink=sink,
         source=source,
         text_input=request.text_lines if request.text else None,
@@ -115,21 +135,39 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Callable[[str], N
         fast=request.fast,
         language=profile.language,
         remote_sessions=remote,
+        warn=request.warn,
     )
     conversation.conversation_id = conversation_id  # type: ignore[attr-defined]
 
-    def finish(status: str) -> None:
+    def finish(status: str, reason: str | None = None) -> None:
+        """Close the recording and the ledger row; a ledger failure here only warns."""
         remote.stop_heartbeat()
+        if reason:
+            conversation.emit(ErrorEvent(reason, fatal=True))
         if recorder is not None:
-            recorder.close()
-        ledger.end_conversation(
+            try:
+                recorder.close(status=status, reason=reason)
+            except Exception as exc:  # noqa: BLE001 - the row must still be closed
+                log.warning("could not finish the recording in %s: %s", request.record, exc)
+        _end_row(
+            ledger,
             conversation_id,
-            turns=len(conversation.metrics),
-            recording=str(request.record) if request.record else None,
-            status=status,
+            len(conversation.metrics),
+            str(request.record) if request.record else None,
+            status,
+            reason,
         )
 
     return conversation, finish
+
+
+def _end_row(
+    ledger: SessionLedger, cid: str, turns: int, recording: str | None, status: str, reason: str | None
+) -> None:
+    try:
+        ledger.end_conversation(cid, turns=turns, recording=recording, status=status, reason=reason)
+    except Exception as exc:  # noqa: BLE001 - the conversation's own outcome matters more than its row
+        log.warning("could not record the end of conversation %s in the ledger: %s", cid, exc)
 
 
 def _open_sink(request: ChatRequest, rate: int) -> AudioSink:
@@ -173,9 +211,14 @@ def _make_vad(profile: Any) -> Any:
     )
 
 
-async def run_chat(request: ChatRequest) -> ChatOutcome:
-    """Run one conversation; SIGINT/SIGTERM end it cleanly (backends closed, files flushed)."""
-    conversation, finish = await prepare(request)
+async def run_prepared(
+    conversation: Conversation, finish: Finisher, *, signals: Sequence[int] = ()
+) -> tuple[ConversationResult | None, int | None]:
+    """Run a prepared conversation to its end and close its records, whatever happens.
+
+    ``signals`` end it cleanly (the first one received is returned); an error is recorded
+    as the reason (``failed: <the one-line error>``) and raised.
+    """
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     received: list[int] = []
@@ -186,26 +229,38 @@ async def run_chat(request: ChatRequest) -> ChatOutcome:
         received.append(signum)
 
     installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
-    status = "failed"
+    status, reason = "failed", None
     try:
         result = await conversation.run()
         status = "ended"
-        return ChatOutcome(result, conversation.conversation_id, None, request.record)  # type: ignore[attr-defined]
+        return result, None
     except asyncio.CancelledError:
         if not received:
+            status, reason = "interrupted", "cancelled"
             raise
-        status = "interrupted"
+        status, reason = "interrupted", f"{signal.Signals(received[0]).name}"
         if main is not None:
             main.uncancel()
-        return ChatOutcome(None, conversation.conversation_id, received[0], request.record)  # type: ignore[attr-defined]
+        return None, received[0]
+    except BaseException as exc:
+        reason = str(exc) or type(exc).__name__
+        raise
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
-        finish(status)
+        finish(status, reason)
+
+
+async def run_chat(request: ChatRequest) -> ChatOutcome:
+    """Run one conversation; SIGINT, SIGTERM and SIGHUP end it cleanly (backends closed, files flushed)."""
+    conversation, finish = await prepare(request)
+    cid = cast(str, conversation.conversation_id)  # type: ignore[attr-defined]
+    result, received = await run_prepared(conversation, finish, signals=STOP_SIGNALS)
+    return ChatOutcome(result, cid, received, request.record)
 
 
 async def run_conversation(
@@ -221,8 +276,8 @@ async def run_conversation(
     """Run one conversation from a profile, the library way (``voicekit chat`` without the display).
 
     ``input``/``output`` are WAV files (``None``: microphone / speaker). Raises
-    :class:`voicekit.errors.VoicekitError` on bad input; cancelling the task ends the
-    conversation cleanly.
+    :class:`voicekit.errors.VoicekitError` on bad input or a backend that failed with no
+    fallback left; cancelling the task ends the conversation cleanly.
     """
     request = ChatRequest(
         profile=profile,
@@ -234,13 +289,6 @@ async def run_conversation(
         observers=list(observers),
     )
     conversation, finish = await prepare(request)
-    status = "failed"
-    try:
-        result = await conversation.run()
-        status = "ended"
-        return result
-    except asyncio.CancelledError:
-        status = "interrupted"
-        raise
-    finally:
-        finish(status)
+    result, _ = await run_prepared(conversation, finish)
+    assert result is not None  # without signal handlers, only a result or an exception comes back
+    return result

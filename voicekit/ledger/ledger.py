@@ -96,6 +96,7 @@ class ConversationRow:
     heartbeat_at: float | None = None
     heartbeat_age: float | None = None  # seconds since the heartbeat, by the ledger's clock when read
     stale_after: float = DEFAULT_STALE_AFTER_S
+    reason: str | None = None  # why it ended, when it failed ("deepgram rejected the API key ...")
 
     @property
     def died(self) -> bool:
@@ -209,21 +210,25 @@ class SessionLedger:
         )
         return cid
 
-    def end_conversation(self, cid: str, *, turns: int, recording: str | None, status: str = "ended") -> None:
+    def end_conversation(
+        self, cid: str, *, turns: int, recording: str | None, status: str = "ended", reason: str | None = None
+    ) -> None:
+        """Close the conversation's row: ``status`` is ended, interrupted or failed; ``reason``
+        says why in one line (the error that ended it)."""
         self._store.write(
             [
                 (
-                    "UPDATE conversations SET ended_at={now}, heartbeat_at={now}, turns=?, recording=?, status=? "
-                    "WHERE id=?",
-                    (turns, recording, status, cid),
+                    "UPDATE conversations SET ended_at={now}, heartbeat_at={now}, turns=?, recording=?, status=?, "
+                    "reason=? WHERE id=?",
+                    (turns, recording, status, (reason or "")[:500] or None, cid),
                 )
             ]
         )
 
     def conversations(self, limit: int = 50) -> list[ConversationRow]:
         rows = self._store.read(
-            f"SELECT {_CONVERSATION_COLUMNS}, {self._heartbeat_column('started_at')}, {{now}} "
-            "FROM conversations ORDER BY started_at DESC LIMIT ?",
+            f"SELECT {_CONVERSATION_COLUMNS}, {self._heartbeat_column('started_at')}, {{now}}, "
+            f"{'reason' if self._store.version >= 3 else 'NULL'} FROM conversations ORDER BY started_at DESC LIMIT ?",
             (limit,),
         )
         return [
@@ -240,6 +245,7 @@ class SessionLedger:
                 heartbeat_at=row[9],
                 heartbeat_age=_age(row[9], row[10]),
                 stale_after=self.stale_after,
+                reason=row[11],
             )
             for row in rows
         ]

@@ -26,7 +26,7 @@ from voicekit.errors import VoicekitError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_STALE_AFTER_S = 90.0
 URL_PREFIXES = ("postgresql://", "postgres://")
 
@@ -35,7 +35,7 @@ _TABLES = (
     """CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, profile TEXT NOT NULL, started_at {real} NOT NULL, ended_at {real},
     turns INTEGER NOT NULL DEFAULT 0, recording TEXT, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'running', heartbeat_at {real}
+    status TEXT NOT NULL DEFAULT 'running', heartbeat_at {real}, reason TEXT
 )""",
     """CREATE TABLE IF NOT EXISTS remote_sessions (
     id TEXT PRIMARY KEY, backend TEXT NOT NULL, remote_id TEXT, conversation_id TEXT,
@@ -54,6 +54,9 @@ _MIGRATE_1_TO_2 = (
     "UPDATE conversations SET heartbeat_at = started_at WHERE heartbeat_at IS NULL",
     "UPDATE remote_sessions SET heartbeat_at = opened_at WHERE heartbeat_at IS NULL",
 )
+
+# version 2 -> 3: why a conversation ended ("deepgram rejected the API key ...")
+_MIGRATE_2_TO_3 = ("ALTER TABLE conversations ADD COLUMN reason TEXT",)
 
 Statement = tuple[str, Sequence[Any]]
 T = TypeVar("T")
@@ -130,6 +133,9 @@ def _schema_statements(found: int, real: str) -> list[str]:
     steps = [s.format(real=real) for s in _TABLES] if found == 0 else []
     if found == 1:
         steps += [s.format(real=real) for s in _MIGRATE_1_TO_2]
+    if found in (1, 2):
+        steps += [s.format(real=real) for s in _MIGRATE_2_TO_3]
+    if found == 1:
         steps += [s.format(real=real) for s in _TABLES]  # the new indexes and version table
     return steps
 

@@ -69,7 +69,7 @@ class ServeConnection:
         receiver = asyncio.create_task(self._receive(), name="ws-receiver")
         helpers: list[asyncio.Task[Any]] = [receiver]
         conversation_task: asyncio.Task[Any] | None = None
-        finish: Callable[[str], None] | None = None
+        finish: Callable[..., None] | None = None
         try:
             try:
                 self.conversation, finish = await self._prepare()
@@ -91,7 +91,7 @@ class ServeConnection:
         await self._cleanup(conversation_task, helpers, finish, writer, ending)
         return ending
 
-    async def _prepare(self) -> tuple[Any, Callable[[str], None]]:
+    async def _prepare(self) -> tuple[Any, Callable[..., None]]:
         from voicekit.engine.runner import ChatRequest, prepare
 
         def observe(event: Event) -> None:
@@ -158,7 +158,7 @@ class ServeConnection:
         self,
         conversation: asyncio.Task[Any] | None,
         helpers: list[asyncio.Task[Any]],
-        finish: Callable[[str], None] | None,
+        finish: Callable[..., None] | None,
         writer: asyncio.Task[None],
         ending: Ending,
     ) -> None:
@@ -173,7 +173,7 @@ class ServeConnection:
                 await conversation
         if finish is not None:
             try:
-                finish(ending.status)
+                finish(ending.status, ending.reason if ending.status == "failed" else None)
             except Exception:
                 log.exception("could not record the end of the conversation")
         if ending.code is not None:

@@ -1,0 +1,187 @@
+"""One bot reply through the cascade: LLM → sentences → output → playback.
+
+The LLM's text is split into sentences as it streams, and each sentence goes to the
+output at once, so the first one is spoken while the model still writes. A failure of
+either stage goes to its role's :class:`~voicekit.engine.fallback.BackendChain`, which
+waits and retries the same backend or switches to the next one:
+
+- the output failed: the replacement (or the same voice, retried) speaks again from the
+  first sentence it had not finished; the sentences it finished stay heard;
+- the LLM failed: the reply is answered afresh by the replacement, what was queued of
+  the failed reply is dropped, and only the new reply goes into the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from voicekit.engine.fallback import BackendChain
+from voicekit.engine.playback import Playback
+from voicekit.engine.sentences import SentenceSplitter
+from voicekit.engine.turns import BotTurn
+from voicekit.events import AudioOut, BotSentence, Event, LLMDone, SpeakingEnded, SpeakingStarted, TextDelta
+from voicekit.roles import LLM, Message, Output
+
+log = logging.getLogger(__name__)
+
+_INTERRUPT_TIMEOUT_S = 5.0
+
+
+class SentenceFeed:
+    """A reply's sentences as the LLM writes them.
+
+    Each :meth:`read` starts at the first sentence no output has finished (``ended``), so a
+    voice that replaces a failed one picks up where it stopped.
+    """
+
+    def __init__(self) -> None:
+        self.sentences: list[str] = []
+        self.ended = 0
+        self.closed = False
+        self.failed = False  # the LLM broke off: what it wrote is not to be spoken further
+        self._more = asyncio.Event()
+
+    def add(self, sentence: str) -> None:
+        self.sentences.append(sentence)
+        self._more.set()
+
+    def close(self, *, failed: bool = False) -> None:
+        self.closed = True
+        self.failed = failed
+        self._more.set()
+
+    async def read(self) -> AsyncIterator[str]:
+        index = self.ended
+        while True:
+            if self.failed:
+                return
+            if index < len(self.sentences):
+                index += 1
+                yield self.sentences[index - 1]
+                continue
+            if self.closed:
+                return
+            self._more.clear()
+            await self._more.wait()
+
+
+async def quietly(coro: Any, what: str) -> None:
+    """Await a best-effort call (an interrupt): a failure is logged, never raised."""
+    try:
+        await asyncio.wait_for(coro, _INTERRUPT_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - an interrupt that fails must not end the conversation
+        log.warning("%s failed: %s", what, exc)
+
+
+class Replier:
+    """Answers turns of a cascade; see the module docstring.
+
+    ``remote_output`` is an avatar: it speaks in its own room, so its ``SpeakingStarted``
+    is when the listener starts hearing a sentence.
+    """
+
+    def __init__(
+        self,
+        llms: BackendChain[LLM],
+        outputs: BackendChain[Output],
+        playback: Playback,
+        emit: Callable[[Event], None],
+        *,
+        remote_output: bool = False,
+    ) -> None:
+        self.llms = llms
+        self.outputs = outputs
+        self.playback = playback
+        self.emit = emit
+        self.remote_output = remote_output
+
+    async def answer(self, turn: BotTurn, history: Sequence[Message]) -> None:
+        """Speak the reply to ``turn`` (``history``: the conversation before it) to its end."""
+        feed = SentenceFeed()
+        writer = asyncio.ensure_future(self._write(turn, feed, history))
+        try:
+            while True:
+                try:
+                    await self._speak(turn, feed)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any backend failure goes to the chain
+                    if not feed.failed:
+                        await self.outputs.recover(exc)
+                        continue
+                await asyncio.wait([writer])
+                error = writer.exception()
+                if error is None:
+                    break
+                await self.llms.recover(error)
+                await self._start_afresh(turn)
+                feed = SentenceFeed()
+                writer = asyncio.ensure_future(self._write(turn, feed, history))
+            self.llms.succeeded()
+            self.outputs.succeeded()
+        finally:
+            if not writer.done():
+                writer.cancel()
+                await asyncio.wait([writer])
+        if not turn.cancelled:
+            self.playback.turn_ended(turn)
+
+    async def _write(self, turn: BotTurn, feed: SentenceFeed, history: Sequence[Message]) -> None:
+        splitter = SentenceSplitter()
+        try:
+            reply = self.llms.active.respond(history, turn.user_text)
+            async with contextlib.aclosing(reply):  # type: ignore[type-var]
+                async for event in reply:
+                    if isinstance(event, TextDelta):
+                        turn.clock.mark("first_token", event.t)
+                        turn.text += event.text
+                        self.emit(event)
+                        for sentence in splitter.push(event.text):
+                            self._queue(turn, feed, sentence)
+                    elif isinstance(event, LLMDone):
+                        self.emit(event)
+            for sentence in splitter.flush():
+                self._queue(turn, feed, sentence)
+        except BaseException:
+            feed.close(failed=True)
+            raise
+        feed.close()
+
+    def _queue(self, turn: BotTurn, feed: SentenceFeed, sentence: str) -> None:
+        event = BotSentence(sentence, turn.index)
+        turn.clock.mark("first_sentence", event.t)
+        self.emit(event)
+        feed.add(sentence)
+
+    async def _speak(self, turn: BotTurn, feed: SentenceFeed) -> None:
+        output = self.outputs.active
+        events = output.speak(feed.read())
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                if turn.cancelled:
+                    break
+                if feed.failed:
+                    await quietly(output.interrupt(), f"interrupting {output.label}")
+                    break
+                if isinstance(event, AudioOut):
+                    turn.clock.mark("first_output", event.t)
+                    self.playback.audio(turn, event)
+                elif isinstance(event, SpeakingStarted):
+                    if self.remote_output:
+                        turn.clock.mark("first_output", event.t)
+                    self.playback.sentence_started(turn, event.text)
+                elif isinstance(event, SpeakingEnded):
+                    self.playback.sentence_ended(turn, event.text)
+                    feed.ended += 1
+
+    async def _start_afresh(self, turn: BotTurn) -> None:
+        """Drop what the failed LLM's reply queued; the next one answers from the start."""
+        await quietly(self.outputs.active.interrupt(), f"interrupting {self.outputs.active.label}")
+        self.playback.silence(turn)
+        if not turn.audio_started:  # time the reply that is heard, not the one that failed
+            turn.clock.first_token = turn.clock.first_sentence = turn.clock.first_output = None
+        turn.restart()
