@@ -193,7 +193,8 @@ class Conversation:
                 elif self._stt_stream is not None:
                     tg.create_task(self._read_stt(), name="stt-reader")
         except BaseExceptionGroup as group:
-            raise _primary(group) from None
+            error = _primary(group)
+            raise error from error.__cause__  # the backend's own traceback stays behind it, for -v
         finally:
             await self._shutdown()
         return ConversationResult(self.history, self.metrics, self.turns.count)

@@ -18,7 +18,7 @@ from voicekit.clock import now
 from voicekit.engine.turns import BotTurn, SentenceProgress, TurnTaking
 from voicekit.events import AudioOut
 
-_SENTENCE, _AUDIO, _SENTENCE_END, _TURN_END, _STOP = range(5)
+_SENTENCE, _AUDIO, _SENTENCE_END, _TURN_END, _STOP, _ABANDON = range(6)
 
 
 class Recorder(Protocol):
@@ -63,6 +63,10 @@ class Playback:
     def sentence_ended(self, turn: BotTurn, text: str) -> None:
         self._queue.put_nowait((_SENTENCE_END, turn, turn.generation, text))
 
+    def sentence_abandoned(self, turn: BotTurn) -> None:
+        """The voice failed inside a sentence, which another voice says again from its start."""
+        self._queue.put_nowait((_ABANDON, turn, turn.generation, None))
+
     def turn_ended(self, turn: BotTurn) -> None:
         self._queue.put_nowait((_TURN_END, turn, turn.generation, None))
 
@@ -95,6 +99,9 @@ class Playback:
             elif kind == _SENTENCE_END:
                 if turn.sentences:
                     turn.sentences[-1].synthesized = turn.sentences[-1].played = True
+            elif kind == _ABANDON:
+                if turn.sentences and not turn.sentences[-1].synthesized:
+                    turn.sentences.pop()
             elif kind == _TURN_END:
                 resampler = self._resamplers.pop(turn.index, None)
                 if resampler is not None and (tail := resampler.flush()):

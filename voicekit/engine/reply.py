@@ -111,6 +111,7 @@ class Replier:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any backend failure goes to the chain
                     if not feed.failed:
+                        self.playback.sentence_abandoned(turn)
                         await self.outputs.recover(exc)
                         continue
                 await asyncio.wait([writer])
