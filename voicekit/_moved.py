@@ -9,7 +9,6 @@ calls it.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import warnings
@@ -31,7 +30,9 @@ MOVED = {
 }
 
 
-class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _MovedModuleFinder:
+    """A meta path finder and loader (duck-typed: importlib.abc costs start-up time)."""
+
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:

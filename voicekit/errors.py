@@ -65,7 +65,13 @@ class AuthError(VoicekitError):
 
 
 class BackendError(VoicekitError):
-    """A backend failed talking to its service."""
+    """A backend failed talking to its service.
+
+    ``retryable``: trying again may help (a dropped connection, a 5xx, a 429);
+    ``retry_after``: the wait in seconds the service asked for. The backend raises it and
+    goes no further: the engine retries per the role's ``retry:`` policy and then falls
+    back (:mod:`voicekit.engine.retry`, :mod:`voicekit.engine.fallback`).
+    """
 
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)

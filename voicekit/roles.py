@@ -331,7 +331,11 @@ class STTStream:
 
 
 class STT(Backend):
-    """Speech to text. ``stream()`` returns an :class:`STTStream` (an async context manager)."""
+    """Speech to text. ``stream()`` returns an :class:`STTStream` (an async context manager).
+
+    A stream that fails beyond its own reconnects raises from its iteration; the engine then
+    opens a stream of the next ``fallback:`` STT and replays the utterance's audio to it.
+    """
 
     role: ClassVar[Role] = "stt"
 
@@ -416,7 +420,9 @@ class Output(Backend):
 
     ``speak`` receives the reply one sentence at a time, as the LLM writes it, and
     yields, per sentence, ``SpeakingStarted(text)``, any ``AudioOut`` and
-    ``SpeakingEnded(text)``. ``interrupt`` stops speech at once (barge-in).
+    ``SpeakingEnded(text)``. ``interrupt`` stops speech at once (barge-in). When ``speak``
+    raises, the engine retries or falls back, and the next ``speak`` starts at the first
+    sentence whose ``SpeakingEnded`` it did not get.
     """
 
     role: ClassVar[Role] = "output"
