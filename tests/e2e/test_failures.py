@@ -235,3 +235,35 @@ def test_the_matrix_covers_every_stt_and_failure() -> None:
     """Guard against the matrix shrinking silently."""
     assert len(STTS) * len(FAILURES) == 18
     assert {f.exit_code for f in FAILURES.values()} == {1, 3}
+
+
+@pytest.mark.parametrize("failure", ["auth_first_turn", "plugin_bug"])
+async def test_bench(
+    failure: str, services: tuple[GeminiFake, FakeDeepgram], speech: bytes, plugin_site: Path, tmp_path: Path
+) -> None:
+    """``voicekit bench`` ends a failure the way chat does: one line, the exit code, the ledger row."""
+    profile = setting_up(tmp_path, "scripted", failure, services)
+    wav = tmp_path / "in.wav"
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(synthesize(UTTERANCES[0], "en") + silence(300, 16000))
+    ledger = tmp_path / "ledger.sqlite3"
+    env = {
+        **os.environ, "GEMINI_API_KEY": GEMINI_KEY, "VOICEKIT_LEDGER": str(ledger),
+        "PYTHONPATH": os.pathsep.join([str(plugin_site), str(ROOT)]), "COLUMNS": "200",
+    }  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from voicekit.cli import main; main()", "bench", "--profile", str(profile),
+        "--input", str(wav), "--turns", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    out_bytes, err_bytes = await asyncio.wait_for(proc.communicate(), 120)
+    stderr = err_bytes.decode()
+    expected = FAILURES[failure]
+    assert proc.returncode == expected.exit_code, out_bytes.decode() + stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert all(part in errors[0] for part in expected.says), errors[0]
+    assert check_ledger(ledger, expected) == errors[0].removeprefix("error: ")
