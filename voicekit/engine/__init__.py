@@ -4,6 +4,7 @@
   owns its lifecycle (start, the one error path, shutdown).
 - :mod:`.turns`: :class:`TurnTaking`, the one owner of turn-taking: when the user's turn
   ends, when the bot may speak, and what interrupts it.
+- :mod:`.listening`: the user's audio through filters and the VAD to the STT, and its words to turn-taking.
 - :mod:`.reply`: one bot reply through the cascade (LLM → sentences → output).
 - :mod:`.playback`: bot audio to the sink, and what of it the user heard.
 - :mod:`.realtime`: a speech-to-speech model's stream turned into the same turns.

@@ -24,33 +24,28 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from voicekit.audio.sinks import AudioSink
 from voicekit.clock import now
 from voicekit.engine.fallback import BackendChain
+from voicekit.engine.listening import VAD, AudioFilter, Listener
 from voicekit.engine.playback import Playback, Recorder
 from voicekit.engine.realtime import RealtimeBridge
 from voicekit.engine.reply import Replier, quietly
 from voicekit.engine.turns import BotTurn, DuplexMode, TurnTaking
 from voicekit.errors import VoicekitError
-from voicekit.events import Event, Final, Interim, SpeechEnded, SpeechStarted, TurnMetrics
+from voicekit.events import Event, Final, TurnMetrics
 from voicekit.options import RetryPolicy
-from voicekit.roles import LLM, STT, Backend, Message, Output, STTStream, missing_roles
+from voicekit.roles import LLM, STT, Backend, Message, Output, missing_roles
 
 log = logging.getLogger(__name__)
 
 Observer = Callable[[Event], None]
-AudioFilter = Callable[[bytes], "bytes | None"]
 B = TypeVar("B", bound=Backend)
 
-_REPLAY_LIMIT_BYTES = 60 * 32000  # at most a minute of 16 kHz audio is replayed to a replacement STT
 
 __all__ = ["Conversation", "ConversationResult", "Recorder"]
-
-
-class VAD(Protocol):
-    def process(self, pcm: bytes) -> Sequence[SpeechStarted | SpeechEnded]: ...
 
 
 @dataclass
@@ -136,15 +131,20 @@ class Conversation:
         )
         self.realtime = (
             RealtimeBridge(
-                self.llms, self.turns, self.playback, self._emit, self._on_speech_edge, drain_timeout_s=drain_timeout_s
+                self.llms,
+                self.turns,
+                self.playback,
+                self._emit,
+                lambda edge: self.listener.on_speech_edge(edge),
+                drain_timeout_s=drain_timeout_s,
             )
             if self.is_realtime
             else None
         )
-        self._stt_stream: STTStream | None = None
-        self._utterance = bytearray()  # audio since the last final transcript, for a replacement STT
-        self._input_ended = False
-        self._input_s = 0.0  # seconds of audio taken from the source so far
+        self.listener = Listener(
+            self.turns, self._emit, self._spawn, source=source, stts=self.stts, realtime=self.realtime,
+            vad=vad, filters=filters, recorder=recorder, fast=fast, language=language,
+        )  # fmt: skip
         self._tg: asyncio.TaskGroup | None = None
 
     def _chain(self, role: str, given: Any, policies: dict[str, RetryPolicy], warn: Callable[[str], None]) -> Any:
@@ -187,10 +187,10 @@ class Conversation:
                 if self.text_input is not None:
                     tg.create_task(self._read_text(), name="text-input")
                 if self.source is not None:
-                    tg.create_task(self._pump_audio(), name="audio-pump")
+                    tg.create_task(self.listener.pump(), name="audio-pump")
                 if self.realtime is not None:
                     tg.create_task(self.realtime.read(), name="realtime-reader")
-                elif self._stt_stream is not None:
+                elif self.listener.stream is not None:
                     tg.create_task(self._read_stt(), name="stt-reader")
         except BaseExceptionGroup as group:
             error = _primary(group)
@@ -263,21 +263,8 @@ class Conversation:
             raise next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
         if self.realtime is not None:
             await self.realtime.open()
-        elif self.stts is not None and self.source is not None:
-            self._stt_stream = await self._open_stt()
-
-    async def _open_stt(self) -> STTStream:
-        """A stream of the serving STT (retried, then the next STT, per its chain)."""
-        assert self.stts is not None
-        while True:
-            stream: STTStream = self.stts.active.stream(sample_rate=16000, language=self.language)
-            try:
-                await stream.__aenter__()
-                return stream
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - goes to the chain
-                await self.stts.recover(exc)
+        else:
+            await self.listener.open()
 
     async def _shutdown(self) -> None:
         """Close everything, even when cancelled again meanwhile; never hide the real error."""
@@ -286,8 +273,7 @@ class Conversation:
             turn = self.turns.current
             if turn is not None and not turn.finished and turn.task is not None:
                 turn.task.cancel()
-            if self._stt_stream is not None:
-                await _close_quietly(self._stt_stream.aclose(), "the stt stream")
+            await _close_quietly(self.listener.aclose(), "the stt stream")
             if self.realtime is not None:
                 await _close_quietly(self.realtime.aclose(), "the realtime stream")
             for chain in (self.outputs, self.llms, self.stts):
@@ -306,48 +292,6 @@ class Conversation:
 
     # --- input ------------------------------------------------------------------------------------
 
-    async def _pump_audio(self) -> None:
-        assert self.source is not None
-        filters, vad, recorder, turns = self.filters, self.vad, self.recorder, self.turns
-        try:
-            async for frame in self.source:
-                for audio_filter in filters:
-                    frame = audio_filter(frame)  # type: ignore[assignment]
-                    if frame is None:
-                        break
-                else:
-                    if not turns.mic_open:
-                        if not self.fast:
-                            if recorder is not None:
-                                recorder.user_audio(frame)
-                            continue  # the mic is muted while the bot speaks
-                        await turns.wait_mic_open()  # a file has no real time: wait instead of dropping
-                    if recorder is not None:
-                        recorder.user_audio(frame)
-                    self._input_s += len(frame) / 32000
-                    if vad is not None:
-                        for event in vad.process(frame):
-                            self._on_speech_edge(self._when_it_happened(event))
-                    self._push(frame)
-        finally:
-            self._input_ended = True
-            if self._stt_stream is not None:
-                self._stt_stream.end_input()
-        if self.realtime is not None:
-            await self.realtime.end_input()
-
-    def _push(self, frame: bytes) -> None:
-        if self.realtime is not None:
-            self.realtime.push_audio(frame)
-            return
-        if self.stts is None:
-            return
-        self._utterance += frame  # kept until a final transcript: a replacement STT hears it again
-        if len(self._utterance) > _REPLAY_LIMIT_BYTES:
-            del self._utterance[: len(self._utterance) - _REPLAY_LIMIT_BYTES]
-        if self._stt_stream is not None:  # None only while a failed STT is being replaced
-            self._stt_stream.push_audio(frame)
-
     async def _read_text(self) -> None:
         assert self.text_input is not None
         async for line in self.text_input:
@@ -359,61 +303,9 @@ class Conversation:
             self.playback.stop()
 
     async def _read_stt(self) -> None:
-        while self._stt_stream is not None:
-            try:
-                async for event in self._stt_stream:
-                    self._on_stt_event(event)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - goes to the chain
-                await self._replace_stt(exc)
+        await self.listener.read_stt()
         await self.turns.wait_idle()
         self.playback.stop()
-
-    def _on_stt_event(self, event: Event) -> None:
-        if isinstance(event, (SpeechStarted, SpeechEnded)):
-            self._on_speech_edge(event)
-        elif isinstance(event, Interim):
-            self._emit(event)
-            self.turns.interim(event.text, event.t)
-        elif isinstance(event, Final):
-            self._emit(event)
-            if event.text.strip():
-                self._utterance.clear()
-                self.turns.user_said(event.text.strip(), event.t)
-        else:
-            self._emit(event)
-
-    async def _replace_stt(self, error: BaseException) -> None:
-        """The STT failed beyond its own reconnects: the next one hears the utterance again."""
-        assert self.stts is not None
-        old, self._stt_stream = self._stt_stream, None
-        if old is not None:
-            await _close_quietly(old.aclose(), "the failed stt stream")
-        await self.stts.recover(error, retry=False)  # a streaming STT has retried its connection itself
-        stream = await self._open_stt()
-        if self._utterance:
-            stream.push_audio(bytes(self._utterance))
-        if self._input_ended:
-            stream.end_input()
-        self._stt_stream = stream
-
-    def _when_it_happened(self, event: SpeechStarted | SpeechEnded) -> SpeechStarted | SpeechEnded:
-        """A VAD reports an edge after its hangover; stamp it when the speech really
-        started or stopped (frames arrive in real time, so stream time maps to the clock)."""
-        if self.fast:
-            return event
-        position = getattr(self.vad, "speech_start_s" if isinstance(event, SpeechStarted) else "speech_end_s", None)
-        if position is None:
-            return event
-        return type(event)(source=event.source, t=event.t - max(0.0, self._input_s - position))
-
-    def _on_speech_edge(self, event: SpeechStarted | SpeechEnded) -> None:
-        self._emit(event)
-        if self.realtime is not None and self.realtime.client_activity and event.source == "vad":
-            self._spawn(self.realtime.speech_edge(event), "realtime-activity")
-        self.turns.speech_edge(event)
 
 
 async def _close_quietly(coro: Any, what: str) -> None:
