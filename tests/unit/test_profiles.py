@@ -286,7 +286,7 @@ def test_missing_stt_or_output_needs_an_audio_llm(dirs: dict[str, Path], registr
 def test_language_the_backend_does_not_offer(dirs: dict[str, Path], registry: Registry) -> None:
     write(dirs["project"], "de.yaml", "language: de\nstt: fakestt\nllm: audiollm\n")
     assert validate_profile(load_profile("de"), registry) == [
-        "profiles/de.yaml:1: stt backend 'fakestt' does not support language 'de' (it offers en, ru)"
+        "profiles/de.yaml:1: language: stt backend 'fakestt' does not support language 'de' (it offers en, ru)"
     ]
     write(dirs["project"], "ru.yaml", "language: de\nstt: {use: fakestt, language: ru-RU}\nllm: audiollm\n")
     assert validate_profile(load_profile("ru"), registry) == []

@@ -42,7 +42,7 @@ class SpecBuilder(SpecChecker):
     def make(self, checked: CheckedSpec, context: BackendContext) -> Backend:
         """The backend of a checked spec, with its own context."""
         if not checked.complete or checked.options is None:
-            raise ProfileError(f"{self.where(checked.path)}: {dotted(checked.path)}: a secret is not resolved")
+            raise ProfileError(f"{self.at(checked.path)}: a secret is not resolved")
         child = dataclasses.replace(context, path=tuple(checked.path), builder=self)
         backend = checked.cls(checked.options, child)
         backend.name = checked.name
@@ -106,7 +106,7 @@ def _build(
             problems += exc.problems
     if role == "llm" and not problems:
         has_stt, has_output = profile.stt is not None, profile.output is not None
-        problems += fallback_problems(checked, has_stt=has_stt, has_output=has_output, where=builder.where)
+        problems += fallback_problems(checked, has_stt=has_stt, has_output=has_output, at=builder.at)
     if problems:
         raise ProfileValidationError(problems)
     items = spec.chain() if fallbacks else spec.chain()[:1]

@@ -162,7 +162,8 @@ def model_problems(
 ) -> list[str]:
     """One line per pydantic error: ``file:line: stt.endpointng_ms: unknown option (did you mean ...)``.
 
-    Errors at ``hidden`` paths (unresolved placeholders) are dropped; values at
+    Without ``origins`` (options outside a profile) lines start with the path. Errors
+    at ``hidden`` paths (unresolved placeholders) are dropped; values at
     ``secret`` paths, or under secret-looking keys, are never echoed, nor are mappings
     and lists (they may hold secrets). A number out of range names the whole range.
     """
@@ -172,7 +173,7 @@ def model_problems(
         path = (*prefix, *loc)
         if any(path[: len(h)] == h for h in hidden):
             continue
-        at = f"{where(origins, path)}: {dotted(path)}"
+        at = f"{where(origins, path)}: {dotted(path)}" if origins else dotted(path)
         kind = err["type"]
         if kind == "extra_forbidden":
             problems.append(f"{at}: unknown {noun}{suggest(loc[-1], field_names(model, loc[:-1]))}")

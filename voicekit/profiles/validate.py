@@ -72,12 +72,13 @@ class SpecChecker:
         self.hidden = hidden
         self.secret = secret
 
-    def where(self, path: YPath) -> str:
-        return where(self.origins, path) if self.origins else dotted(path)
+    def at(self, path: YPath) -> str:
+        """How a message names ``path``: ``file:line: yaml.path``, or only the path outside a profile."""
+        return f"{where(self.origins, path)}: {dotted(path)}" if self.origins else dotted(path)
 
     def backend_class(self, role: str, name: Any, path: YPath) -> type[Backend]:
         """The registered class for ``name``, or an error that names where it was asked for."""
-        at = f"{self.where((*path, 'use'))}: {dotted((*path, 'use'))}"
+        at = self.at((*path, "use"))
         if not isinstance(name, str) or not name.strip():
             raise ProfileValidationError([f"{at}: missing; name the {role} backend, e.g. use: <backend>"])
         try:
@@ -95,9 +96,7 @@ class SpecChecker:
         """``cls.Options`` from ``values``; raises :class:`ProfileValidationError` listing every problem."""
         model: type[BaseModel] | None = getattr(cls, "Options", None)
         if model is None:
-            raise ProfileValidationError(
-                [f"{self.where(path)}: {dotted(path)}: backend '{name}' defines no Options model"]
-            )
+            raise ProfileValidationError([f"{self.at(path)}: backend '{name}' defines no Options model"])
         hidden = frozenset(p for p in self.hidden if p[: len(path)] == path)
         try:
             return CheckedSpec(cls.role, name, cls, path, model.model_validate(dict(values)), complete=True)
@@ -118,9 +117,7 @@ class SpecChecker:
     def check(self, role: str, spec: Any, path: YPath, *, language: str | None) -> CheckedSpec:
         """Check one spec and the specs nested in it; ``language`` is the default (the profile's)."""
         if not isinstance(spec, Mapping):
-            raise ProfileValidationError(
-                [f"{self.where(path)}: {dotted(path)}: expected a mapping like {{use: <backend>, ...}}"]
-            )
+            raise ProfileValidationError([f"{self.at(path)}: expected a mapping like {{use: <backend>, ...}}"])
         name = spec.get("use")
         cls = self.backend_class(role, name, path)
         name = str(name).strip()
@@ -130,7 +127,7 @@ class SpecChecker:
             for key in ("retry", "fallback"):
                 if key in spec:
                     problems.append(
-                        f"{self.where((*path, key))}: {dotted((*path, key))}: {key} is read in a profile's "
+                        f"{self.at((*path, key))}: {key} is read in a profile's "
                         "stt, llm and output sections only, not in a nested backend"
                     )
         try:
@@ -152,7 +149,7 @@ class SpecChecker:
         if _same_language(language, caps.languages):
             return []
         return [
-            f"{self.where(key)}: {dotted(checked.path)} backend '{checked.name}' does not support language "
+            f"{self.at(key)}: {dotted(checked.path)} backend '{checked.name}' does not support language "
             f"'{language}' (it offers {', '.join(caps.languages)})"
         ]
 
@@ -214,7 +211,7 @@ def needs_problems(llm: CheckedSpec, *, has_stt: bool, has_output: bool, at: str
 
 
 def fallback_problems(
-    chain: Sequence[CheckedSpec], *, has_stt: bool, has_output: bool, where: Callable[[YPath], str]
+    chain: Sequence[CheckedSpec], *, has_stt: bool, has_output: bool, at: Callable[[YPath], str]
 ) -> list[str]:
     """An LLM fallback takes the same input as the LLM it replaces, and needs no role that one does not.
 
@@ -231,18 +228,18 @@ def fallback_problems(
         caps = item.capabilities
         if caps is None:
             continue
-        at = f"{where(item.path)}: {dotted(item.path)}"
+        item_at = at(item.path)
         if caps.accepts_audio != primary_caps.accepts_audio:
             takes, does = ("takes", "does not") if caps.accepts_audio else ("does not take", "does")
             problems.append(
-                f"{at}: llm '{item.name}' {takes} audio and llm '{primary.name}' {does}; a fallback must take "
+                f"{item_at}: llm '{item.name}' {takes} audio and llm '{primary.name}' {does}; a fallback must take "
                 "the same input as the llm it replaces: switching between a speech-to-speech model and an "
                 "stt -> llm cascade mid-conversation is not supported"
             )
             continue
         for missing in missing_roles(item.name, caps, has_stt=has_stt, has_output=has_output):
             if missing.role not in primary_missing:
-                problems.append(f"{at}: {missing}")
+                problems.append(f"{item_at}: {missing}")
     return problems
 
 
@@ -283,7 +280,7 @@ def validate_profile(profile: Profile, registry: Registry) -> list[str]:
     has_stt, has_output = profile.stt is not None, profile.output is not None
     if llm_chain and llm_chain[0].path == ("llm",):
         problems += needs_problems(llm_chain[0], has_stt=has_stt, has_output=has_output, at=profile.where(()))
-        problems += fallback_problems(llm_chain, has_stt=has_stt, has_output=has_output, where=checker.where)
+        problems += fallback_problems(llm_chain, has_stt=has_stt, has_output=has_output, at=checker.at)
     problems += _vad_problems(profile)
     return problems
 
