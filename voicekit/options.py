@@ -55,8 +55,9 @@ class NestedBackend:
     (``tts: NestedOutput = Field(default_factory=lambda: {"use": "espeak"}, ...)``), or with
     ``Annotated[dict[str, Any], NestedBackend("output")]``. Who does what:
 
-    - the profile checker finds the option through this marker and validates the spec like a
-      top-level backend (its options, nested specs of its own, language), so
+    - the profile checker finds the option through this marker and validates the spec (the
+      one the profile writes, or the option's default) like a top-level backend (its
+      options, nested specs of its own, language), so
       ``voicekit profiles validate`` and the start of a conversation report
       ``output.tts.voise: unknown option (did you mean 'voice'?)`` with the file and line;
     - the backend that owns the option builds the nested one with
