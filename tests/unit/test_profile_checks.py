@@ -37,6 +37,13 @@ class WrapperOutput(Output):
         gain: float = Field(1.0, ge=0, le=4, description="Loudness")
 
 
+class MirrorOutput(Output):
+    """A broken plugin: its default voice is itself, forever."""
+
+    class Options(BackendOptions):
+        voice: NestedOutput = Field(default_factory=lambda: {"use": "mirror"}, description="Itself")
+
+
 class HearingLLM(LLM):
     """Takes audio, answers in text: needs an output, never an stt."""
 
@@ -75,6 +82,7 @@ class _Plugin:
     def register_output(self, register: hookspecs.Register) -> None:
         register("fakeout", VoiceOutput)
         register("wrapper", WrapperOutput)
+        register("mirror", MirrorOutput)
 
 
 @pytest.fixture
@@ -129,7 +137,7 @@ def test_nested_spec_is_checked_like_a_top_level_one(dirs: dict[str, Path], regi
         (
             "output.voice.use=fakeot",
             "--set output.voice.use=fakeot: output.voice.use: unknown output backend 'fakeot' "
-            "(did you mean 'fakeout'?); known: fakeout, wrapper",
+            "(did you mean 'fakeout'?); known: fakeout, mirror, wrapper",
         ),
         (
             "output.voice={voice: anna}",
@@ -182,6 +190,12 @@ def test_nested_placeholders_wait_for_the_environment(dirs: dict[str, Path], reg
     with pytest.raises(ProfileValidationError) as info:
         wrapper.context.build("output", {"use": "fakeout", "voise": "x", "voice": "v"}, key="voice")
     assert info.value.problems == ["profiles/p.yaml:6: output.voice.voise: unknown option (did you mean 'voice'?)"]
+
+
+def test_a_default_that_nests_itself_is_reported(dirs: dict[str, Path], registry: Registry) -> None:
+    [problem] = problems(dirs, registry, NESTED, ("output=mirror",))
+    assert problem.startswith("--set output=mirror: output.voice.voice.voice.")
+    assert problem.endswith(": backends nested too deep (does a default nest itself?)")
 
 
 def test_nested_shorthand_is_a_backend_name(dirs: dict[str, Path], registry: Registry) -> None:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from voicekit.roles import Backend
 
 
+_MAX_DEPTH = 24  # nested backends in a path; deeper is a default that nests itself
+
+
 @dataclass(frozen=True)
 class CheckedSpec:
     """A backend spec that passed: its class, its options and what it can do with them."""
@@ -118,6 +121,8 @@ class SpecChecker:
         """Check one spec and the specs nested in it; ``language`` is the default (the profile's)."""
         if not isinstance(spec, Mapping):
             raise ProfileValidationError([f"{self.at(path)}: expected a mapping like {{use: <backend>, ...}}"])
+        if len(path) > _MAX_DEPTH:
+            raise ProfileValidationError([f"{self.at(path)}: backends nested too deep (does a default nest itself?)"])
         name = spec.get("use")
         cls = self.backend_class(role, name, path)
         name = str(name).strip()
