@@ -126,9 +126,7 @@ def test_validate_passes_exactly_when_chat_gets_past_startup(
     overrides = VARIANTS[variant]
     problems = check_profile(path, registry, overrides)
     voice = startup(path, overrides, tmp_path / "voice.wav", registry, text=False)
-    assert (problems == [], voice is None) in ((True, True), (False, False)), (
-        f"validate: {problems or 'ok'}; chat: {voice or 'past start-up'}"
-    )
+    assert (problems == []) == (voice is None), f"validate: {problems or 'ok'}; chat: {voice or 'past start-up'}"
     typed = startup(path, overrides, tmp_path / "typed.wav", registry, text=True)
     if not problems:
         assert typed is None, typed
