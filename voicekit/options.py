@@ -1,8 +1,11 @@
-"""Base classes for backend options (pydantic, unknown keys rejected), and the retry policy."""
+"""Base classes for backend options (pydantic, unknown keys rejected), the retry policy, and
+the type of an option that holds another backend (:class:`NestedBackend`)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 
 class BackendOptions(BaseModel):
@@ -43,3 +46,57 @@ class RetryPolicy(BaseModel):
         if self.max_ms < self.initial_ms:
             raise ValueError(f"max_ms ({self.max_ms}) is below initial_ms ({self.initial_ms})")
         return self
+
+
+class NestedBackend:
+    """Marks a backend option that holds another backend's spec: ``{use: espeak, voice: en-us}``.
+
+    Declare such an option with :data:`NestedOutput`, :data:`NestedSTT` or :data:`NestedLLM`
+    (``tts: NestedOutput = Field(default_factory=lambda: {"use": "espeak"}, ...)``), or with
+    ``Annotated[dict[str, Any], NestedBackend("output")]``. Who does what:
+
+    - the profile checker finds the option through this marker and validates the spec (the
+      one the profile writes, or the option's default) like a top-level backend (its
+      options, nested specs of its own, language), so
+      ``voicekit profiles validate`` and the start of a conversation report
+      ``output.tts.voise: unknown option (did you mean 'voice'?)`` with the file and line;
+    - the backend that owns the option builds the nested one with
+      ``self.context.build(role, spec, key="<option name>")``, starts it in its own
+      ``start()`` and closes it in its own ``aclose()``; the core never sees it.
+
+    A nested spec takes no ``retry:`` or ``fallback:``; those belong to a profile's role sections.
+    A plain string is short for ``{use: <string>}``.
+    """
+
+    __slots__ = ("role",)
+
+    def __init__(self, role: Literal["stt", "llm", "output"]) -> None:
+        self.role = role
+
+    def __repr__(self) -> str:
+        return f"NestedBackend({self.role!r})"
+
+
+def _spec_shorthand(value: Any) -> Any:
+    return {"use": value} if isinstance(value, str) else value
+
+
+def _spec_names_backend(spec: dict[str, Any]) -> dict[str, Any]:
+    use = spec.get("use")
+    if not isinstance(use, str) or not use.strip():
+        raise ValueError("expected a backend spec like {use: <backend>, ...}: 'use' is missing")
+    return spec
+
+
+#: an option holding an output backend's spec (an avatar's voice, a voice that wraps another)
+NestedOutput = Annotated[
+    dict[str, Any], NestedBackend("output"), BeforeValidator(_spec_shorthand), AfterValidator(_spec_names_backend)
+]
+#: an option holding an STT backend's spec
+NestedSTT = Annotated[
+    dict[str, Any], NestedBackend("stt"), BeforeValidator(_spec_shorthand), AfterValidator(_spec_names_backend)
+]
+#: an option holding an LLM backend's spec
+NestedLLM = Annotated[
+    dict[str, Any], NestedBackend("llm"), BeforeValidator(_spec_shorthand), AfterValidator(_spec_names_backend)
+]

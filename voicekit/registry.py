@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "voicekit"
-ROLES = ("stt", "llm", "output")
 _HOOK_BY_ROLE = {"stt": "register_stt", "llm": "register_llm", "output": "register_output"}
 
 
@@ -92,7 +91,7 @@ class Registry:
     """Every backend, remote-session manager and problem the plugins reported."""
 
     pm: pluggy.PluginManager
-    backends: dict[str, dict[str, BackendEntry]] = field(default_factory=lambda: {r: {} for r in ROLES})
+    backends: dict[str, dict[str, BackendEntry]] = field(default_factory=lambda: {r: {} for r in _roles()})
     session_managers: dict[str, BackendEntry] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     conflicts: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -128,11 +127,25 @@ class Registry:
         return backend
 
 
+def _roles() -> tuple[str, ...]:
+    # voicekit.roles is imported here, not at the top: `voicekit --help` imports this module
+    # when a plugin is installed, and must not pay for the asyncio and pydantic roles imports
+    from voicekit.roles import ROLES
+
+    return ROLES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ROLES":  # voicekit.registry.ROLES: the one in voicekit.roles
+        return _roles()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     """Ask every plugin to register; isolate and record each failure."""
     pm = pm or get_plugin_manager()
     registry = Registry(pm=pm, broken=dict(getattr(pm, "voicekit_broken", {})))
-    for role in ROLES:
+    for role in _roles():
         _collect(pm, _HOOK_BY_ROLE[role], registry, registry.backends[role], role)
     _collect(pm, "register_session_managers", registry, registry.session_managers, "sessions")
     return registry

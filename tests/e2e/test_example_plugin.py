@@ -116,7 +116,7 @@ def test_conversation_speaks_through_plugin_voice(example: Env) -> None:
     profile.write_text(
         "description: typed text, scripted reply, spoken by the example plugin\n"
         "llm: {use: scripted, replies: ['One two three. Four five.']}\n"
-        "output: {use: reverse, voice: beep, voice_options: {sample_rate: 16000, word_ms: 50, gap_ms: 50}}\n"
+        "output: {use: reverse, voice: {use: beep, sample_rate: 16000, word_ms: 50, gap_ms: 50}}\n"
     )
     out = example.base / "reply.wav"
     done = example.voicekit("chat", "--profile", str(profile), "--text", "--output", str(out), stdin="hello\n")
@@ -159,3 +159,26 @@ def test_duplicate_names_are_conflicts_naming_both_plugins(tmp_path: Path) -> No
     done = env.voicekit("chat", "--profile", str(profile), "--text", "--output", str(tmp_path / "x.wav"), stdin="hi\n")
     assert done.returncode != 0
     assert "registered twice" in done.stderr and "example" in done.stderr and "duplicate" in done.stderr
+
+
+def test_nested_voice_errors_point_at_the_line(example: Env) -> None:
+    """A typo inside the nested voice: validate and chat both name the file, line and nested path."""
+    profile = example.base / "nested.yaml"
+    profile.write_text(
+        "stt: {use: scripted}\n"
+        "llm: {use: scripted, replies: [Hi]}\n"
+        "output:\n"
+        "  use: reverse\n"
+        "  voice:\n"
+        "    use: espeak\n"
+        "    voise: en-us\n"
+    )
+    expected = "nested.yaml:7: output.voice.voise: unknown option (did you mean 'voice'?)"
+    validate = example.voicekit("profiles", "validate", str(profile))
+    assert validate.returncode == 1 and validate.stdout.strip().endswith(expected), validate.stdout
+    chat = example.voicekit("chat", "--profile", str(profile), "--text", "--output", str(example.base / "n.wav"))
+    assert chat.returncode == 2 and expected in chat.stderr, chat.stderr
+    fixed = example.voicekit("profiles", "validate", str(profile), "--set", "output.voice.voice=en-us")
+    assert fixed.returncode == 1 and "output.voice.voise" in fixed.stdout  # --set adds; the typo stays
+    good = example.voicekit("profiles", "validate", str(profile), "--set", "output.voice={use: espeak, voice: en-us}")
+    assert (good.returncode, good.stdout) == (0, f"{profile}: ok\n"), good.stderr

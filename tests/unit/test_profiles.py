@@ -68,15 +68,30 @@ def test_role_shorthand_and_absent_roles(dirs: dict[str, Path]) -> None:
 @pytest.mark.parametrize(("value", "mode"), [("true", "full_duplex"), ("false", "half_duplex")])
 def test_interruptions_shorthand(dirs: dict[str, Path], value: str, mode: str) -> None:
     write(dirs["project"], "t.yaml", f"llm: fakellm\nturns:\n  interruptions: {value}\n")
-    assert load_profile("t").turns.mode == mode
-    assert TurnsConfig(interruptions=value == "true").mode == mode
+    profile = load_profile("t")
+    assert profile.turns.mode == mode and "interruptions" not in profile.data["turns"]
+    assert profile.where(("turns", "mode")) == "profiles/t.yaml:3"  # the line of the shorthand
+    write(dirs["project"], "u.yaml", "llm: fakellm\nturns: {mode: half_duplex}\n")
+    assert load_profile("u", [f"turns.interruptions={value}"]).turns.mode == mode  # an override wins
+
+
+def test_interruptions_is_a_profile_shorthand_only() -> None:
+    with pytest.raises(ValueError, match="interruptions"):
+        TurnsConfig.model_validate({"interruptions": True})  # one place expands it: reading the profile
 
 
 def test_interruptions_contradicting_mode(dirs: dict[str, Path]) -> None:
     write(dirs["project"], "t.yaml", "llm: fakellm\nturns:\n  mode: half_duplex\n  interruptions: true\n")
     with pytest.raises(ProfileError) as info:
         load_profile("t")
-    assert problem_of(info) == "profiles/t.yaml:2: turns: interruptions: true contradicts mode: half_duplex"
+    assert problem_of(info) == (
+        "profiles/t.yaml:4: turns.interruptions: true contradicts turns.mode: half_duplex (profiles/t.yaml:3)"
+    )
+    write(dirs["project"], "v.yaml", "llm: fakellm\nturns:\n  interruptions: sometimes\n")
+    with pytest.raises(ProfileError, match=r"^profiles/v.yaml:3: turns.interruptions: expected true or false"):
+        load_profile("v")
+    with pytest.raises(ProfileError, match=r"^--set turns.interruptions=2: turns.interruptions: expected true or"):
+        load_profile(write(dirs["project"], "w.yaml", "llm: fakellm\n"), ["turns.interruptions=2"])
 
 
 def test_missing_llm(dirs: dict[str, Path]) -> None:
@@ -108,8 +123,21 @@ def test_malformed_yaml_gives_line_and_column(dirs: dict[str, Path]) -> None:
             "(did you mean 'full_duplex'?)",
         ),
         (
-            "llm: fakellm\naudio:\n  frame_ms: 20\n  vad_mode: 7\n",
-            "profiles/p.yaml:4: audio.vad_mode: Input should be less than or equal to 3 (got 7)",
+            "llm: fakellm\naudio:\n  vad: webrtc\n  vad_mode: 7\n",
+            "profiles/p.yaml:4: audio.vad_mode: must be from 0 to 3 (got 7)",
+        ),
+        ("llm: fakellm\naudio:\n  frame_ms: 20\n", "profiles/p.yaml:3: audio.frame_ms: unknown key"),
+        (
+            "llm: fakellm\nturns:\n  end_of_speech_ms: 20\n",
+            "profiles/p.yaml:3: turns.end_of_speech_ms: must be from 50 to 10000 (got 20)",
+        ),
+        (
+            "llm: fakellm\nturns:\n  min_interruption_ms: -1\n",
+            "profiles/p.yaml:3: turns.min_interruption_ms: must be from 0 to 5000 (got -1)",
+        ),
+        (
+            "llm: fakellm\naudio:\n  output_rate: 100000\n",
+            "profiles/p.yaml:3: audio.output_rate: must be from 8000 to 48000 (got 100000)",
         ),
         ("llm: fakellm\nstt: [fakestt]\n", "profiles/p.yaml:2: stt: expected a mapping like {use: <backend>, ...}"),
         ("llm:\n  model: x\n", "profiles/p.yaml:1: llm.use: missing; name the llm backend, e.g. use: <backend>"),
@@ -258,7 +286,7 @@ def test_missing_stt_or_output_needs_an_audio_llm(dirs: dict[str, Path], registr
 def test_language_the_backend_does_not_offer(dirs: dict[str, Path], registry: Registry) -> None:
     write(dirs["project"], "de.yaml", "language: de\nstt: fakestt\nllm: audiollm\n")
     assert validate_profile(load_profile("de"), registry) == [
-        "profiles/de.yaml:1: stt backend 'fakestt' does not support language 'de' (it offers en, ru)"
+        "profiles/de.yaml:1: language: stt backend 'fakestt' does not support language 'de' (it offers en, ru)"
     ]
     write(dirs["project"], "ru.yaml", "language: de\nstt: {use: fakestt, language: ru-RU}\nllm: audiollm\n")
     assert validate_profile(load_profile("ru"), registry) == []

@@ -80,7 +80,12 @@ def validate(
     all_: Annotated[bool, typer.Option("--all", help="Validate every profile that `list` shows.")] = False,
     overrides: SetOption = None,
 ) -> None:
-    """Check profiles against the installed backends; print each problem on one line."""
+    """Check profiles against the installed backends; print each problem on one line.
+
+    A profile passes exactly when `voicekit chat` would get past its start-up with it (given
+    the environment variables its ${NAME} placeholders name); every fallback and nested
+    backend is checked like the main ones.
+    """
     from voicekit.profiles import check_profile, list_profiles
     from voicekit.registry import load_registry
 

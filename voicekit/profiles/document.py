@@ -1,11 +1,13 @@
-"""The YAML side of profiles: documents that remember where each key was written.
+"""The YAML side of profiles: documents that remember where each key was written, and
+the one way a problem is said (``file:line: yaml.path: what is wrong (did you mean ...)``).
 
 A :class:`Doc` is plain data (dicts, lists, scalars) plus ``origins``, a map from a
 YAML path (a tuple of keys and list indexes) to where it came from: ``"file.yaml:7"``
 for a key read from a file, ``"--set stt.model=nova-2"`` for an override. Error
 messages look up the longest recorded prefix of the path they are about, so a bad
-value deep inside a mapping still points at a line. :mod:`voicekit.profiles` builds
-on this; nothing here knows about backends.
+value deep inside a mapping still points at a line. The first module of
+:mod:`voicekit.profiles` (document → find → read → model → load → validate → build);
+nothing here knows about backends.
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
-from voicekit.errors import MissingSecretError, ProfileError
+from voicekit.errors import ProfileError
 
 YPath = tuple[Any, ...]
-ROLES = ("stt", "llm", "output")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Doc:
 
 
 def where(origins: Mapping[YPath, str], path: YPath) -> str:
+    """Where the longest recorded prefix of ``path`` was written (``<profile>`` if nowhere)."""
     for end in range(len(path), -1, -1):
         found = origins.get(path[:end])
         if found is not None:
@@ -146,159 +147,6 @@ def _record(loader: yaml.SafeLoader, node: yaml.Node, path: YPath, origins: dict
             _record(loader, item, sub, origins, name)
 
 
-def normalize(doc: Doc) -> None:
-    """Expand shorthands in place: ``stt: deepgram`` and ``turns: {interruptions: true}``."""
-    data = doc.data
-    for role in ROLES:
-        if isinstance(data.get(role), str):
-            data[role] = {"use": data[role]}
-            doc.origins[(role, "use")] = doc.where((role,))
-    turns = data.get("turns")
-    if isinstance(turns, dict) and isinstance(turns.get("interruptions"), bool):
-        mode = "full_duplex" if turns["interruptions"] else "half_duplex"
-        if turns.get("mode", mode) == mode:  # a conflict is left for TurnsConfig to report
-            turns["mode"] = mode
-            doc.origins[("turns", "mode")] = doc.where(("turns", "interruptions"))
-            del turns["interruptions"]
-
-
-# --- merging and overrides --------------------------------------------------------------
-
-
-def merge(base: Doc, child: Doc) -> Doc:
-    """``child`` over ``base``: mappings merge, lists and scalars replace.
-
-    A backend section whose ``use`` names another backend replaces the base's
-    section instead of merging with it: the base's options belong to its backend.
-    """
-    origins = dict(base.origins)
-    data = _merge(base.data, child.data, (), origins)
-    origins.update(child.origins)
-    return Doc(data, origins)
-
-
-def _merge(base: Any, child: Any, path: YPath, origins: dict[YPath, str]) -> Any:
-    if not (isinstance(base, dict) and isinstance(child, dict)):
-        _forget(origins, path)
-        return child
-    if len(path) == 1 and path[0] in ROLES and child.get("use", base.get("use")) != base.get("use"):
-        _forget(origins, path)
-        return child
-    out = {
-        key: _merge(base[key], value, (*path, key), origins) if key in base else value for key, value in child.items()
-    }
-    out.update((key, value) for key, value in base.items() if key not in child)
-    return out
-
-
-def _forget(origins: dict[YPath, str], prefix: YPath) -> None:
-    for key in [k for k in origins if k[: len(prefix)] == prefix and len(k) > len(prefix)]:
-        del origins[key]
-
-
-def apply_override(doc: Doc, text: str) -> None:
-    """Apply one ``--set dotted.key=value``; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
-    origin = f"--set {text}"
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    parts = key.split(".")
-    if not sep or not key or not all(p.strip() for p in parts):
-        raise ProfileError(f"{origin}: expected KEY=VALUE with a dotted key, e.g. --set stt.model=nova-2")
-    if parts[0] == "extends":
-        raise ProfileError(f"{origin}: extends cannot be overridden; load the other profile instead")
-    value = _parse_value(raw, origin)
-    node = doc.data
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-            doc.origins[tuple(parts[: depth + 1])] = origin
-        elif not isinstance(child, dict):
-            where_ = doc.where(tuple(parts[: depth + 1]))
-            raise ProfileError(
-                f"{origin}: cannot set {key}: {dotted(parts[: depth + 1])} ({where_}) is a "
-                f"{type(child).__name__}, not a mapping"
-            )
-        node = child
-    path, last = tuple(parts), parts[-1]
-    if len(parts) == 1 and last in ROLES and isinstance(value, str):
-        value = {"use": value}
-    if len(parts) == 2 and parts[0] in ROLES and last == "use" and node.get("use") != value:
-        node.clear()  # another backend: the old backend's options do not apply to it
-        _forget(doc.origins, path[:1])
-        doc.origins[path[:1]] = origin
-    if path == ("turns", "interruptions") and isinstance(value, bool):
-        path, last, value = ("turns", "mode"), "mode", "full_duplex" if value else "half_duplex"
-    node[last] = value
-    _forget(doc.origins, path)
-    doc.origins[path] = origin
-
-
-def _parse_value(raw: str, origin: str) -> Any:
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ProfileError(f"{origin}: the value is not valid YAML ({problem}); quote it if it is text") from exc
-    # "You are: helpful" would parse as a mapping; only explicit {...} means one
-    if isinstance(value, dict) and not raw.lstrip().startswith("{"):
-        return raw.strip()
-    return value
-
-
-def has_placeholder(value: object) -> bool:
-    """Whether ``value`` is text holding a ``${NAME}`` reference."""
-    return isinstance(value, str) and _ENV_REF.search(value) is not None
-
-
-# --- secrets ---------------------------------------------------------------------------
-
-
-def substitute_secrets(doc: Doc, env: Mapping[str, str] | None) -> tuple[Any, frozenset[YPath], frozenset[YPath]]:
-    """Replace ``${NAME}`` and ``{$env: NAME}`` with values from ``env``.
-
-    With ``env=None`` nothing is resolved: ``{$env: NAME}`` becomes the placeholder
-    ``"${NAME}"``. Returns the new data, the paths whose values came from the
-    environment, and the paths still holding a placeholder.
-    """
-    from_env: set[YPath] = set()
-    placeholders: set[YPath] = set()
-    missing: list[str] = []
-
-    def walk(value: Any, path: YPath) -> Any:
-        if isinstance(value, dict) and "$env" in value:
-            name = value["$env"]
-            if len(value) != 1 or not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-                raise ProfileError(
-                    f"{doc.where(path)}: {dotted(path)}: write {{$env: NAME}} with one environment variable name"
-                )
-            value = f"${{{name}}}"
-        if isinstance(value, dict):
-            return {k: walk(v, (*path, k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v, (*path, i)) for i, v in enumerate(value)]
-        if not has_placeholder(value):
-            return value
-        if env is None:
-            placeholders.add(path)
-            return value
-        from_env.add(path)
-
-        def lookup(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                missing.append(f"{doc.where(path)}: {dotted(path)}: environment variable {name} is not set")
-                return ""
-            return env[name]
-
-        return _ENV_REF.sub(lookup, value)
-
-    data = walk(doc.data, ())
-    if missing:
-        raise MissingSecretError("; ".join(missing))
-    return data, frozenset(from_env), frozenset(placeholders)
-
-
 # --- pydantic errors as profile problems -------------------------------------------------
 
 
@@ -314,8 +162,10 @@ def model_problems(
 ) -> list[str]:
     """One line per pydantic error: ``file:line: stt.endpointng_ms: unknown option (did you mean ...)``.
 
-    Errors at ``hidden`` paths (unresolved placeholders) are dropped; values at
-    ``secret`` paths, or under secret-looking keys, are never echoed.
+    Without ``origins`` (options outside a profile) lines start with the path. Errors
+    at ``hidden`` paths (unresolved placeholders) are dropped; values at
+    ``secret`` paths, or under secret-looking keys, are never echoed, nor are mappings
+    and lists (they may hold secrets). A number out of range names the whole range.
     """
     problems = []
     for err in exc.errors(include_url=False):
@@ -323,35 +173,76 @@ def model_problems(
         path = (*prefix, *loc)
         if any(path[: len(h)] == h for h in hidden):
             continue
-        at = f"{where(origins, path)}: {dotted(path)}"
+        at = f"{where(origins, path)}: {dotted(path)}" if origins else dotted(path)
         kind = err["type"]
         if kind == "extra_forbidden":
             problems.append(f"{at}: unknown {noun}{suggest(loc[-1], field_names(model, loc[:-1]))}")
-        elif kind == "missing":
+            continue
+        if kind == "missing":
             problems.append(f"{at}: missing required {noun}")
-        else:
-            message = str(err["msg"]).removeprefix("Value error, ")
-            if kind in ("literal_error", "enum"):
-                expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
-                message += suggest(err["input"], expected)
-            elif loc and path not in secret and not is_secret_key(loc[-1]):
-                message += f" (got {err['input']!r})"
-            problems.append(f"{at}: {message}")
+            continue
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if kind in _BOUND_ERRORS:
+            message = _range_message(model, loc) or message
+        if kind in ("literal_error", "enum"):
+            expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+            message += suggest(err["input"], expected)
+        elif loc and path not in secret and not is_secret_key(loc[-1]) and not isinstance(err["input"], dict | list):
+            message += f" (got {err['input']!r})"
+        problems.append(f"{at}: {message}")
     return problems
+
+
+_BOUND_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _range_message(model: type[BaseModel], loc: YPath) -> str | None:
+    """``must be from 50 to 10000`` for a field declared with ``Field(ge=50, le=10000)``."""
+    info = _field_info(model, loc)
+    if info is None:
+        return None
+    lower = upper = ""
+    for bound in info.metadata:
+        if getattr(bound, "ge", None) is not None:
+            lower = f"at least {bound.ge}"
+        elif getattr(bound, "gt", None) is not None:
+            lower = f"above {bound.gt}"
+        if getattr(bound, "le", None) is not None:
+            upper = f"at most {bound.le}"
+        elif getattr(bound, "lt", None) is not None:
+            upper = f"below {bound.lt}"
+    if lower.startswith("at least") and upper.startswith("at most"):
+        return f"must be from {lower.removeprefix('at least ')} to {upper.removeprefix('at most ')}"
+    text = " and ".join(part for part in (lower, upper) if part)
+    return f"must be {text}" if text else None
+
+
+def _field_info(model: type[BaseModel], loc: YPath) -> FieldInfo | None:
+    """The field at ``loc`` inside ``model`` (through nested models), if there is one."""
+    info = model.model_fields.get(str(loc[0])) if loc else None
+    for part in loc[1:]:
+        nested = _nested_model(info)
+        info = nested.model_fields.get(str(part)) if nested is not None else None
+    return info
+
+
+def _nested_model(info: FieldInfo | None) -> type[BaseModel] | None:
+    """The pydantic model a field holds (``Sub`` or ``Sub | None``), if it holds one."""
+    if info is None:
+        return None
+    for candidate in (info.annotation, *typing.get_args(info.annotation)):
+        if _is_model(candidate):
+            return candidate  # type: ignore[no-any-return]
+    return None
 
 
 def field_names(model: type[BaseModel], loc: YPath = ()) -> list[str]:
     """The field names (and aliases) of ``model``, or of the nested model at ``loc``."""
-    for part in loc:
-        info = model.model_fields.get(str(part))
-        if info is None:
-            return []
-        nested = [t for t in (info.annotation, *typing.get_args(info.annotation)) if _is_model(t)]
-        if not nested:
-            return []
-        model = nested[0]
+    found = _nested_model(_field_info(model, loc)) if loc else model
+    if found is None:
+        return []
     names = []
-    for name, info in model.model_fields.items():
+    for name, info in found.model_fields.items():
         names.append(name)
         if isinstance(info.alias, str):
             names.append(info.alias)

@@ -1,4 +1,8 @@
-"""What a loaded profile is: its backends' specs, turn-taking and audio settings."""
+"""What a loaded profile is: its backends' specs, turn-taking and audio settings.
+
+Plain data, made by :mod:`voicekit.profiles.load` from a read document; nothing here
+looks at backends.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from voicekit.errors import ProfileError
 from voicekit.options import RetryPolicy
-from voicekit.profiles.document import ROLES, YPath, shown, where
+from voicekit.profiles.document import YPath, is_secret_key, shown, where
+from voicekit.profiles.read import has_placeholder
+from voicekit.roles import ROLES
 
 TOP_LEVEL_KEYS = ("description", "extends", "abstract", "language", "stt", "llm", "output", "turns", "audio")
 
@@ -41,30 +47,27 @@ class BackendSpec:
         """The backend and its fallbacks, in the order they are tried."""
         return [self, *self.fallback]
 
+    def as_dict(self) -> dict[str, Any]:
+        """``{"use": name, **options}``, the form :class:`voicekit.profiles.build.SpecBuilder` takes."""
+        return {"use": self.use, **self.options}
+
 
 class TurnsConfig(BaseModel):
-    """Turn-taking: whether the user can interrupt the bot, and how speech is timed."""
+    """Turn-taking: whether the user can interrupt the bot, and how speech is timed.
+
+    In a profile, ``interruptions: true`` is short for ``mode: full_duplex`` (``false``:
+    half_duplex); :func:`voicekit.profiles.read.expand_shorthand` expands it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["half_duplex", "full_duplex"] = Field(
         "half_duplex", description="half_duplex: the mic is muted while the bot speaks; full_duplex: barge-in"
     )
-    interruptions: bool | None = Field(None, description="Shorthand: true is full_duplex, false is half_duplex")
-    min_interruption_ms: int = Field(200, ge=0, description="User speech must last this long to barge in")
-    end_of_speech_ms: int = Field(400, gt=0, description="VAD silence that ends user speech")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _interruptions_shorthand(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("interruptions"), bool):
-            mode = "full_duplex" if data["interruptions"] else "half_duplex"
-            if data.get("mode", mode) != mode:
-                raise ValueError(
-                    f"interruptions: {str(data['interruptions']).lower()} contradicts mode: {data['mode']}"
-                )
-            data = {**data, "mode": mode}
-        return data
+    min_interruption_ms: int = Field(
+        200, ge=0, le=5000, description="User speech must last this long to barge in (and to count as speech)"
+    )
+    end_of_speech_ms: int = Field(400, ge=50, le=10_000, description="VAD silence that ends user speech")
 
 
 class AudioConfig(BaseModel):
@@ -74,8 +77,9 @@ class AudioConfig(BaseModel):
 
     vad: Literal["webrtc", "silero", "none"] = Field("webrtc", description="Voice activity detector")
     vad_mode: int = Field(3, ge=0, le=3, description="webrtc aggressiveness, 0 (least) to 3 (most)")
-    output_rate: int | None = Field(None, gt=0, description="Sink sample rate; default: the output backend's rate")
-    frame_ms: int = Field(20, gt=0, le=100, description="Audio frame length in milliseconds")
+    output_rate: int | None = Field(
+        None, ge=8000, le=48_000, description="Sink sample rate in Hz; default: the output backend's rate"
+    )
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,27 @@ class Profile:
         if self._origins:
             return where(self._origins, path)
         return shown(self.path) if self.path else self.name
+
+
+def redacted(profile_or_data: Profile | Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with secrets replaced by ``"***"``: values of keys such as ``api_key``,
+    ``token``, ``secret`` or ``password``, and values read from the environment.
+    Unresolved ``${NAME}`` placeholders are not secrets and are shown as they are."""
+    if isinstance(profile_or_data, Profile):
+        data: Any = profile_or_data.data
+        from_env = profile_or_data._from_env
+    else:
+        data, from_env = profile_or_data, frozenset()
+
+    def walk(value: Any, path: YPath, secret: bool) -> Any:
+        if path in from_env:
+            return "***"
+        if isinstance(value, Mapping):
+            return {k: walk(v, (*path, k), secret or is_secret_key(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i), secret) for i, v in enumerate(value)]
+        if secret and value is not None and not has_placeholder(value):
+            return "***"
+        return value
+
+    return walk(data, (), False)  # type: ignore[no-any-return]

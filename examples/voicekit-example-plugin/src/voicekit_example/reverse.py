@@ -1,9 +1,11 @@
 """``reverse``: speaks the reply with its word order reversed, through another voice.
 
-A template for a backend that wraps another one: it builds the inner voice from the
-registry (so any installed voice can be used, with its own options), forwards
-``interrupt`` and ``aclose``, and rewrites the events so the engine still sees the
-sentences it sent.
+A template for a backend that wraps another one. Its ``voice`` option holds the inner
+voice's spec (``voice: {use: espeak, voice: en-us}``, any installed voice with its own
+options), typed :data:`voicekit.options.NestedOutput`, so ``voicekit profiles validate``
+checks it like a top-level voice. The backend builds the inner voice with
+``context.build``, starts and closes it with itself, forwards ``interrupt``, and
+rewrites the events so the engine still sees the sentences it sent.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 from voicekit.errors import ProfileError
 from voicekit.events import OutputEvent, SpeakingEnded, SpeakingStarted
-from voicekit.options import BackendOptions
+from voicekit.options import BackendOptions, NestedOutput
 from voicekit.roles import BackendContext, Capabilities, Output
 
 
@@ -28,8 +30,10 @@ def reverse_words(text: str) -> str:
 class ReverseOptions(BackendOptions):
     """Options of the ``reverse`` voice."""
 
-    voice: str = Field("espeak", description="The registered output backend that speaks the reversed text")
-    voice_options: dict[str, Any] = Field(default_factory=dict, description="Options for that voice")
+    voice: NestedOutput = Field(
+        default_factory=lambda: {"use": "espeak"},
+        description="The voice that speaks the reversed text, with its options: {use: espeak, voice: en-us}",
+    )
 
 
 class ReverseOutput(Output):
@@ -43,17 +47,13 @@ class ReverseOutput(Output):
 
     def __init__(self, options: ReverseOptions | None = None, context: BackendContext | None = None) -> None:
         super().__init__(options, context)
-        if self.options.voice == "reverse":
-            raise ProfileError("reverse: 'voice' must name another output backend, e.g. espeak")
         # Build the inner voice now (it is cheap: nothing is opened before start()) so that
         # sample_rate is known before the conversation starts, as the engine expects.
-        # context.build validates the inner voice like a top-level one: errors name the
-        # profile's file, line and path (output.voice_options.voise: unknown option ...)
-        inner = self.context.build(
-            "output", {"use": self.options.voice, **self.options.voice_options}, key="voice_options"
-        )
+        # context.build checks it like a top-level voice: errors name the profile's file,
+        # line and path (output.voice.voise: unknown option (did you mean 'voice'?)).
+        inner = self.context.build("output", self.options.voice, key="voice")
         if not isinstance(inner, Output):
-            raise ProfileError(f"reverse: '{self.options.voice}' is not an output backend")
+            raise ProfileError(f"reverse: '{self.options.voice['use']}' is not an output backend")
         self._voice: Output | None = inner
         self.sample_rate = self._voice.sample_rate
 

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from voicekit.errors import BackendError
 from voicekit.events import OutputEvent
-from voicekit.options import CloudOptions
+from voicekit.options import CloudOptions, NestedOutput
 from voicekit.plugins.output.avatar.base import (
     AvatarAPI,
     AvatarAPIError,
@@ -85,7 +85,7 @@ class LiveAvatarOptions(CloudOptions):
         None, gt=0, description="Longest session in seconds (your plan's limit at most); ended cleanly before it"
     )
     sandbox: bool = Field(False, description="Use a sandbox session (free, limited)")
-    tts: dict[str, Any] = Field(
+    tts: NestedOutput = Field(
         default_factory=lambda: {"use": "espeak"},
         description="LITE mode: the voice, as an output backend spec: {use: espeak, voice: ...}",
     )
