@@ -19,6 +19,7 @@ from tests.fakes.gemini_live import (
 )
 from voicekit.clock import now
 from voicekit.events import AudioOut, Final, Interim, Interrupted, LLMDone, SpeechStarted, TextDelta
+from voicekit.options import RetryPolicy
 from voicekit.plugins.llm.gemini_live.backend import GeminiLiveLLM
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, TurnTracker
 from voicekit.plugins.llm.gemini_live.wire import LiveUpdate, decode_server_message, language_code, read_update
@@ -50,17 +51,29 @@ async def fake() -> AsyncIterator[FakeGeminiLive]:
     await server.stop()
 
 
-def make_llm(fake: FakeGeminiLive, language: str | None = None, **options: Any) -> GeminiLiveLLM:
+def make_llm(
+    fake: FakeGeminiLive, language: str | None = None, retry: RetryPolicy | None = None, **options: Any
+) -> GeminiLiveLLM:
     options.setdefault("api_key", DEFAULT_KEY)
     options.setdefault("ca_file", str(fake.cert_file))
     opts = GeminiLiveLLM.Options(base_url=fake.base_url, **options)
-    return GeminiLiveLLM(opts, BackendContext(language=language))
+    context = BackendContext(language=language)
+    if retry is not None:
+        context.retry = retry
+    return GeminiLiveLLM(opts, context)
 
 
-async def say(session: GeminiRealtimeStream, pcm: bytes, pace_s: float = 0.0) -> int:
+def policy(attempts: int, initial_ms: int = 10, **more: int) -> RetryPolicy:
+    """A retry policy with short waits (the waits' length is the core's business, not these tests')."""
+    return RetryPolicy(attempts=attempts, initial_ms=initial_ms, max_ms=max(initial_ms, 50), **more)
+
+
+async def say(session: GeminiRealtimeStream, pcm: bytes, pace_s: float = 0.0, into: bytearray | None = None) -> int:
     for i in range(0, len(pcm), FRAME):
         session.push_audio(pcm[i : i + FRAME])
         await asyncio.sleep(pace_s)
+    if into is not None:
+        into += pcm
     return len(pcm)
 
 
@@ -273,22 +286,23 @@ async def test_local_interrupt_drops_the_rest(fake: FakeGeminiLive) -> None:
 
 async def test_go_away_resumes_without_losing_audio(fake: FakeGeminiLive) -> None:
     fake.script = (Exchange("hello there", "Reply {turn}."),)
-    llm = make_llm(fake)
+    llm = make_llm(fake, retry=policy(attempts=1))  # no retries at all: a goAway is no failure
     await llm.start()
-    pushed = 0
+    pushed = bytearray()
     async with llm.realtime() as session:
         events = aiter(session)
-        pushed += await say(session, UTTERANCE)
+        await say(session, UTTERANCE, into=pushed)
         first = await until(events, LLMDone, [])
         handle = fake.connections[0].handles[-1]
+        await eventually(lambda: session.info["handle"] == handle)
         await fake.go_away(time_left_s=3.0)
         # keep talking (silence) through the switch, and a bit after it
         deadline = now() + 5.0
         while session.info["connections"] < 2:
             assert now() < deadline, "no new connection after goAway"
-            pushed += await say(session, silence(20), pace_s=0.002)
-        pushed += await say(session, silence(100))
-        pushed += await say(session, UTTERANCE)
+            await say(session, silence(20), pace_s=0.002, into=pushed)
+        await say(session, silence(100), into=pushed)
+        await say(session, UTTERANCE, into=pushed)
         second = await until(events, LLMDone, [])
     await llm.aclose()
     assert (first.text, second.text) == ("Reply 1.", "Reply 2."), "the resumed session kept its context"
@@ -296,7 +310,11 @@ async def test_go_away_resumes_without_losing_audio(fake: FakeGeminiLive) -> Non
     assert new.resumed_from == handle
     assert new.messages[1]["realtime_input"]["audio"], "audio held during the switch went out first"
     assert old.closed == (1000, ""), "the client left the old connection before the deadline"
-    assert len(fake.audio) == pushed, "every pushed byte reached the service"
+    # what the old connection got after the handle is not in the resumed session: it goes again, and only it
+    covered = old.audio_at_handle[-1]
+    resent = len(old.audio) - covered
+    assert resent > 0 and bytes(new.audio[:resent]) == bytes(old.audio[covered:])
+    assert bytes(old.audio) + bytes(new.audio[resent:]) == bytes(pushed), "every pushed byte reached the service"
     assert session.info["resumed"] == 1
 
 
@@ -336,7 +354,11 @@ async def test_go_away_deadline_cuts_a_long_reply(fake: FakeGeminiLive) -> None:
         second = await until(events, LLMDone, [])
     await llm.aclose()
     assert sum(len(e.pcm) for e in log if isinstance(e, AudioOut)) < fake.reply_ms * 48
-    assert cut.text != "Reply 1." and second.text == "Reply 2."
+    # the cut turn is reported as what was said, and not asked again: the newest handle
+    # came before it, so the resumed session answers the next utterance as its first
+    assert cut.text != "Reply 1." and second.text == "Reply 1."
+    assert [(r.connection, r.completed) for r in fake.replies] == [(0, False), (1, True)]
+    assert bytes(fake.connections[1].audio) == UTTERANCE, "the answered utterance was not sent again"
     assert fake.connections[0].closed == (1000, ""), "the client switched before the service's deadline"
 
 
