@@ -6,7 +6,11 @@ advice is to buffer those messages and send them again after reconnecting). With
 that, a turn typed just before a ``goAway`` or a dropped socket is simply never
 answered. :class:`ReplayBuffer` keeps that account, free of I/O:
 
-* Audio and activity markers are dropped once a newer handle covers them.
+* Audio and activity markers are dropped once a newer handle covers them. A handle
+  is taken to cover what was written before the handle *before* it arrived: what was
+  written just before a handle arrives may still have been on its way to the service
+  when the handle was made (only the Vertex ``transparent`` mode says which message a
+  handle ends with, and the Gemini API has none).
 * A typed turn (``text``, ``content``) stays until the model starts answering it: a
   handle that came after it may hold the words but not an answer, and sending them
   again costs one repeated line of context while not sending them loses the turn.
@@ -31,6 +35,7 @@ class _Written:
     kind: str
     payload: Any
     behind: bool  # written while the model was answering an earlier turn
+    handles: int  # handles that had arrived when it was written
 
 
 class ReplayBuffer:
@@ -40,18 +45,20 @@ class ReplayBuffer:
         self.max_audio_bytes = max_audio_bytes
         self._items: list[_Written] = []
         self._audio_bytes = 0
+        self._handles = 0
 
     def written(self, kind: str, payload: Any, *, model_speaking: bool) -> None:
         """The SDK wrote this message; ``model_speaking``: a reply to an earlier turn is under way."""
-        self._items.append(_Written(kind, payload, model_speaking))
+        self._items.append(_Written(kind, payload, model_speaking, self._handles))
         if kind == "audio":
             self._audio_bytes += len(payload)
             while self._audio_bytes > self.max_audio_bytes and self._drop_oldest_audio():
                 pass
 
     def covered(self) -> None:
-        """A new resumption handle: the audio and markers written so far are in the session."""
-        self._keep(lambda item: item.kind in TYPED_TURNS)
+        """A new resumption handle: audio and markers written before the previous one are in the session."""
+        self._handles += 1
+        self._keep(lambda item: item.kind in TYPED_TURNS or item.handles >= self._handles - 1)
 
     def reply_started(self) -> None:
         """The model began a turn: it answers everything written before it but not behind a reply."""
