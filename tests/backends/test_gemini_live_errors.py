@@ -44,7 +44,9 @@ async def test_bad_key_names_env_var(fake: FakeGeminiLive, monkeypatch: pytest.M
 
 
 async def test_key_refused_at_the_handshake(fake: FakeGeminiLive) -> None:
-    body = {"error": {"code": 403, "message": "Method doesn't allow unregistered callers.", "status": "PERMISSION_DENIED"}}
+    body = {
+        "error": {"code": 403, "message": "Method doesn't allow unregistered callers.", "status": "PERMISSION_DENIED"}
+    }
     fake.refuse_next(403, body)
     llm = make_llm(fake, retry=policy(attempts=5))
     await llm.start()
@@ -140,12 +142,12 @@ async def test_quota_is_retried_by_the_policy(fake: FakeGeminiLive) -> None:
     fake.fail_next(1011, QUOTA_REASON)
     llm = make_llm(fake, retry=policy(attempts=3))
     await llm.start()
-    async with llm.realtime() as session:
-        await session.send_text("Hi")
-        events = [e async for e in _until_done(session)]
+    async with llm.realtime() as stream:
+        await stream.send_text("Hi")
+        events = [e async for e in _until_done(stream)]
     await llm.aclose()
     assert events[-1].text == "Hi! This is reply 1."
-    assert fake.refused == [429] and len(fake.connections) == 2, "two failed tries, then a session"
+    assert fake.refused == [429] and len(fake.connections) == 2, "two failed tries, then a live session"
 
 
 async def test_a_wait_past_the_budget_is_not_waited(fake: FakeGeminiLive) -> None:
@@ -160,10 +162,10 @@ async def test_a_wait_past_the_budget_is_not_waited(fake: FakeGeminiLive) -> Non
     assert fake.refused == [429] and fake.connections == [], "the policy gave up at once"
 
 
-async def _until_done(session: object) -> AsyncIterator[object]:
+async def _until_done(stream: object) -> AsyncIterator[object]:
     from voicekit.events import LLMDone
 
-    async for event in session:  # type: ignore[attr-defined]
+    async for event in stream:  # type: ignore[attr-defined]
         yield event
         if isinstance(event, LLMDone):
             return

@@ -507,7 +507,8 @@ class _Session:
             for i, chunk in enumerate(chunks):
                 part = {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": base64.b64encode(chunk).decode()}}
                 said = pieces[i * len(pieces) // len(chunks) : (i + 1) * len(pieces) // len(chunks)]
-                messages.append([{"modelTurn": {"parts": [part]}}, *({"outputTranscription": {"text": p}} for p in said)])
+                transcripts = [{"outputTranscription": {"text": piece}} for piece in said]
+                messages.append([{"modelTurn": {"parts": [part]}}, *transcripts])
         for message in messages:
             if fault is not None and reply.chunks == fault.after_chunks:
                 await fake._break(conn, fault)

@@ -18,7 +18,7 @@ Two ways to use it, chosen by ``mode``:
 
 Either way the live session survives the service's connection limit: on ``goAway`` or
 a dropped socket it reconnects with the newest resumption handle and sends again what
-the resumed session has not seen, so no turn is lost or answered twice (:mod:`.link`,
+the resumed live session has not seen, so no turn is lost or answered twice (:mod:`.link`,
 :mod:`.replay`). Reconnecting follows the llm role's ``retry:`` policy; errors are sorted
 by :mod:`.failures`. TLS: the SDK always uses ``wss://`` and trusts ``SSL_CERT_FILE``
 when set; ``ca_file`` trusts one more PEM bundle (a proxy, or a local test server).
@@ -26,7 +26,6 @@ when set; ``ca_file`` trusts one more PEM bundle (a proxy, or a local test serve
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import ssl
@@ -36,17 +35,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from voicekit.errors import BackendError, VoicekitError
-from voicekit.events import LLMDone, LLMEvent, TextDelta
+from voicekit.errors import VoicekitError
+from voicekit.events import LLMEvent
 from voicekit.options import CloudOptions, RetryPolicy
 from voicekit.plugins.llm.gemini_live.failures import Account, service_error
 from voicekit.plugins.llm.gemini_live.link import LiveLink
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, Transcript
+from voicekit.plugins.llm.gemini_live.text import LiveTextChat, transcript_of
 from voicekit.plugins.llm.gemini_live.wire import language_code, language_name
 from voicekit.roles import LLM, BackendContext, Capabilities, Message
 from voicekit.sdk import import_sdk
-
-log = logging.getLogger(__name__)
 
 FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
 DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
@@ -89,7 +87,7 @@ class GeminiLiveOptions(CloudOptions):
     project: str | None = Field(None, description="Vertex project; default GOOGLE_CLOUD_PROJECT")
     location: str | None = Field(None, description="Vertex location; default GOOGLE_CLOUD_LOCATION or us-central1")
     context_window_compression: bool = Field(
-        True, description="Sliding-window context compression, so sessions can outlast the context limit"
+        True, description="Sliding-window context compression, so live sessions can outlast the context limit"
     )
     compression_trigger_tokens: int | None = Field(None, gt=0, description="Context size that triggers compression")
     session_resumption: bool = Field(True, description="Resume on a new connection after goAway or a dropped socket")
@@ -143,10 +141,7 @@ class GeminiLiveLLM(LLM):
         self._client: Any = None
         self._types: Any = None
         self._links: list[LiveLink] = []
-        self._text_link: LiveLink | None = None
-        self._text_transcript: Transcript = []
-        self._text_synced = False
-        self._turn_open = False  # text mode: a reply was left unread; its rest comes first
+        self._text: LiveTextChat | None = None  # text mode's, made at the first use (the label is known by then)
 
     @classmethod
     def capabilities_for(cls, options: GeminiLiveOptions) -> Capabilities:
@@ -159,7 +154,7 @@ class GeminiLiveLLM(LLM):
 
     @property
     def audio_replies(self) -> bool:
-        """Whether the session asks for AUDIO (else TEXT)."""
+        """Whether the live session asks for AUDIO (else TEXT)."""
         if self.mode == "audio" or self.options.response_modality == "audio":
             return True
         return self.options.response_modality == "auto" and self.native_audio
@@ -169,8 +164,8 @@ class GeminiLiveLLM(LLM):
     async def start(self) -> None:
         if self._client is None:
             self._client = self._make_client()
-        if self.mode == "text" and self._text_link is None:
-            await self._open_text_link([])
+        if self.mode == "text":
+            await self._text_chat().start()
 
     def _make_client(self) -> Any:
         opts = self.options
@@ -200,7 +195,8 @@ class GeminiLiveLLM(LLM):
 
     async def aclose(self) -> None:
         links, self._links = self._links, []
-        self._text_link = None
+        if self._text is not None:
+            self._text.forget()
         for link in links:
             await link.aclose()
         client, self._client = self._client, None
@@ -214,13 +210,15 @@ class GeminiLiveLLM(LLM):
         """The speech-to-speech stream (``mode: audio``); use it as an async context manager."""
         if self.mode != "audio":
             raise VoicekitError(f"{self.label} is in text mode; set llm.mode=audio to talk to it")
-        if self._client is None:
-            self._client = self._make_client()
-        transcript = _transcript(history)
-        link = self._new_link(transcript)
+        transcript = transcript_of(history)
+        link = self._open_link(transcript)
         return GeminiRealtimeStream(link, transcript, client_activity=self.options.activity_detection == "client")
 
-    def _new_link(self, transcript: Transcript) -> LiveLink:
+    def _open_link(self, transcript: Transcript) -> LiveLink:
+        """A live session that seeds a fresh start from ``transcript`` (started when first read)."""
+        if self._client is None:
+            self._client = self._make_client()
+
         def connect(handle: str | None) -> tuple[Any, list[Any] | None]:
             seed = None if handle else self._seed(transcript, leave_out=link.queued_texts())
             config = self.live_config(handle=handle, seeding=bool(seed))
@@ -238,6 +236,10 @@ class GeminiLiveLLM(LLM):
         )
         self._links.append(link)
         return link
+
+    async def _close_link(self, link: LiveLink) -> None:
+        self._links.remove(link)
+        await link.aclose()
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -314,76 +316,22 @@ class GeminiLiveLLM(LLM):
 
     # --- text mode ------------------------------------------------------------------------
 
-    async def _open_text_link(self, history: Sequence[Message]) -> LiveLink:
-        if self._client is None:
-            self._client = self._make_client()
-        self._text_transcript = _transcript(history)
-        self._turn_open = False
-        link = self._text_link = self._new_link(self._text_transcript)
-        await link.ready()
-        return link
-
     async def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+        """Text mode: the reply to ``user_text`` over the conversation's live session (see :class:`LiveTextChat`)."""
         if self.mode != "text":
             raise VoicekitError(f"{self.label} is in audio mode: it answers through realtime(); set llm.mode=text")
-        link = self._text_link
-        reopen = link is not None and not self._text_synced and any(m.text.strip() for m in history)
-        if link is not None and (reopen or link.failed is not None):
-            # opened by start() before the history was known, or failed (quota, network): start over
-            self._links.remove(link)
-            await link.aclose()
-            link = None
-        if link is None:
-            link = await self._open_text_link(history if not self._text_synced else _as_history(self._text_transcript))
-        self._text_synced = True
-        skipping, self._turn_open = self._turn_open, True
-        self._text_transcript.append(("user", user_text))
-        link.send("text", user_text)
-        pieces: list[str] = []
-        try:
-            async for update in self._reply_updates(link, skipping):
-                text = update.output_text if self.audio_replies else update.model_text
-                if text:
-                    pieces.append(text)
-                    yield TextDelta(text)
-                if update.connection_lost:
-                    log.warning(
-                        "%s: the connection broke during the reply; it ends after %d characters, "
-                        "and the live session goes on without it",
-                        self.label,
-                        sum(map(len, pieces)),
-                    )
-                if update.turn_complete or update.interrupted or update.connection_lost:
-                    break
-            self._turn_open = False
-        finally:
-            if pieces:
-                self._text_transcript.append(("assistant", "".join(pieces)))
-        yield LLMDone("".join(pieces))
+        async for event in self._text_chat().respond(history, user_text):
+            yield event
 
-    async def _reply_updates(self, link: LiveLink, skipping: bool) -> AsyncIterator[Any]:
-        """Updates of this turn's reply, after the rest of an abandoned one.
-
-        The link sees to it that they come: it sends the turn again on a new connection,
-        replaces a stalled one, and raises what its retry policy gave up on.
-        """
-        swallow_complete = False
-        while True:
-            update = await link.next_update()
-            if update is None:
-                raise BackendError(f"{self.label}: the live session closed during a reply", retryable=True)
-            if skipping:
-                if update.interrupted or update.turn_complete or update.connection_lost:
-                    skipping = False
-                    swallow_complete = update.interrupted and not update.turn_complete
-                continue
-            if swallow_complete:
-                if update.turn_complete and not update.model_output:
-                    swallow_complete = False
-                    continue  # closes the interrupted turn
-                if update.model_output or update.interrupted:
-                    swallow_complete = False
-            yield update
+    def _text_chat(self) -> LiveTextChat:
+        if self._text is None:
+            self._text = LiveTextChat(
+                open_link=self._open_link,
+                close_link=self._close_link,
+                label=self.label,
+                text_from="transcription" if self.audio_replies else "parts",
+            )
+        return self._text
 
     # --- errors ---------------------------------------------------------------------------
 
@@ -410,11 +358,3 @@ def is_native_audio(model: str) -> bool:
     """Native-audio models speak themselves (and cannot answer in TEXT)."""
     name = model.lower()
     return "native-audio" in name or re.search(r"gemini-[3-9][\d.]*-[a-z-]*live", name) is not None
-
-
-def _transcript(history: Sequence[Message]) -> Transcript:
-    return [(m.role, m.text) for m in history if m.text.strip()]
-
-
-def _as_history(transcript: Transcript) -> list[Message]:
-    return [Message(role, text) for role, text in transcript]

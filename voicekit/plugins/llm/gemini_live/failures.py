@@ -68,7 +68,7 @@ def service_error(exc: BaseException, who: Account) -> VoicekitError | None:
             retry_after=wait,
         )
     if code in (400, 1007, 1008):
-        return BackendError(f"{who.label}: the service refused the session{said}; check the llm options")
+        return BackendError(f"{who.label}: the service refused the live session{said}; check the llm options")
     return None
 
 

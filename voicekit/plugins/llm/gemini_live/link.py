@@ -31,7 +31,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from voicekit.engine.retry import Retrier
-from voicekit.errors import AuthError, BackendError, VoicekitError
+from voicekit.errors import BackendError, VoicekitError
 from voicekit.options import RetryPolicy
 from voicekit.plugins.llm.gemini_live.replay import ReplayBuffer
 from voicekit.plugins.llm.gemini_live.wire import INPUT_MIME, LiveUpdate, read_update
@@ -142,7 +142,7 @@ class LiveLink:
         return self._in_turn
 
     def queued_texts(self) -> list[str]:
-        """Typed turns waiting to be sent (again): a fresh session's seed leaves them out."""
+        """Typed turns waiting to be sent (again): a fresh live session's seed leaves them out."""
         return [str(payload) for kind, payload in self._out if kind == "text"]
 
     @property
@@ -181,7 +181,7 @@ class LiveLink:
             except Exception as exc:  # noqa: BLE001 - sorted by the backend's translator
                 error = self._translate(exc)
                 if handle is not None and _refuses_handle(error):
-                    log.warning("%s: resuming was refused (%s); starting a fresh session", self.label, exc)
+                    log.warning("%s: resuming was refused (%s); starting a fresh live session", self.label, exc)
                     self.handle = None
                     continue
                 if not await self._retry(retrier, error or _unreachable(self.label, exc)):
@@ -205,7 +205,7 @@ class LiveLink:
         self.connections += 1
         self.resumed += resumed
         self._turns_done = 0
-        log.info("%s: connected (%s)", self.label, "resumed" if resumed else "new session")
+        log.info("%s: connected (%s)", self.label, "resumed" if resumed else "new live session")
         try:
             if seed:
                 await session.send_client_content(turns=seed, turn_complete=True)

@@ -56,7 +56,7 @@ class ReplayBuffer:
                 pass
 
     def covered(self) -> None:
-        """A new resumption handle: audio and markers written before the previous one are in the session."""
+        """A new resumption handle: audio and markers written before the previous one are in the live session."""
         self._handles += 1
         self._keep(lambda item: item.kind in TYPED_TURNS or item.handles >= self._handles - 1)
 
