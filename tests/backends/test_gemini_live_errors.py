@@ -189,6 +189,22 @@ def test_max_retries_is_deprecated_for_the_retry_policy(fake: FakeGeminiLive) ->
     assert make_llm(fake, retry=policy(attempts=4)).retry_policy.attempts == 4
 
 
+@pytest.mark.parametrize(
+    ("section", "attempts"),
+    [("  retry: {attempts: 5}\n  reply_timeout_s: 10\n", 5), ("  max_retries: 1\n  reply_timeout_s: 10\n", 2)],
+)
+def test_profile_sets_the_retry_policy(tmp_path: Path, section: str, attempts: int) -> None:
+    """What the README says: the llm section's retry: (or the old max_retries) and reply_timeout_s."""
+    from voicekit.profiles import build_backend, load_profile
+    from voicekit.registry import load_registry
+
+    path = tmp_path / "live.yaml"
+    path.write_text(f"extends: {ROOT / 'profiles' / 'gemini-live.yaml'}\nllm:\n{section}")
+    llm = build_backend(load_profile(path, env={"GEMINI_API_KEY": DEFAULT_KEY}), "llm", load_registry())
+    assert isinstance(llm, GeminiLiveLLM)
+    assert (llm.retry_policy.attempts, llm.options.reply_timeout_s) == (attempts, 10.0)
+
+
 async def test_untrusted_certificate(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     llm = make_llm(fake, ca_file=None)
