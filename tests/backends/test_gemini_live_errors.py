@@ -10,16 +10,16 @@ import ssl
 import subprocess
 import sys
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import websockets
 
-from tests.backends.test_gemini_live import FRAME, ROOT, fake, make_llm, policy
+from tests.backends.test_gemini_live import FRAME, ROOT, eventually, fake, make_llm, policy, until
 from tests.backends.test_gemini_live_text import collect
 from tests.fakes.gemini_live import DEFAULT_KEY, QUOTA_REASON, FakeGeminiLive
 from voicekit.errors import AuthError, BackendError, MissingSecretError
+from voicekit.events import LLMDone
 from voicekit.plugins.llm.gemini_live.backend import GeminiLiveLLM
 
 __all__ = ["fake"]  # the fixture, shared with tests/test_gemini_live.py
@@ -144,9 +144,9 @@ async def test_quota_is_retried_by_the_policy(fake: FakeGeminiLive) -> None:
     await llm.start()
     async with llm.realtime() as stream:
         await stream.send_text("Hi")
-        events = [e async for e in _until_done(stream)]
+        done = await until(aiter(stream), LLMDone, [])
     await llm.aclose()
-    assert events[-1].text == "Hi! This is reply 1."
+    assert done.text == "Hi! This is reply 1."
     assert fake.refused == [429] and len(fake.connections) == 2, "two failed tries, then a live session"
 
 
@@ -162,13 +162,24 @@ async def test_a_wait_past_the_budget_is_not_waited(fake: FakeGeminiLive) -> Non
     assert fake.refused == [429] and fake.connections == [], "the policy gave up at once"
 
 
-async def _until_done(stream: object) -> AsyncIterator[object]:
-    from voicekit.events import LLMDone
-
-    async for event in stream:  # type: ignore[attr-defined]
-        yield event
-        if isinstance(event, LLMDone):
-            return
+async def test_a_failed_resume_keeps_the_handle(fake: FakeGeminiLive) -> None:
+    """A drop, then a 503 on the first try to resume: the policy retries, with the same handle."""
+    llm = make_llm(fake, retry=policy(attempts=3))
+    await llm.start()
+    async with llm.realtime() as stream:
+        events = aiter(stream)
+        await stream.send_text("One")
+        await until(events, LLMDone, [])
+        handle = fake.connections[0].handles[-1]
+        await eventually(lambda: stream.info["handle"] == handle)
+        fake.refuse_next(503, {"error": {"code": 503, "message": "The service is currently unavailable."}})
+        await fake.drop()
+        await stream.send_text("Two")
+        second = await until(events, LLMDone, [])
+    await llm.aclose()
+    assert second.text == "Hi! This is reply 2.", "the conversation kept its context"
+    assert fake.refused == [503] and len(fake.connections) == 2
+    assert fake.connections[1].resumed_from == handle
 
 
 async def test_unreachable_service_gives_up(fake: FakeGeminiLive) -> None:
