@@ -19,6 +19,7 @@ from tests.fakes.gemini_live import (
 )
 from voicekit.clock import now
 from voicekit.events import AudioOut, Final, Interim, Interrupted, LLMDone, SpeechStarted, TextDelta
+from voicekit.options import RetryPolicy
 from voicekit.plugins.llm.gemini_live.backend import GeminiLiveLLM
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, TurnTracker
 from voicekit.plugins.llm.gemini_live.wire import LiveUpdate, decode_server_message, language_code, read_update
@@ -50,17 +51,29 @@ async def fake() -> AsyncIterator[FakeGeminiLive]:
     await server.stop()
 
 
-def make_llm(fake: FakeGeminiLive, language: str | None = None, **options: Any) -> GeminiLiveLLM:
+def make_llm(
+    fake: FakeGeminiLive, language: str | None = None, retry: RetryPolicy | None = None, **options: Any
+) -> GeminiLiveLLM:
     options.setdefault("api_key", DEFAULT_KEY)
     options.setdefault("ca_file", str(fake.cert_file))
     opts = GeminiLiveLLM.Options(base_url=fake.base_url, **options)
-    return GeminiLiveLLM(opts, BackendContext(language=language))
+    context = BackendContext(language=language)
+    if retry is not None:
+        context.retry = retry
+    return GeminiLiveLLM(opts, context)
 
 
-async def say(session: GeminiRealtimeStream, pcm: bytes, pace_s: float = 0.0) -> int:
+def policy(attempts: int, initial_ms: int = 10, **more: int) -> RetryPolicy:
+    """A retry policy with short waits (the waits' length is the core's business, not these tests')."""
+    return RetryPolicy(attempts=attempts, initial_ms=initial_ms, max_ms=max(initial_ms, 50), **more)
+
+
+async def say(stream: GeminiRealtimeStream, pcm: bytes, pace_s: float = 0.0, into: bytearray | None = None) -> int:
     for i in range(0, len(pcm), FRAME):
-        session.push_audio(pcm[i : i + FRAME])
+        stream.push_audio(pcm[i : i + FRAME])
         await asyncio.sleep(pace_s)
+    if into is not None:
+        into += pcm
     return len(pcm)
 
 
@@ -178,10 +191,10 @@ async def test_native_audio_turn(fake: FakeGeminiLive) -> None:
     assert llm.capabilities.accepts_audio and llm.capabilities.produces_audio
     await llm.start()
     try:
-        async with llm.realtime() as session:
-            pushed = await say(session, UTTERANCE)
+        async with llm.realtime() as stream:
+            pushed = await say(stream, UTTERANCE)
             log: list[Any] = []
-            done = await until(aiter(session), LLMDone, log)
+            done = await until(aiter(stream), LLMDone, log)
     finally:
         await llm.aclose()
     kinds = [type(e) for e in log]
@@ -207,15 +220,15 @@ async def test_native_audio_turn(fake: FakeGeminiLive) -> None:
     assert setup["systemInstruction"]["parts"][0]["text"] == "Be brief."
     assert bytes(fake.audio) == UTTERANCE[: len(fake.audio)] and len(fake.audio) == pushed
     assert fake.errors == []
-    assert conn.closed == (1000, ""), "the session closes its socket cleanly"
+    assert conn.closed == (1000, ""), "the stream closes its connection cleanly"
 
 
 async def test_language_from_context(fake: FakeGeminiLive) -> None:
     llm = make_llm(fake, language="ru")
     await llm.start()
-    async with llm.realtime() as session:
-        await say(session, UTTERANCE)
-        await until(aiter(session), LLMDone, [])
+    async with llm.realtime() as stream:
+        await say(stream, UTTERANCE)
+        await until(aiter(stream), LLMDone, [])
     await llm.aclose()
     setup = fake.connections[0].setup
     assert setup["generationConfig"]["speechConfig"]["language_code"] == "ru-RU"
@@ -227,12 +240,12 @@ async def test_barge_in_server_interrupts(fake: FakeGeminiLive) -> None:
     fake.script = (Exchange("tell me a story", "Once upon a time there was a long story."), Exchange("stop", "OK."))
     llm = make_llm(fake)
     await llm.start()
-    async with llm.realtime() as session:
-        events = aiter(session)
+    async with llm.realtime() as stream:
+        events = aiter(stream)
         log: list[Any] = []
-        await say(session, UTTERANCE)
+        await say(stream, UTTERANCE)
         await until(events, AudioOut, log)
-        await say(session, tone(400) + silence(500))  # the user talks over the bot
+        await say(stream, tone(400) + silence(500))  # the user talks over the bot
         interrupted = await until(events, Interrupted, log)
         after: list[Any] = []
         await until(events, LLMDone, after)
@@ -251,16 +264,16 @@ async def test_local_interrupt_drops_the_rest(fake: FakeGeminiLive) -> None:
     fake.reply_ms, fake.latency = 3000, Latency(chunk_s=0.01)
     llm = make_llm(fake)
     await llm.start()
-    async with llm.realtime() as session:
-        events = aiter(session)
+    async with llm.realtime() as stream:
+        events = aiter(stream)
         log: list[Any] = []
-        await say(session, UTTERANCE)
+        await say(stream, UTTERANCE)
         await until(events, AudioOut, log)
-        await session.interrupt()
+        await stream.interrupt()
         cut_at = now()
         # the fake never heard the user, so it goes on sending that turn: all of it must be dropped
         await eventually(lambda: len(fake.connections[0].handles) >= 2)  # the fake finished that turn
-        await say(session, UTTERANCE)
+        await say(stream, UTTERANCE)
         after: list[Any] = []
         done = await until(events, LLMDone, after)
     await llm.aclose()
@@ -273,31 +286,36 @@ async def test_local_interrupt_drops_the_rest(fake: FakeGeminiLive) -> None:
 
 async def test_go_away_resumes_without_losing_audio(fake: FakeGeminiLive) -> None:
     fake.script = (Exchange("hello there", "Reply {turn}."),)
-    llm = make_llm(fake)
+    llm = make_llm(fake, retry=policy(attempts=1))  # no retries at all: a goAway is no failure
     await llm.start()
-    pushed = 0
-    async with llm.realtime() as session:
-        events = aiter(session)
-        pushed += await say(session, UTTERANCE)
+    pushed = bytearray()
+    async with llm.realtime() as stream:
+        events = aiter(stream)
+        await say(stream, UTTERANCE, into=pushed)
         first = await until(events, LLMDone, [])
         handle = fake.connections[0].handles[-1]
+        await eventually(lambda: stream.info["handle"] == handle)
         await fake.go_away(time_left_s=3.0)
         # keep talking (silence) through the switch, and a bit after it
         deadline = now() + 5.0
-        while session.info["connections"] < 2:
+        while stream.info["connections"] < 2:
             assert now() < deadline, "no new connection after goAway"
-            pushed += await say(session, silence(20), pace_s=0.002)
-        pushed += await say(session, silence(100))
-        pushed += await say(session, UTTERANCE)
+            await say(stream, silence(20), pace_s=0.002, into=pushed)
+        await say(stream, silence(100), into=pushed)
+        await say(stream, UTTERANCE, into=pushed)
         second = await until(events, LLMDone, [])
     await llm.aclose()
-    assert (first.text, second.text) == ("Reply 1.", "Reply 2."), "the resumed session kept its context"
+    assert (first.text, second.text) == ("Reply 1.", "Reply 2."), "the resumed live session kept its context"
     old, new = fake.connections
     assert new.resumed_from == handle
     assert new.messages[1]["realtime_input"]["audio"], "audio held during the switch went out first"
     assert old.closed == (1000, ""), "the client left the old connection before the deadline"
-    assert len(fake.audio) == pushed, "every pushed byte reached the service"
-    assert session.info["resumed"] == 1
+    # what the old connection got after the handle is not in the resumed live session: it goes again, and only it
+    covered = old.audio_at_handle[-1]
+    resent = len(old.audio) - covered
+    assert resent > 0 and bytes(new.audio[:resent]) == bytes(old.audio[covered:])
+    assert bytes(old.audio) + bytes(new.audio[resent:]) == bytes(pushed), "every pushed byte reached the service"
+    assert stream.info["resumed"] == 1
 
 
 async def test_go_away_waits_for_the_reply_to_end(fake: FakeGeminiLive) -> None:
@@ -305,14 +323,14 @@ async def test_go_away_waits_for_the_reply_to_end(fake: FakeGeminiLive) -> None:
     fake.reply_ms, fake.latency = 2000, Latency(chunk_s=0.01)
     llm = make_llm(fake)
     await llm.start()
-    async with llm.realtime() as session:
-        events = aiter(session)
+    async with llm.realtime() as stream:
+        events = aiter(stream)
         log: list[Any] = []
-        await say(session, UTTERANCE)
+        await say(stream, UTTERANCE)
         await until(events, AudioOut, log)
         await fake.go_away(time_left_s=5.0)
         first = await until(events, LLMDone, log)
-        await say(session, UTTERANCE)
+        await say(stream, UTTERANCE)
         second = await until(events, LLMDone, [])
     await llm.aclose()
     assert first.text == "Reply 1 is a long one." and second.text == "Reply 2 is a long one."
@@ -325,18 +343,22 @@ async def test_go_away_deadline_cuts_a_long_reply(fake: FakeGeminiLive) -> None:
     fake.reply_ms, fake.latency = 6000, Latency(chunk_s=0.02)
     llm = make_llm(fake)
     await llm.start()
-    async with llm.realtime() as session:
-        events = aiter(session)
+    async with llm.realtime() as stream:
+        events = aiter(stream)
         log: list[Any] = []
-        await say(session, UTTERANCE)
+        await say(stream, UTTERANCE)
         await until(events, AudioOut, log)
         await fake.go_away(time_left_s=0.4)
         cut = await until(events, LLMDone, log)  # the turn ends where the old connection ended
-        await say(session, UTTERANCE)
+        await say(stream, UTTERANCE)
         second = await until(events, LLMDone, [])
     await llm.aclose()
     assert sum(len(e.pcm) for e in log if isinstance(e, AudioOut)) < fake.reply_ms * 48
-    assert cut.text != "Reply 1." and second.text == "Reply 2."
+    # the cut turn is reported as what was said, and not asked again: the newest handle
+    # came before it, so the resumed live session answers the next utterance as its first
+    assert cut.text != "Reply 1." and second.text == "Reply 1."
+    assert [(r.connection, r.completed) for r in fake.replies] == [(0, False), (1, True)]
+    assert bytes(fake.connections[1].audio) == UTTERANCE, "the answered utterance was not sent again"
     assert fake.connections[0].closed == (1000, ""), "the client switched before the service's deadline"
 
 
@@ -344,12 +366,12 @@ async def test_dropped_socket_resumes(fake: FakeGeminiLive) -> None:
     fake.script = (Exchange("hello there", "Reply {turn}."),)
     llm = make_llm(fake)
     await llm.start()
-    async with llm.realtime() as session:
-        events = aiter(session)
-        await say(session, UTTERANCE)
+    async with llm.realtime() as stream:
+        events = aiter(stream)
+        await say(stream, UTTERANCE)
         await until(events, LLMDone, [])
         await fake.drop()
-        await say(session, UTTERANCE, pace_s=0.001)
+        await say(stream, UTTERANCE, pace_s=0.001)
         second = await until(events, LLMDone, [])
     await llm.aclose()
     assert second.text == "Reply 2."
@@ -360,13 +382,13 @@ async def test_refused_handle_starts_fresh_with_history(fake: FakeGeminiLive) ->
     fake.script = (Exchange("hello there", "Reply {turn}."),)
     llm = make_llm(fake)
     await llm.start()
-    async with llm.realtime([Message("user", "Earlier question"), Message("assistant", "Earlier answer")]) as session:
-        events = aiter(session)
-        await say(session, UTTERANCE)
+    async with llm.realtime([Message("user", "Earlier question"), Message("assistant", "Earlier answer")]) as stream:
+        events = aiter(stream)
+        await say(stream, UTTERANCE)
         await until(events, LLMDone, [])
-        fake.handles.clear()  # the service forgot the session
+        fake.handles.clear()  # the service forgot the live session
         await fake.drop()
-        await say(session, UTTERANCE, pace_s=0.001)
+        await say(stream, UTTERANCE, pace_s=0.001)
         second = await until(events, LLMDone, [])
     await llm.aclose()
     first, refused, fresh = fake.connections
@@ -378,17 +400,17 @@ async def test_refused_handle_starts_fresh_with_history(fake: FakeGeminiLive) ->
         ("user", "Earlier question"), ("model", "Earlier answer"), ("user", "hello there"), ("model", "Reply 1."),
     ]  # fmt: skip
     assert first.messages[1]["client_content"]["turns"][0]["parts"][0]["text"] == "Earlier question"
-    assert second.text == "Reply 1.", "a fresh session starts its own count"
+    assert second.text == "Reply 1.", "a fresh live session starts its own count"
 
 
 async def test_client_activity_detection(fake: FakeGeminiLive) -> None:
     llm = make_llm(fake, activity_detection="client")
     await llm.start()
-    async with llm.realtime() as session:
-        await session.activity_start()
-        await say(session, tone(200))
-        await session.activity_end()
-        done = await until(aiter(session), LLMDone, [])
+    async with llm.realtime() as stream:
+        await stream.activity_start()
+        await say(stream, tone(200))
+        await stream.activity_end()
+        done = await until(aiter(stream), LLMDone, [])
     await llm.aclose()
     conn = fake.connections[0]
     assert conn.setup["realtimeInputConfig"] == {"automatic_activity_detection": {"disabled": True}}
@@ -400,10 +422,10 @@ async def test_client_activity_detection(fake: FakeGeminiLive) -> None:
 async def test_typed_text_in_audio_mode(fake: FakeGeminiLive) -> None:
     llm = make_llm(fake)
     await llm.start()
-    async with llm.realtime() as session:
-        await session.send_text("What time is it?")
+    async with llm.realtime() as stream:
+        await stream.send_text("What time is it?")
         log: list[Any] = []
-        done = await until(aiter(session), LLMDone, log)
+        done = await until(aiter(stream), LLMDone, log)
     await llm.aclose()
     assert not any(isinstance(e, Final) for e in log), "typed input is not echoed as a transcript"
     assert fake.connections[0].messages[1] == {"realtime_input": {"text": "What time is it?"}}

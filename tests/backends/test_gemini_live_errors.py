@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.backends.test_gemini_live import FRAME, ROOT, fake, make_llm
+from tests.backends.test_gemini_live import FRAME, ROOT, eventually, fake, make_llm, policy, until
 from tests.backends.test_gemini_live_text import collect
 from tests.fakes.gemini_live import DEFAULT_KEY, QUOTA_REASON, FakeGeminiLive
 from voicekit.errors import AuthError, BackendError, MissingSecretError
+from voicekit.events import LLMDone
 from voicekit.plugins.llm.gemini_live.backend import GeminiLiveLLM
 
 __all__ = ["fake"]  # the fixture, shared with tests/test_gemini_live.py
@@ -29,7 +30,7 @@ __all__ = ["fake"]  # the fixture, shared with tests/test_gemini_live.py
 
 async def test_bad_key_names_env_var(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "wrong-key")
-    llm = make_llm(fake, api_key=None)
+    llm = make_llm(fake, api_key=None, retry=policy(attempts=5))
     await llm.start()
     with pytest.raises(AuthError) as caught:
         async with llm.realtime():
@@ -37,8 +38,26 @@ async def test_bad_key_names_env_var(fake: FakeGeminiLive, monkeypatch: pytest.M
     await llm.aclose()
     message = str(caught.value)
     assert "GEMINI_API_KEY" in message and "API key not valid" in message and "\n" not in message
+    assert caught.value.retryable is False
     assert fake.connections[0].closed == (1007, "API key not valid. Please pass a valid API key.")
-    assert len(fake.connections) == 1, "a rejected key is not retried"
+    assert len(fake.connections) == 1, "a rejected key is tried once, whatever the retry policy"
+
+
+async def test_key_refused_at_the_handshake(fake: FakeGeminiLive) -> None:
+    body = {
+        "error": {"code": 403, "message": "Method doesn't allow unregistered callers.", "status": "PERMISSION_DENIED"}
+    }
+    fake.refuse_next(403, body)
+    llm = make_llm(fake, retry=policy(attempts=5))
+    await llm.start()
+    with pytest.raises(AuthError) as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    message = str(caught.value)
+    assert "rejected the API key" in message and "unregistered callers" in message and "\n" not in message
+    assert "llm.api_key" in message, "names where the key came from"
+    assert (caught.value.retryable, fake.refused, fake.connections) == (False, [403], [])
 
 
 async def test_fallback_key_env(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +77,7 @@ def test_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_unknown_model_is_one_line(fake: FakeGeminiLive) -> None:
-    llm = make_llm(fake, model="gemini-9-nope-live")
+    llm = make_llm(fake, model="gemini-9-nope-live", retry=policy(attempts=5))
     await llm.start()
     with pytest.raises(BackendError) as caught:
         async with llm.realtime():
@@ -66,31 +85,135 @@ async def test_unknown_model_is_one_line(fake: FakeGeminiLive) -> None:
     await llm.aclose()
     message = str(caught.value)
     assert "llm.model" in message and "gemini-9-nope-live" in message and "\n" not in message
-    assert not caught.value.retryable
+    assert (caught.value.retryable, caught.value.retry_after) == (False, None)
+    assert len(fake.connections) == 1, "an unknown model is not retried"
     code, reason = fake.connections[0].closed  # type: ignore[misc]
     assert code == 1008 and len(reason.encode()) <= 123
 
 
-async def test_quota_is_retryable_error(fake: FakeGeminiLive) -> None:
+QUOTA_BODY = {
+    "error": {
+        "code": 429,
+        "message": "Resource has been exhausted (e.g. check quota).",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}],
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "retry_after"),
+    [
+        (QUOTA_BODY, None, 7.0),  # Google's retryDelay in the error body
+        ({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota."}}, {"Retry-After": "3"}, 3.0),
+        ({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota."}}, None, None),
+    ],
+)
+async def test_quota_at_the_handshake(
+    fake: FakeGeminiLive, body: dict[str, object], headers: dict[str, str] | None, retry_after: float | None
+) -> None:
+    fake.refuse_next(429, body, headers)
+    llm = make_llm(fake, retry=policy(attempts=1))
+    await llm.start()
+    with pytest.raises(BackendError, match="quota or rate limit") as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    assert (caught.value.retryable, caught.value.retry_after) == (True, retry_after)
+    assert "\n" not in str(caught.value) and "RESOURCE_EXHAUSTED" in str(caught.value)
+    assert fake.refused == [429]
+
+
+async def test_quota_close_is_retryable_without_a_delay(fake: FakeGeminiLive) -> None:
     fake.fail_next(1011, QUOTA_REASON)
-    llm = make_llm(fake)
+    llm = make_llm(fake, retry=policy(attempts=1))
     await llm.start()
     with pytest.raises(BackendError, match="quota") as caught:
         async with llm.realtime():
             pass
     await llm.aclose()
-    assert caught.value.retryable and len(fake.connections) == 1
+    assert (caught.value.retryable, caught.value.retry_after) == (True, None)
+    assert len(fake.connections) == 1
+
+
+async def test_quota_is_retried_by_the_policy(fake: FakeGeminiLive) -> None:
+    body = {"error": {**QUOTA_BODY["error"], "details": [{"retryDelay": "0.05s"}]}}
+    fake.refuse_next(429, body)
+    fake.fail_next(1011, QUOTA_REASON)
+    llm = make_llm(fake, retry=policy(attempts=3))
+    await llm.start()
+    async with llm.realtime() as stream:
+        await stream.send_text("Hi")
+        done = await until(aiter(stream), LLMDone, [])
+    await llm.aclose()
+    assert done.text == "Hi! This is reply 1."
+    assert fake.refused == [429] and len(fake.connections) == 2, "two failed tries, then a live session"
+
+
+async def test_a_wait_past_the_budget_is_not_waited(fake: FakeGeminiLive) -> None:
+    fake.refuse_next(429, {"error": {**QUOTA_BODY["error"], "details": [{"retryDelay": "60s"}]}})
+    llm = make_llm(fake, retry=policy(attempts=5, budget_ms=15_000))
+    await llm.start()
+    with pytest.raises(BackendError, match="wait 60 s") as caught:
+        async with llm.realtime():
+            pass
+    await llm.aclose()
+    assert (caught.value.retryable, caught.value.retry_after) == (True, 60.0)
+    assert fake.refused == [429] and fake.connections == [], "the policy gave up at once"
+
+
+async def test_a_failed_resume_keeps_the_handle(fake: FakeGeminiLive) -> None:
+    """A drop, then a 503 on the first try to resume: the policy retries, with the same handle."""
+    llm = make_llm(fake, retry=policy(attempts=3))
+    await llm.start()
+    async with llm.realtime() as stream:
+        events = aiter(stream)
+        await stream.send_text("One")
+        await until(events, LLMDone, [])
+        handle = fake.connections[0].handles[-1]
+        await eventually(lambda: stream.info["handle"] == handle)
+        fake.refuse_next(503, {"error": {"code": 503, "message": "The service is currently unavailable."}})
+        await fake.drop()
+        await stream.send_text("Two")
+        second = await until(events, LLMDone, [])
+    await llm.aclose()
+    assert second.text == "Hi! This is reply 2.", "the conversation kept its context"
+    assert fake.refused == [503] and len(fake.connections) == 2
+    assert fake.connections[1].resumed_from == handle
 
 
 async def test_unreachable_service_gives_up(fake: FakeGeminiLive) -> None:
     await fake.stop()
-    llm = make_llm(fake, max_retries=1)
+    llm = make_llm(fake, retry=policy(attempts=2))
     await llm.start()
     with pytest.raises(BackendError, match=r"llm\.base_url") as caught:
         async with llm.realtime():
             pass
     await llm.aclose()
     assert caught.value.retryable
+
+
+def test_max_retries_is_deprecated_for_the_retry_policy(fake: FakeGeminiLive) -> None:
+    with pytest.warns(DeprecationWarning, match=r"retry: \{attempts: 3\}"):
+        llm = make_llm(fake, max_retries=2)
+    assert llm.retry_policy.attempts == 3
+    assert make_llm(fake, retry=policy(attempts=4)).retry_policy.attempts == 4
+
+
+@pytest.mark.parametrize(
+    ("section", "attempts"),
+    [("  retry: {attempts: 5}\n  reply_timeout_s: 10\n", 5), ("  max_retries: 1\n  reply_timeout_s: 10\n", 2)],
+)
+def test_profile_sets_the_retry_policy(tmp_path: Path, section: str, attempts: int) -> None:
+    """What the README says: the llm section's retry: (or the old max_retries) and reply_timeout_s."""
+    from voicekit.profiles import build_backend, load_profile
+    from voicekit.registry import load_registry
+
+    path = tmp_path / "live.yaml"
+    path.write_text(f"extends: {ROOT / 'profiles' / 'gemini-live.yaml'}\nllm:\n{section}")
+    llm = build_backend(load_profile(path, env={"GEMINI_API_KEY": DEFAULT_KEY}), "llm", load_registry())
+    assert isinstance(llm, GeminiLiveLLM)
+    assert (llm.retry_policy.attempts, llm.options.reply_timeout_s) == (attempts, 10.0)
 
 
 async def test_untrusted_certificate(fake: FakeGeminiLive, monkeypatch: pytest.MonkeyPatch) -> None:

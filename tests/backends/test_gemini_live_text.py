@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.backends.test_gemini_live import fake, make_llm
+from tests.backends.test_gemini_live import fake, make_llm, policy
 from tests.fakes.gemini_live import QUOTA_REASON, Exchange, FakeGeminiLive, Latency
 from voicekit.errors import BackendError
 from voicekit.events import LLMDone, TextDelta
@@ -69,11 +69,11 @@ async def test_text_mode_abandoned_reply_is_skipped(fake: FakeGeminiLive) -> Non
 
 async def test_text_mode_recovers_after_a_failed_session(fake: FakeGeminiLive) -> None:
     fake.script = (Exchange("", "Answer {turn}."),)
-    llm = make_llm(fake, mode="text")
+    llm = make_llm(fake, mode="text", retry=policy(attempts=2))
     await llm.start()
     assert (await collect(llm, [], "One"))[-1].text == "Answer 1."
-    fake.fail_next(1011, QUOTA_REASON)
-    await fake.drop()
+    fake.break_next_turn("drop")  # "Two" is heard, the connection drops (try 1)...
+    fake.fail_next(1011, QUOTA_REASON)  # ... and reconnecting hits the quota (try 2: the policy gives up)
     with pytest.raises(BackendError, match="quota") as caught:
         await collect(llm, [], "Two")
     assert caught.value.retryable

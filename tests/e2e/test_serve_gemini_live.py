@@ -51,3 +51,31 @@ async def test_default_profile_speaks_through_the_server(fake: FakeGeminiLive) -
     await asyncio.sleep(0)
     assert fake.errors == []
     assert fake.connections and fake.connections[0].closed is not None, "the live session was closed"
+
+
+async def test_typed_turn_lost_with_its_connection_is_answered_once(fake: FakeGeminiLive) -> None:
+    """The service says goAway and closes right after a typed turn: the conversation answers it and goes on."""
+    config = ServeConfig(
+        profile="gemini-live",
+        ledger=SessionLedger(),
+        overrides=(f"llm.base_url={fake.base_url}", f"llm.api_key={DEFAULT_KEY}", f"llm.ca_file={fake.cert_file}"),
+    )
+    fake.break_next_turn("go_away", time_left_s=0.5)
+    async with running_server(config) as server, connect(server.ws_url) as client:
+        await client.ready()
+        await client.send_rtvi("send-text", {"content": "what time is it"})
+        first = await client.wait_for("bot-output", timeout=15)
+        await client.wait_for("bot-stopped-speaking", after=first, timeout=10)
+        await client.stream(bytes(3200) + speech(500) + bytes(16000 * 2))
+        await client.wait_for("bot-output", after=first + 1, timeout=15)
+        outputs = [o["data"]["text"] for o in client.messages("bot-output")]
+        assert outputs == ["Hi! This is reply 1.", "Hi! This is reply 2."], "answered once, and the talk went on"
+        assert "error" not in client.kinds, client.messages("error")
+        await client.send_rtvi("disconnect-bot")
+        await client.closed()
+    assert [(r.connection, r.heard, r.completed) for r in fake.replies] == [
+        (1, "what time is it", True),
+        (1, "hello there", True),
+    ]
+    assert len(fake.connections) == 2 and fake.connections[1].resumed_from is not None
+    assert fake.errors == []

@@ -18,10 +18,16 @@ What it does, on ``/ws/google.ai.generativelanguage.{version}.GenerativeService.
   for a TEXT session), ``generationComplete``, ``turnComplete`` and a new handle.
 * User speech (or text) while the model is speaking cuts its turn: ``interrupted``
   (then ``turnComplete``), and no more audio of that turn.
+* A resumption handle stands for the conversation as it was when the handle was sent
+  (the service's documented meaning): a connection resumed with it knows the turns
+  finished before it, and nothing the client sent after it.
 * Faults: a bad key (1007 "API key not valid..."), an unknown model (1008 "... is not
   found for API version ..."), :meth:`FakeGeminiLive.fail_next` (e.g. 1011 quota),
-  :meth:`FakeGeminiLive.go_away`, :meth:`FakeGeminiLive.drop`. Close reasons are cut
-  to 123 bytes like the real ones. Latency of each step is set by :class:`Latency`.
+  :meth:`FakeGeminiLive.refuse_next` (an HTTP refusal of the handshake, e.g. 429 with a
+  ``retryDelay``), :meth:`FakeGeminiLive.go_away`, :meth:`FakeGeminiLive.drop`, and
+  :meth:`FakeGeminiLive.break_next_turn` (``goAway`` and close, a drop, or silence right
+  after the user's turn, or after a few chunks of the reply). Close reasons are cut to
+  123 bytes like the real ones. Latency of each step is set by :class:`Latency`.
 
 Standalone: ``python -m tests.fakes.gemini_live --port 8443 --cert-dir /tmp/fake-cert``.
 """
@@ -39,7 +45,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import websockets
@@ -86,10 +92,33 @@ class Latency:
 
 @dataclass
 class Conversation:
-    """What a session remembers; shared by the connections that resume it."""
+    """What a session remembers; a handle keeps a copy, and a resumed connection starts from it."""
 
     turns: int = 0
     history: list[tuple[str, str]] = field(default_factory=list)
+
+    def copy(self) -> Conversation:
+        return Conversation(self.turns, list(self.history))
+
+
+@dataclass(frozen=True)
+class TurnFault:
+    """What goes wrong with the next user turn (see :meth:`FakeGeminiLive.break_next_turn`)."""
+
+    action: Literal["go_away", "drop", "stall"]
+    after_chunks: int = 0  # pieces of the reply sent before it happens (0: before any)
+    time_left_s: float = 1.0  # go_away: when the service closes the connection
+
+
+@dataclass
+class Reply:
+    """One model turn the fake started: on which connection, to what, and how far it got."""
+
+    connection: int
+    heard: str
+    text: str
+    chunks: int = 0
+    completed: bool = False
 
 
 @dataclass
@@ -105,6 +134,7 @@ class Connection:
     messages: list[dict[str, Any]] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
     handles: list[str] = field(default_factory=list)
+    audio_at_handle: list[int] = field(default_factory=list)  # len(audio) when each handle was sent
     interrupted: int = 0
     closed: tuple[int, str] | None = None
     ws: ServerConnection | None = field(default=None, repr=False)
@@ -140,7 +170,11 @@ class FakeGeminiLive:
         self.audio = bytearray()  # every audio byte received, in order, over all connections
         self.errors: list[str] = []  # protocol mistakes of the client
         self.handles: dict[str, Conversation] = {}
+        self.replies: list[Reply] = []  # every model turn started, over all connections
+        self.refused: list[int] = []  # HTTP statuses of refused handshakes
         self._fail_next: list[tuple[int, str]] = []
+        self._refuse_next: list[Response] = []
+        self._turn_faults: list[TurnFault] = []
         self._server: Any = None
         self.cert_file: Path | None = None
         self.port = 0
@@ -171,20 +205,50 @@ class FakeGeminiLive:
         """Close the next connection with ``code`` right after its ``setup``."""
         self._fail_next.append((code, reason))
 
+    def refuse_next(self, status: int = 429, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        """Answer the next handshake with an HTTP ``status`` (``body``: JSON when not bytes)."""
+        data = body if isinstance(body, bytes) else json.dumps(body if body is not None else {}).encode()
+        all_headers = Headers({"Content-Type": "application/json", **(headers or {})})
+        self._refuse_next.append(Response(status, "Refused", all_headers, data))
+
+    def break_next_turn(
+        self, action: Literal["go_away", "drop", "stall"], *, after_chunks: int = 0, time_left_s: float = 1.0
+    ) -> None:
+        """Break the next user turn (typed text, or speech once it ends) on its connection.
+
+        ``go_away``: send ``goAway`` and close the connection ``time_left_s`` later;
+        ``drop``: cut the connection; ``stall``: say nothing more on it. With
+        ``after_chunks=0`` this happens before any of the reply (the turn was heard and
+        never answered); else after that many pieces of it. Faults queue up, one per turn.
+        """
+        self._turn_faults.append(TurnFault(action, after_chunks, time_left_s))
+
     async def go_away(self, time_left_s: float = 2.0) -> None:
         """Send ``goAway`` on every open connection and close each when its time is up."""
         for conn in self._open():
-            await self._send(conn, {"goAway": {"timeLeft": f"{time_left_s:g}s"}})
-            asyncio.get_running_loop().call_later(
-                time_left_s, lambda c=conn: asyncio.ensure_future(self._close(c, 1011, DEADLINE_REASON))
-            )
+            await self._go_away(conn, time_left_s)
+
+    async def _go_away(self, conn: Connection, time_left_s: float) -> None:
+        await self._send(conn, {"goAway": {"timeLeft": f"{time_left_s:g}s"}})
+        asyncio.get_running_loop().call_later(
+            time_left_s, lambda: asyncio.ensure_future(self._close(conn, 1011, DEADLINE_REASON))
+        )
 
     async def drop(self) -> None:
         """Cut every open connection without a close frame (the client sees 1006)."""
         for conn in self._open():
-            assert conn.ws is not None
-            conn.closed = (1006, "dropped")
-            conn.ws.transport.abort()
+            self._drop(conn)
+
+    def _drop(self, conn: Connection) -> None:
+        assert conn.ws is not None
+        conn.closed = (1006, "dropped")
+        conn.ws.transport.abort()
+
+    async def _break(self, conn: Connection, fault: TurnFault) -> None:
+        if fault.action == "go_away":
+            await self._go_away(conn, fault.time_left_s)
+        elif fault.action == "drop":
+            self._drop(conn)
 
     def _open(self) -> list[Connection]:
         return [c for c in self.connections if c.ws is not None and c.closed is None]
@@ -194,6 +258,10 @@ class FakeGeminiLive:
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if PATH.match(request.path.split("?")[0]) is None:
             return Response(404, "Not Found", Headers({"Content-Type": "text/plain"}), b"Not Found")
+        if self._refuse_next:
+            response = self._refuse_next.pop(0)
+            self.refused.append(response.status_code)
+            return response
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -301,7 +369,7 @@ class _Session:
                 await fake._close(conn, 1007, BAD_ARGUMENT_REASON)
                 return True
             conn.resumed_from = handle
-            self.conversation = fake.handles[handle]
+            self.conversation = fake.handles[handle].copy()
             self.initial_history = False
         return False
 
@@ -402,7 +470,11 @@ class _Session:
 
     def _start_reply(self, heard: str) -> None:
         self.cancel_reply()
-        self._reply = asyncio.ensure_future(self._speak(heard))
+        fault = self.fake._turn_faults.pop(0) if self.fake._turn_faults else None
+        if fault is not None and not fault.after_chunks:
+            self._reply = asyncio.ensure_future(self.fake._break(self.conn, fault))
+            return
+        self._reply = asyncio.ensure_future(self._speak(heard, fault))
 
     def cancel_reply(self) -> None:
         if self._reply is not None and not self._reply.done():
@@ -417,38 +489,46 @@ class _Session:
         if self.fake.turn_complete_after_interrupt:
             await self.fake._send(self.conn, {"serverContent": {"turnComplete": True}})
 
-    async def _speak(self, heard: str) -> None:
+    async def _speak(self, heard: str, fault: TurnFault | None = None) -> None:
         fake, conn, latency = self.fake, self.conn, self.fake.latency
         conversation = self.conversation
         exchange = self._exchange()
         conversation.turns += 1
-        reply = exchange.reply.format(turn=conversation.turns)
+        reply = Reply(conn.index, heard, exchange.reply.format(turn=conversation.turns))
+        fake.replies.append(reply)
         conversation.history.append(("user", heard))
         await asyncio.sleep(latency.first_reply_s)
-        pieces = _pieces(reply)
+        pieces = _pieces(reply.text)
         if self.text_replies:
-            for piece in pieces:
-                await fake._send(conn, {"serverContent": {"modelTurn": {"parts": [{"text": piece}]}}})
-                await asyncio.sleep(latency.chunk_s)
+            messages = [[{"modelTurn": {"parts": [{"text": piece}]}}] for piece in pieces]
         else:
             chunks = _tone(fake.reply_ms, fake.chunk_ms)
+            messages = []
             for i, chunk in enumerate(chunks):
-                data = base64.b64encode(chunk).decode()
-                part = {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": data}}
-                await fake._send(conn, {"serverContent": {"modelTurn": {"parts": [part]}}})
-                for piece in pieces[i * len(pieces) // len(chunks) : (i + 1) * len(pieces) // len(chunks)]:
-                    await fake._send(conn, {"serverContent": {"outputTranscription": {"text": piece}}})
-                await asyncio.sleep(latency.chunk_s)
-        conversation.history.append(("model", reply))
+                part = {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": base64.b64encode(chunk).decode()}}
+                said = pieces[i * len(pieces) // len(chunks) : (i + 1) * len(pieces) // len(chunks)]
+                transcripts = [{"outputTranscription": {"text": piece}} for piece in said]
+                messages.append([{"modelTurn": {"parts": [part]}}, *transcripts])
+        for message in messages:
+            if fault is not None and reply.chunks == fault.after_chunks:
+                await fake._break(conn, fault)
+                return
+            for content in message:
+                await fake._send(conn, {"serverContent": content})
+            reply.chunks += 1
+            await asyncio.sleep(latency.chunk_s)
+        conversation.history.append(("model", reply.text))
         await fake._send(conn, {"serverContent": {"generationComplete": True}})
         await fake._send(conn, {"serverContent": {"turnComplete": True}})
+        reply.completed = True
         if self.resumption:
             await self._new_handle()
 
     async def _new_handle(self) -> None:
         handle = uuid.uuid4().hex
-        self.fake.handles[handle] = self.conversation
+        self.fake.handles[handle] = self.conversation.copy()
         self.conn.handles.append(handle)
+        self.conn.audio_at_handle.append(len(self.conn.audio))
         await self.fake._send(self.conn, {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
 
 

@@ -3,47 +3,48 @@
 Two ways to use it, chosen by ``mode``:
 
 ``audio`` (the default for Live models)
-    Speech to speech. The engine opens ``realtime(history)`` once per conversation,
-    pushes 16 kHz microphone PCM into it and gets the user's transcript, the model's
-    24 kHz audio and its transcript back (see :mod:`.gemini_live_session` for the
-    exact event policy). It replaces both STT and TTS.
+    Speech to speech. The engine opens the stream ``realtime(history)`` once per
+    conversation, pushes 16 kHz microphone PCM into it and gets the user's transcript,
+    the model's 24 kHz audio and its transcript back (see :mod:`.stream` for the exact
+    event policy). It replaces both STT and TTS.
 
 ``text``
     A text LLM for a cascade (STT → Gemini Live → TTS). ``respond`` streams
-    ``TextDelta``/``LLMDone`` over one Live session kept for the whole conversation
+    ``TextDelta``/``LLMDone`` over one live session kept for the whole conversation
     (opened by ``start``; turns on it are sequential). Native-audio models cannot
-    answer in TEXT, so for them the session asks for AUDIO with an output
+    answer in TEXT, so for them the live session asks for AUDIO with an output
     transcription, streams the transcription and throws the audio away; other Live
     models answer in TEXT (``response_modality`` overrides).
 
-Either way the session survives the service's connection limit: on ``goAway`` or a
-dropped socket it reconnects with the newest resumption handle (:mod:`.gemini_live_link`).
-TLS: the SDK always uses ``wss://`` and trusts ``SSL_CERT_FILE`` when set; ``ca_file``
-trusts one more PEM bundle (a proxy, or a local test server).
+Either way the live session survives the service's connection limit: on ``goAway`` or
+a dropped socket it reconnects with the newest resumption handle and sends again what
+the resumed live session has not seen, so no turn is lost or answered twice (:mod:`.link`,
+:mod:`.replay`). Reconnecting follows the llm role's ``retry:`` policy; errors are sorted
+by :mod:`.failures`. TLS: the SDK always uses ``wss://`` and trusts ``SSL_CERT_FILE``
+when set; ``ca_file`` trusts one more PEM bundle (a proxy, or a local test server).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import re
 import ssl
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from voicekit.errors import AuthError, BackendError, VoicekitError
-from voicekit.events import LLMDone, LLMEvent, TextDelta
-from voicekit.options import CloudOptions
+from voicekit.errors import VoicekitError
+from voicekit.events import LLMEvent
+from voicekit.options import CloudOptions, RetryPolicy
+from voicekit.plugins.llm.gemini_live.failures import Account, service_error
 from voicekit.plugins.llm.gemini_live.link import LiveLink
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, Transcript
+from voicekit.plugins.llm.gemini_live.text import LiveTextChat, transcript_of
 from voicekit.plugins.llm.gemini_live.wire import language_code, language_name
 from voicekit.roles import LLM, BackendContext, Capabilities, Message
 from voicekit.sdk import import_sdk
-
-log = logging.getLogger(__name__)
 
 FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
 DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
@@ -76,7 +77,7 @@ class GeminiLiveOptions(CloudOptions):
     activity_detection: Literal["server", "client"] = Field(
         "server",
         description="server: the service detects speech; client: the caller marks it with "
-        "session.activity_start()/activity_end()",
+        "stream.activity_start()/activity_end()",
     )
     response_modality: Literal["auto", "text", "audio"] = Field(
         "auto", description="text mode only: audio+transcription (native-audio models) or text; auto picks by model"
@@ -86,15 +87,34 @@ class GeminiLiveOptions(CloudOptions):
     project: str | None = Field(None, description="Vertex project; default GOOGLE_CLOUD_PROJECT")
     location: str | None = Field(None, description="Vertex location; default GOOGLE_CLOUD_LOCATION or us-central1")
     context_window_compression: bool = Field(
-        True, description="Sliding-window context compression, so sessions can outlast the context limit"
+        True, description="Sliding-window context compression, so live sessions can outlast the context limit"
     )
     compression_trigger_tokens: int | None = Field(None, gt=0, description="Context size that triggers compression")
     session_resumption: bool = Field(True, description="Resume on a new connection after goAway or a dropped socket")
     ca_file: str | None = Field(
         None, description="PEM file of extra certificate authorities to trust (else SSL_CERT_FILE)"
     )
-    max_retries: int = Field(3, ge=0, le=10, description="Reconnection attempts in a row before giving up")
-    reply_timeout_s: float = Field(30.0, gt=0, description="text mode: longest wait for the next piece of a reply")
+    max_retries: int | None = Field(
+        None, ge=0, le=10, description="Deprecated: set retry: {attempts: N} in the llm section (N = max_retries + 1)"
+    )
+    reply_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest silence of the model while a typed turn waits for its reply or a reply is under way; "
+        "then the connection is replaced (retried by the retry policy)",
+    )
+
+    @field_validator("max_retries")
+    @classmethod
+    def _max_retries_is_deprecated(cls, value: int | None) -> int | None:
+        if value is not None:
+            warnings.warn(
+                f"llm.max_retries is deprecated: set retry: {{attempts: {value + 1}}} in the llm section "
+                "(attempts count the first try too)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return value
 
 
 class GeminiLiveLLM(LLM):
@@ -102,6 +122,10 @@ class GeminiLiveLLM(LLM):
 
     The key comes from ``api_key``, ``GEMINI_API_KEY`` or, failing both,
     ``GOOGLE_API_KEY`` (Vertex may use application default credentials instead).
+    The backend keeps the live session (one per stream, or one for text mode) and
+    reconnects it by ``context.retry``; the history the core hands over seeds a fresh
+    live session, and text mode keeps its own transcript of the turns it carried, to
+    seed a new one if resuming is refused.
     """
 
     Options: ClassVar[type[GeminiLiveOptions]] = GeminiLiveOptions
@@ -117,10 +141,7 @@ class GeminiLiveLLM(LLM):
         self._client: Any = None
         self._types: Any = None
         self._links: list[LiveLink] = []
-        self._text_link: LiveLink | None = None
-        self._text_transcript: Transcript = []
-        self._text_synced = False
-        self._turn_open = False  # text mode: a reply was left unread; its rest comes first
+        self._text: LiveTextChat | None = None  # text mode's, made at the first use (the label is known by then)
 
     @classmethod
     def capabilities_for(cls, options: GeminiLiveOptions) -> Capabilities:
@@ -133,7 +154,7 @@ class GeminiLiveLLM(LLM):
 
     @property
     def audio_replies(self) -> bool:
-        """Whether the session asks for AUDIO (else TEXT)."""
+        """Whether the live session asks for AUDIO (else TEXT)."""
         if self.mode == "audio" or self.options.response_modality == "audio":
             return True
         return self.options.response_modality == "auto" and self.native_audio
@@ -143,8 +164,8 @@ class GeminiLiveLLM(LLM):
     async def start(self) -> None:
         if self._client is None:
             self._client = self._make_client()
-        if self.mode == "text" and self._text_link is None:
-            await self._open_text_link([])
+        if self.mode == "text":
+            await self._text_chat().start()
 
     def _make_client(self) -> Any:
         opts = self.options
@@ -174,7 +195,8 @@ class GeminiLiveLLM(LLM):
 
     async def aclose(self) -> None:
         links, self._links = self._links, []
-        self._text_link = None
+        if self._text is not None:
+            self._text.forget()
         for link in links:
             await link.aclose()
         client, self._client = self._client, None
@@ -182,21 +204,23 @@ class GeminiLiveLLM(LLM):
             await client.aio.aclose()
             client.close()
 
-    # --- sessions -----------------------------------------------------------------------
+    # --- live sessions ------------------------------------------------------------------
 
     def realtime(self, history: Sequence[Message] = ()) -> GeminiRealtimeStream:
-        """Open the speech-to-speech session (``mode: audio``); use it as an async context manager."""
+        """The speech-to-speech stream (``mode: audio``); use it as an async context manager."""
         if self.mode != "audio":
             raise VoicekitError(f"{self.label} is in text mode; set llm.mode=audio to talk to it")
-        if self._client is None:
-            self._client = self._make_client()
-        transcript = _transcript(history)
-        link = self._new_link(transcript)
+        transcript = transcript_of(history)
+        link = self._open_link(transcript)
         return GeminiRealtimeStream(link, transcript, client_activity=self.options.activity_detection == "client")
 
-    def _new_link(self, transcript: Transcript) -> LiveLink:
+    def _open_link(self, transcript: Transcript) -> LiveLink:
+        """A live session that seeds a fresh start from ``transcript`` (started when first read)."""
+        if self._client is None:
+            self._client = self._make_client()
+
         def connect(handle: str | None) -> tuple[Any, list[Any] | None]:
-            seed = None if handle else self._seed(transcript)
+            seed = None if handle else self._seed(transcript, leave_out=link.queued_texts())
             config = self.live_config(handle=handle, seeding=bool(seed))
             return self._client.aio.live.connect(model=self.options.model, config=config), seed
 
@@ -205,12 +229,25 @@ class GeminiLiveLLM(LLM):
             translate=self.translate_error,
             types=self._types,
             label=self.label,
+            retry=self.retry_policy,
             resume=self.options.session_resumption,
             connect_timeout_s=self.options.timeout_s,
-            max_retries=self.options.max_retries,
+            reply_timeout_s=self.options.reply_timeout_s,
         )
         self._links.append(link)
         return link
+
+    async def _close_link(self, link: LiveLink) -> None:
+        self._links.remove(link)
+        await link.aclose()
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The llm role's ``retry:`` policy (the deprecated ``max_retries`` still sets its attempts)."""
+        policy = self.context.retry
+        if self.options.max_retries is not None:
+            policy = policy.model_copy(update={"attempts": self.options.max_retries + 1})
+        return policy
 
     def live_config(self, *, handle: str | None = None, seeding: bool = False) -> Any:
         """The SDK's ``LiveConnectConfig`` for this backend's options."""
@@ -255,10 +292,18 @@ class GeminiLiveLLM(LLM):
             parts.append(f"Always speak {language_name(lang)}.")
         return "\n".join(parts) or None
 
-    def _seed(self, transcript: Transcript) -> list[Any] | None:
-        """The conversation so far as Content turns (roles alternate), for a fresh session."""
+    def _seed(self, transcript: Transcript, leave_out: Sequence[str] = ()) -> list[Any] | None:
+        """The conversation so far as Content turns (roles alternate), for a fresh live session.
+
+        ``leave_out``: typed turns still to be sent, which end the transcript already.
+        """
+        turns = list(transcript)
+        pending = list(leave_out)
+        while turns and pending and turns[-1] == ("user", pending[-1]):
+            turns.pop()
+            pending.pop()
         merged: list[tuple[str, list[str]]] = []
-        for role, text in transcript:
+        for role, text in turns:
             if not text.strip():
                 continue
             wire_role = "model" if role == "assistant" else "user"
@@ -271,109 +316,36 @@ class GeminiLiveLLM(LLM):
 
     # --- text mode ------------------------------------------------------------------------
 
-    async def _open_text_link(self, history: Sequence[Message]) -> LiveLink:
-        if self._client is None:
-            self._client = self._make_client()
-        self._text_transcript = _transcript(history)
-        self._turn_open = False
-        link = self._text_link = self._new_link(self._text_transcript)
-        await link.ready()
-        return link
-
     async def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+        """Text mode: the reply to ``user_text`` over the conversation's live session (see :class:`LiveTextChat`)."""
         if self.mode != "text":
             raise VoicekitError(f"{self.label} is in audio mode: it answers through realtime(); set llm.mode=text")
-        link = self._text_link
-        reopen = link is not None and not self._text_synced and any(m.text.strip() for m in history)
-        if link is not None and (reopen or link.failed is not None):
-            # opened by start() before the history was known, or failed (quota, network): start over
-            self._links.remove(link)
-            await link.aclose()
-            link = None
-        if link is None:
-            link = await self._open_text_link(history if not self._text_synced else _as_history(self._text_transcript))
-        self._text_synced = True
-        skipping, self._turn_open = self._turn_open, True
-        self._text_transcript.append(("user", user_text))
-        link.send("text", user_text)
-        pieces: list[str] = []
-        try:
-            async for update in self._reply_updates(link, skipping):
-                text = update.output_text if self.audio_replies else update.model_text
-                if text:
-                    pieces.append(text)
-                    yield TextDelta(text)
-                if update.turn_complete or update.interrupted or update.connection_lost:
-                    break
-            self._turn_open = False
-        finally:
-            if pieces:
-                self._text_transcript.append(("assistant", "".join(pieces)))
-        yield LLMDone("".join(pieces))
+        async for event in self._text_chat().respond(history, user_text):
+            yield event
 
-    async def _reply_updates(self, link: LiveLink, skipping: bool) -> AsyncIterator[Any]:
-        """Updates of this turn's reply, after the rest of an abandoned one."""
-        swallow_complete = False
-        while True:
-            try:
-                update = await asyncio.wait_for(link.next_update(), self.options.reply_timeout_s)
-            except TimeoutError:
-                raise BackendError(
-                    f"{self.label}: no reply within {self.options.reply_timeout_s:g} s", retryable=True
-                ) from None
-            if update is None:
-                raise BackendError(f"{self.label}: the live session closed during a reply", retryable=True)
-            if skipping:
-                if update.interrupted or update.turn_complete or update.connection_lost:
-                    skipping = False
-                    swallow_complete = update.interrupted and not update.turn_complete
-                continue
-            if swallow_complete:
-                if update.turn_complete and not update.model_output:
-                    swallow_complete = False
-                    continue  # closes the interrupted turn
-                if update.model_output or update.interrupted:
-                    swallow_complete = False
-            yield update
+    def _text_chat(self) -> LiveTextChat:
+        if self._text is None:
+            self._text = LiveTextChat(
+                open_link=self._open_link,
+                close_link=self._close_link,
+                label=self.label,
+                text_from="transcription" if self.audio_replies else "parts",
+            )
+        return self._text
 
     # --- errors ---------------------------------------------------------------------------
 
     def translate_error(self, exc: BaseException) -> VoicekitError | None:
         """The error to raise for a failure of the service, or None when reconnecting may help."""
-        if isinstance(exc, VoicekitError):
-            return exc
-        if _find(exc, ssl.SSLCertVerificationError) is not None:
-            return BackendError(
-                f"{self.label}: the server's TLS certificate is not trusted ({exc}); "
-                "set SSL_CERT_FILE or llm.ca_file, or check llm.base_url"
-            )
-        if any(type(e).__name__ in ("DefaultCredentialsError", "RefreshError") for e in _chain(exc)):
-            return AuthError(
-                f"{self.label}: no usable Google Cloud credentials for Vertex AI ({exc}); set "
-                "GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login', or use GEMINI_API_KEY"
-            )
-        code, reason = close_info(exc)
-        text = reason.lower()
-        said = f" (server said: {code} {reason})" if reason else f" ({code})"
-        if code in (401, 403) or "api key" in text or "unauthenticated" in text or "permission_denied" in text:
-            where = "your Google Cloud credentials" if self.options.vertexai and self.key_source is None else None
-            fix = f"check {where}" if where else f"set a valid key in {self.key_source or self.api_key_env}"
-            return AuthError(f"{self.label}: the Gemini Live service rejected the API key{said}; {fix}")
-        if code == 404 and "model" not in text:
-            return BackendError(f"{self.label}: no Live endpoint at this address{said}; check llm.base_url")
-        if ("model" in text and "not found" in text) or "not supported for bidigeneratecontent" in text:
-            return BackendError(
-                f"{self.label}: model {self.options.model!r} is not available for the Live API{said}; "
-                f"set option llm.model (e.g. {DEFAULT_MODEL})"
-            )
-        if code == 429 or "quota" in text or "resource_exhausted" in text or "exhausted" in text:
-            return BackendError(
-                f"{self.label}: Gemini Live quota or rate limit reached{said}; retry later or check your plan",
-                retryable=True,
-            )
-        if code in (400, 1007, 1008):
-            return BackendError(f"{self.label}: the service refused the session{said}; check the llm options")
-        return None
+        account = Account(
+            label=self.label,
+            model=self.options.model,
+            default_model=DEFAULT_MODEL,
+            vertexai=self.options.vertexai,
+            key_source=self.key_source,
+            key_env=self.api_key_env,
+        )
+        return service_error(exc, account)
 
 
 def resolve_mode(mode: str, model: str) -> Literal["audio", "text"]:
@@ -386,43 +358,3 @@ def is_native_audio(model: str) -> bool:
     """Native-audio models speak themselves (and cannot answer in TEXT)."""
     name = model.lower()
     return "native-audio" in name or re.search(r"gemini-[3-9][\d.]*-[a-z-]*live", name) is not None
-
-
-def close_info(exc: BaseException) -> tuple[int | None, str]:
-    """(code, reason) of an SDK APIError, a websocket close, or an HTTP handshake refusal."""
-    code: int | None = None
-    reason = ""
-    if hasattr(exc, "code") and hasattr(exc, "details"):  # google.genai.errors.APIError
-        code = exc.code
-        details = exc.details
-        reason = details if isinstance(details, str) else str(getattr(exc, "message", "") or details or "")
-    elif getattr(exc, "rcvd", None) is not None:  # websockets.ConnectionClosed
-        code, reason = exc.rcvd.code, exc.rcvd.reason  # type: ignore[attr-defined]
-    elif getattr(getattr(exc, "response", None), "status_code", None) is not None:  # websockets.InvalidStatus
-        code = exc.response.status_code  # type: ignore[attr-defined]
-        reason = bytes(getattr(exc.response, "body", b"") or b"").decode("utf-8", "replace")  # type: ignore[attr-defined]
-    else:
-        reason = str(exc) or type(exc).__name__
-    reason = " ".join(str(reason).split())
-    return (int(code) if isinstance(code, int) else None), (reason[:200] + "…" if len(reason) > 200 else reason)
-
-
-def _chain(exc: BaseException | None) -> list[BaseException]:
-    """The exception and its causes, innermost last."""
-    chain: list[BaseException] = []
-    while exc is not None and len(chain) < 10:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
-
-
-def _find(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
-    return next((e for e in _chain(exc) if isinstance(e, kind)), None)
-
-
-def _transcript(history: Sequence[Message]) -> Transcript:
-    return [(m.role, m.text) for m in history if m.text.strip()]
-
-
-def _as_history(transcript: Transcript) -> list[Message]:
-    return [Message(role, text) for role, text in transcript]

@@ -8,7 +8,16 @@ connects again with that handle, so the conversation goes on with its context.
 
 Everything the caller sends goes through one ordered queue, and an item leaves that
 queue only once the SDK has written it: audio pushed while a connection is being
-replaced waits and is sent right after the next ``setupComplete``, none of it lost.
+replaced waits and is sent right after the next ``setupComplete``. What was written
+but is not in the resumed live session (:mod:`.replay`: a typed turn not answered yet,
+audio newer than the handle) is sent again first, so no turn is lost and none is
+answered twice.
+
+Who retries: a ``goAway`` is no failure, the link reconnects at once. Failed
+connection attempts, dropped connections and stalls (no reply to a typed turn, or a
+reply that stops, for ``reply_timeout_s``) go through the role's retry policy
+(:class:`voicekit.engine.retry.Retrier`); when it gives up, the error ends the link and
+reaches whoever reads it (``ready()``, ``next_update()``) as one ``BackendError``.
 """
 
 from __future__ import annotations
@@ -16,13 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from voicekit.errors import AuthError, BackendError, VoicekitError
+from voicekit.engine.retry import Retrier
+from voicekit.errors import BackendError, VoicekitError
+from voicekit.options import RetryPolicy
+from voicekit.plugins.llm.gemini_live.replay import ReplayBuffer
 from voicekit.plugins.llm.gemini_live.wire import INPUT_MIME, LiveUpdate, read_update
 
 log = logging.getLogger(__name__)
@@ -34,10 +45,13 @@ Translator = Callable[[BaseException], VoicekitError | None]
 
 _MAX_AUDIO_PER_MESSAGE = 6400  # 200 ms at 16 kHz: coalesce a backlog into fewer messages
 _CLOSE_WAIT_S = 2.0
+_BYTES_PER_S = 32000  # 16 kHz 16-bit mono
+_REPLAY_AUDIO_S = 30.0  # at most this much unanswered audio is sent again on a new connection
+_WORKED_S = 10.0  # a connection that lasted this long worked: a later drop starts the retries afresh
 
 
 class LiveLink:
-    """A resumable Live session: an ordered send queue in, :class:`LiveUpdate` out."""
+    """A resumable live session: an ordered send queue in, :class:`LiveUpdate` out (see the module doc)."""
 
     def __init__(
         self,
@@ -46,17 +60,21 @@ class LiveLink:
         translate: Translator,
         types: Any,
         label: str,
+        retry: RetryPolicy | None = None,
         resume: bool = True,
         connect_timeout_s: float = 10.0,
-        max_retries: int = 3,
+        reply_timeout_s: float = 30.0,
         max_buffer_s: float = 600.0,
     ) -> None:
         self._connect, self._translate, self._types = connect, translate, types
         self.label = label
+        self.retry = retry or RetryPolicy.model_validate({})
         self.resume = resume
         self.connect_timeout_s = connect_timeout_s
-        self.max_retries = max_retries
-        self._max_buffer_bytes = int(max_buffer_s * 32000)
+        self.reply_timeout_s = reply_timeout_s
+        self._max_buffer_bytes = int(max_buffer_s * _BYTES_PER_S)
+        self._replay = ReplayBuffer(int(_REPLAY_AUDIO_S * _BYTES_PER_S))
+        self.replayed = 0  # messages sent again on a new connection, over the link's life
         self.handle: str | None = None
         self.connections = 0  # successful setups, the first one included
         self.resumed = 0  # setups that resumed with a handle
@@ -75,6 +93,9 @@ class LiveLink:
         self._stop_sending = False
         self._go_away_pending = False
         self._go_away_timer: asyncio.TimerHandle | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._stalled = False
+        self._turns_done = 0  # model turns completed on the current connection
 
     # --- caller side ------------------------------------------------------------------
 
@@ -120,6 +141,10 @@ class LiveLink:
     def in_turn(self) -> bool:
         return self._in_turn
 
+    def queued_texts(self) -> list[str]:
+        """Typed turns waiting to be sent (again): a fresh live session's seed leaves them out."""
+        return [str(payload) for kind, payload in self._out if kind == "text"]
+
     @property
     def failed(self) -> VoicekitError | None:
         """The error that ended the link, if one did."""
@@ -129,6 +154,7 @@ class LiveLink:
         if self._closed:
             return
         self._closed = True
+        self._cancel_stall_timer()
         task, self._task = self._task, None
         self._ready.set()
         self._updates.put_nowait(None)
@@ -144,8 +170,7 @@ class LiveLink:
     # --- connection supervisor ----------------------------------------------------------
 
     async def _run(self) -> None:
-        failures = 0  # failed connection attempts in a row
-        drops = 0  # connections in a row that broke soon after they were made
+        retrier = Retrier(self.retry, label=self.label)
         while not self._closed:
             handle = self.handle if self.resume else None
             manager, seed = self._connect(handle)
@@ -155,53 +180,78 @@ class LiveLink:
                 raise
             except Exception as exc:  # noqa: BLE001 - sorted by the backend's translator
                 error = self._translate(exc)
-                if handle is not None and not isinstance(error, AuthError) and not (error and error.retryable):
-                    log.warning("%s: resuming was refused (%s); starting a fresh session", self.label, exc)
+                if handle is not None and _refuses_handle(error):
+                    log.warning("%s: resuming was refused (%s); starting a fresh live session", self.label, exc)
                     self.handle = None
                     continue
-                failures += 1
-                if error is None and failures <= self.max_retries:
-                    delay = min(4.0, 0.25 * 2 ** (failures - 1)) * (0.8 + 0.4 * random.random())
-                    log.info("%s: connecting failed (%s); retry %d in %.2f s", self.label, exc, failures, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                self._fail(error or _gave_up(self.label, exc))
-                return
+                if not await self._retry(retrier, error or _unreachable(self.label, exc)):
+                    return
+                continue
             opened_at = asyncio.get_running_loop().time()
-            delay = 0.0
             try:
-                failures = 0
-                self.connections += 1
-                self.resumed += handle is not None
-                log.info("%s: connected (%s)", self.label, "resumed" if handle else "new session")
-                if seed:
-                    await session.send_client_content(turns=seed, turn_complete=True)
-                self._ready.set()
-                await self._pump(session)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - sorted by the backend's translator
-                error = self._translate(exc)
-                if error is not None:
-                    self._fail(error)
-                    return
-                self._turn_lost()
-                drops = drops + 1 if asyncio.get_running_loop().time() - opened_at < 10.0 else 1
-                if drops > self.max_retries:
-                    self._fail(_gave_up(self.label, exc))
-                    return
-                delay = 0.0 if drops == 1 else min(4.0, 0.25 * 2 ** (drops - 2))
-                log.info("%s: connection lost (%s); reconnecting in %.2f s", self.label, exc, delay)
+                failure = await self._serve(session, resumed=handle is not None, seed=seed)
             finally:
                 with contextlib.suppress(Exception, asyncio.TimeoutError):
                     await asyncio.wait_for(manager.__aexit__(None, None, None), _CLOSE_WAIT_S)
-            if delay:
-                await asyncio.sleep(delay)
+            self._connection_ended()
+            lasted = asyncio.get_running_loop().time() - opened_at
+            if failure is None or (not self._stalled and (self._turns_done or lasted >= _WORKED_S)):
+                retrier.reset()
+            if failure is not None and not await self._retry(retrier, failure):
+                return
+
+    async def _serve(self, session: Any, *, resumed: bool, seed: list[Any] | None) -> VoicekitError | None:
+        """One connection, until it breaks (its error) or has to be replaced (None)."""
+        self.connections += 1
+        self.resumed += resumed
+        self._turns_done = 0
+        log.info("%s: connected (%s)", self.label, "resumed" if resumed else "new live session")
+        try:
+            if seed:
+                await session.send_client_content(turns=seed, turn_complete=True)
+            self._ready.set()
+            await self._pump(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted by the backend's translator
+            error = self._translate(exc) or _lost(self.label, exc)
+            log.info("%s: %s", self.label, error)
+            return error
+        if self._stalled:
+            what = "the reply stopped" if self._in_turn else "no reply"
+            return BackendError(f"{self.label}: {what} for {self.reply_timeout_s:g} s", retryable=True)
+        return None
+
+    async def _retry(self, retrier: Retrier, error: VoicekitError) -> bool:
+        """Wait before the next connection; False (and the link fails) when the policy gives up."""
+        try:
+            await retrier.wait(error)
+        except VoicekitError:
+            self._fail(error)
+            return False
+        return True
+
+    def _connection_ended(self) -> None:
+        """The reply under way is cut; what the next connection lacks goes to the head of the queue."""
+        self._cancel_stall_timer()
+        lost_turn = self._in_turn
+        self._in_turn = False
+        replay = self._replay.take()
+        resent_audio = any(kind == "audio" for kind, _ in replay)
+        if replay:
+            log.info("%s: sending %d message(s) again on the next connection", self.label, len(replay))
+            self.replayed += len(replay)
+            self._out.extendleft(reversed(replay))
+            self._out_audio_bytes += sum(len(payload) for kind, payload in replay if kind == "audio")
+            self._out_ready.set()
+        if lost_turn or resent_audio:
+            self._updates.put_nowait(LiveUpdate(connection_lost=lost_turn, audio_resent=resent_audio))
 
     async def _pump(self, session: Any) -> None:
         """Send and receive on one connection until it breaks or has to be replaced."""
         self._switch.clear()
         self._stop_sending = False
+        self._stalled = False
         self._go_away_pending = False
         if self._go_away_timer is not None:
             self._go_away_timer.cancel()
@@ -221,9 +271,7 @@ class LiveLink:
             self._out_ready.set()
             with contextlib.suppress(Exception, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(sender), _CLOSE_WAIT_S)
-            if self._in_turn:
-                self._turn_lost()
-            log.info("%s: replacing the connection (goAway)", self.label)
+            log.info("%s: replacing the connection (%s)", self.label, "stalled" if self._stalled else "goAway")
         finally:
             for pending in (sender, receiver, switch):
                 pending.cancel()
@@ -238,15 +286,40 @@ class LiveLink:
     def _on_update(self, update: LiveUpdate) -> None:
         if update.new_handle:
             self.handle = update.new_handle
-        if update.model_output:
+            self._replay.covered()
+        if update.model_output and not self._in_turn:
             self._in_turn = True
+            self._replay.reply_started()
         if update.turn_complete or update.interrupted:
             self._in_turn = False
+            self._turns_done += update.turn_complete
+            self._replay.turn_ended()
             if self._go_away_pending:
                 self._switch.set()
+        if update.model_output or update.turn_complete or update.interrupted or update.generation_complete:
+            self._arm_stall_timer(restart=True)
         if update.go_away_s is not None:
             self._on_go_away(update.go_away_s)
         self._updates.put_nowait(update)
+
+    def _arm_stall_timer(self, *, restart: bool) -> None:
+        """While a typed turn waits for its reply, or a reply is under way, the service must go on."""
+        if self._closed or not (self._in_turn or self._replay.awaiting_reply):
+            self._cancel_stall_timer()
+        elif self._stall_timer is None or restart:
+            self._cancel_stall_timer()
+            self._stall_timer = asyncio.get_running_loop().call_later(self.reply_timeout_s, self._on_stall)
+
+    def _cancel_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _on_stall(self) -> None:
+        self._stall_timer = None
+        log.warning("%s: nothing from the model for %.3g s; replacing the connection", self.label, self.reply_timeout_s)
+        self._stalled = True
+        self._switch.set()
 
     def _on_go_away(self, time_left: float) -> None:
         log.info("%s: goAway, %.1f s left", self.label, time_left)
@@ -286,6 +359,8 @@ class LiveLink:
                 sent_kind, sent = out.popleft()
                 if sent_kind == "audio":
                     self._out_audio_bytes -= len(sent)
+            self._replay.written(kind, payload, model_speaking=self._in_turn)
+            self._arm_stall_timer(restart=False)
             if not out:
                 self._dropping = False
 
@@ -323,19 +398,24 @@ class LiveLink:
                 return True
         return False
 
-    def _turn_lost(self) -> None:
-        if self._in_turn:
-            self._in_turn = False
-            self._updates.put_nowait(LiveUpdate(connection_lost=True))
-
     def _fail(self, error: VoicekitError) -> None:
         log.debug("%s: link failed: %s", self.label, error)
         self._error = error
+        self._cancel_stall_timer()
         self._ready.set()
         self._updates.put_nowait(error)
 
 
-def _gave_up(label: str, exc: BaseException) -> BackendError:
+def _refuses_handle(error: VoicekitError | None) -> bool:
+    """The service refused the resumption handle itself (an invalid argument), not the caller."""
+    return isinstance(error, BackendError) and not error.retryable
+
+
+def _unreachable(label: str, exc: BaseException) -> BackendError:
     return BackendError(
         f"{label}: cannot reach the Gemini Live service ({exc}); check llm.base_url and the network", retryable=True
     )
+
+
+def _lost(label: str, exc: BaseException) -> BackendError:
+    return BackendError(f"{label}: the connection to the Gemini Live service was lost ({exc})", retryable=True)

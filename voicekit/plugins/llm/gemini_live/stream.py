@@ -21,6 +21,10 @@ tested on its own:
   ``Interrupted`` (the service's ``interrupted``).
 * ``cut()`` (local barge-in) drops everything else of the current model turn, audio
   and text, until the service ends that turn; no ``LLMDone``/``Interrupted`` follows.
+* When a connection is replaced, a model turn under way ends there with ``LLMDone`` of
+  what was said (it is never repeated), and when the user's unanswered audio is sent
+  again to the next connection, the transcript of that utterance starts over (no
+  ``Final`` was sent for it yet, and none is doubled).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE = "gemini_live"
-#: what a conversation remembers of itself, to seed a fresh session if resuming fails
+#: what a conversation remembers of itself, to seed a fresh live session if resuming fails
 Transcript = list[tuple[Literal["user", "assistant"], str]]
 
 
@@ -109,6 +113,9 @@ class TurnTracker:
                     self._flush_user(events)
                 events.append(LLMDone("".join(self._reply)))
             self._end_model_turn()
+        if update.audio_resent and self._user:
+            log.debug("the unanswered speech goes to the new connection; its transcript starts over")
+            self._user.clear()
         return events
 
     # --- pieces ---------------------------------------------------------------------
@@ -176,12 +183,16 @@ class TurnTracker:
 
 
 class GeminiRealtimeStream(RealtimeStream):
-    """A Gemini Live speech-to-speech conversation (from ``GeminiLiveLLM.realtime()``).
+    """A Gemini Live speech-to-speech stream, open for a whole conversation (from ``GeminiLiveLLM.realtime()``).
 
-    Besides the :class:`~voicekit.roles.RealtimeStream` methods it has, for
-    ``activity_detection: client``, :meth:`activity_start` / :meth:`activity_end`
-    (the caller's VAD marks the user's speech), and :meth:`end_input` (no more audio:
-    the service answers what it heard without waiting for more silence).
+    The stream sends the user's audio and typed turns over one :class:`LiveLink` (one live
+    session, resumed over as many connections as it takes) and turns what the service
+    sends into events with a :class:`TurnTracker`. Reconnecting, sending unanswered turns
+    again and retrying are the link's; iterating raises only what the retry policy gave
+    up on, as one ``BackendError``. Besides the :class:`~voicekit.roles.RealtimeStream`
+    methods it has, for ``activity_detection: client``, :meth:`activity_start` /
+    :meth:`activity_end` (the caller's VAD marks the user's speech), and :meth:`end_input`
+    (no more audio: the service answers what it heard without waiting for more silence).
     """
 
     def __init__(self, link: LiveLink, transcript: Transcript, *, client_activity: bool = False) -> None:
@@ -198,7 +209,7 @@ class GeminiRealtimeStream(RealtimeStream):
         self.link.push_audio(pcm)
 
     async def send_text(self, text: str) -> None:
-        """Typed user input; the model answers it like speech."""
+        """Typed user input; the model answers it like speech (sent again if a connection change loses it)."""
         if text.strip():
             self.tracker.transcript.append(("user", text.strip()))
             self.link.send("text", text)
@@ -247,5 +258,11 @@ class GeminiRealtimeStream(RealtimeStream):
 
     @property
     def info(self) -> dict[str, Any]:
-        """Connection facts for logs and tests: connections made, resumptions, the handle."""
-        return {"connections": self.link.connections, "resumed": self.link.resumed, "handle": self.link.handle}
+        """Connection facts for logs and tests: connections made, resumptions, messages sent again, the handle."""
+        link = self.link
+        return {
+            "connections": link.connections,
+            "resumed": link.resumed,
+            "replayed": link.replayed,
+            "handle": link.handle,
+        }

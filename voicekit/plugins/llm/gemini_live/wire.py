@@ -35,8 +35,10 @@ class LiveUpdate:
     voice_activity: Literal["start", "end"] | None = None
     go_away_s: float | None = None
     new_handle: str | None = None
-    # made by the backend, never by the service: the connection broke while the model spoke
+    # made by the backend, never by the service: the connection broke while the model spoke,
     connection_lost: bool = False
+    # ... and the user's unanswered audio goes to the next connection again (heard and transcribed anew)
+    audio_resent: bool = False
 
     @property
     def model_output(self) -> bool:
