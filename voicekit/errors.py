@@ -12,6 +12,9 @@ class VoicekitError(Exception):
 
     retryable: bool = False
     exit_code: int = 1
+    #: set when the error leaves a retry loop that used up its policy: nobody retries it again
+    #: (a fallback may still take over)
+    retries_spent: bool = False
 
 
 class ProfileError(VoicekitError):

@@ -139,3 +139,17 @@ async def test_stream_retries_only_before_the_first_item() -> None:
         async for item in retry.stream(fails_midway, policy(attempts=5, initial_ms=0, max_ms=0)):
             got.append(item)
     assert got == ["a"], "a stream that already gave something is not started again"
+
+
+async def test_an_error_that_used_up_a_policy_is_not_retried_again() -> None:
+    """A backend that retried inside (a reconnect loop) hands on an error nobody retries twice."""
+    inner = Retrier(policy(attempts=2, initial_ms=0, max_ms=0), sleep=Sleeps())
+    error = BackendError("dropped", retryable=True)
+    await inner.wait(error)
+    with pytest.raises(BackendError) as caught:
+        await inner.wait(error)
+    assert caught.value.retries_spent
+    outer_sleeps = Sleeps()
+    with pytest.raises(BackendError):
+        await Retrier(policy(attempts=5), sleep=outer_sleeps).wait(caught.value)
+    assert outer_sleeps.waits == []

@@ -34,7 +34,7 @@ from voicekit.engine.playback import Playback, Recorder
 from voicekit.engine.realtime import RealtimeBridge
 from voicekit.engine.reply import Replier, quietly
 from voicekit.engine.turns import BotTurn, DuplexMode, TurnTaking
-from voicekit.errors import VoicekitError
+from voicekit.errors import ProfileError
 from voicekit.events import Event, Final, TurnMetrics
 from voicekit.options import RetryPolicy
 from voicekit.roles import LLM, STT, Backend, Message, Output, missing_roles
@@ -111,7 +111,7 @@ class Conversation:
             audio_input=source is not None,
         )
         if missing:
-            raise VoicekitError(str(missing[0]))
+            raise ProfileError(str(missing[0]))
         self.is_realtime = llm_caps.accepts_audio
         remote_output = self.outputs is not None and self.outputs.active.capabilities.remote_session
         self.turns = TurnTaking(

@@ -116,7 +116,7 @@ class Retrier:
     def delay_for(self, error: BaseException) -> float | None:
         """How long to wait before the next try, or ``None`` when no retry should follow."""
         policy = self.policy
-        if not _retryable(error) or self.failures + 1 >= policy.attempts:
+        if not _retryable(error) or getattr(error, "retries_spent", False) or self.failures + 1 >= policy.attempts:
             return None
         left = policy.budget_ms / 1000 - self.waited_s
         asked = getattr(error, "retry_after", None)
@@ -132,9 +132,15 @@ class Retrier:
         return max(0.0, delay)
 
     async def wait(self, error: BaseException) -> None:
-        """Sleep before the next try, or raise ``error`` when trying again cannot help."""
+        """Sleep before the next try, or raise ``error`` when trying again cannot help.
+
+        An error raised because the policy is used up is marked ``retries_spent``, so that
+        the engine does not retry, around a backend, what the backend already retried.
+        """
         delay = self.delay_for(error)
         if delay is None:
+            if _retryable(error):
+                error.retries_spent = True  # type: ignore[attr-defined]
             raise error
         self.failures += 1
         self.waited_s += delay
