@@ -6,6 +6,7 @@ from voicekit.hookspecs import Register, hookimpl
 @hookimpl
 def register_llm(register: Register) -> None:
     register("faulty", "voicekit_faulty.backends:FaultyLLM")
+    register("faulty_live", "voicekit_faulty.backends:FaultyLiveLLM")
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from pydantic import Field
 from voicekit.errors import AuthError, BackendError
 from voicekit.events import AudioOut, LLMDone, SpeakingEnded, SpeakingStarted, TextDelta
 from voicekit.options import BackendOptions
-from voicekit.roles import LLM, Capabilities, Message, Output
+from voicekit.roles import LLM, Capabilities, Message, Output, RealtimeStream
 
 
 class FaultOptions(BackendOptions):
@@ -84,3 +84,38 @@ class FaultyOutput(Output):
             yield SpeakingStarted(sentence)
             yield AudioOut(bytes(3200), 16000)
             yield SpeakingEnded(sentence)
+
+
+class _BrokenLiveStream(RealtimeStream):
+    """Takes audio, then fails the way a plugin's bug does."""
+
+    def __init__(self) -> None:
+        self._audio = asyncio.Event()
+
+    def push_audio(self, pcm: bytes) -> None:
+        self._audio.set()
+
+    async def send_text(self, text: str) -> None:
+        self._audio.set()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Any]:
+        await self._audio.wait()
+        raise RuntimeError("faulty live plugin bug: 'NoneType' object is not subscriptable")
+        yield  # an async generator
+
+    async def aclose(self) -> None:
+        pass
+
+
+class FaultyLiveLLM(LLM):
+    """A speech-to-speech model whose stream fails as soon as it hears something."""
+
+    Options = FaultOptions
+    capabilities = Capabilities(streaming=True, accepts_audio=True, produces_audio=True)
+    options: FaultOptions
+
+    def realtime(self, history: Sequence[Message] = ()) -> RealtimeStream:
+        return _BrokenLiveStream()
