@@ -16,8 +16,8 @@ import pytest
 
 from tests.fakes.deepgram import FakeDeepgram
 from voicekit.errors import AuthError, BackendError, MissingSecretError
-from voicekit.options import RetryPolicy
 from voicekit.events import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
+from voicekit.options import RetryPolicy
 from voicekit.plugins.stt.deepgram import (
     DeepgramMessage,
     DeepgramSTT,

@@ -219,12 +219,13 @@ def status_of(exc: BaseException) -> tuple[str, str]:
     return "", one_line(exc)
 
 
-def translate(exc: BaseException, who: str, service: str) -> BackendError | AuthError:
+def translate(exc: BaseException, who: str, service: str, where: str = "") -> BackendError | AuthError:
     """Turn a gRPC failure into a voicekit error with a one-line, actionable message.
 
     Whether a retry may help comes from the status (UNAVAILABLE, RESOURCE_EXHAUSTED, …);
     the wait the service asks for, from its ``RetryInfo``. Who retries is the caller's
-    business (the core for one request, the stream itself for a reconnect).
+    business (the core for one request, the stream itself for a reconnect). ``where`` is
+    the backend's place in the profile (``output``), for what to check.
     """
     status, message = status_of(exc)
     if status in AUTH_FAILURES or "API key not valid" in message:
@@ -236,10 +237,10 @@ def translate(exc: BaseException, who: str, service: str) -> BackendError | Auth
     retryable = status in RETRYABLE
     retry_after = retry_after_of(exc) if retryable else None
     hint = ""
-    if retry_after is not None:
-        hint = f"; the service asks to wait {retry_after:g} s"
+    if status == "RESOURCE_EXHAUSTED":
+        hint = "; over the project's quota" + (f", asked to wait {retry_after:g} s" if retry_after is not None else "")
     elif retryable:
-        hint = "; try again later"
+        hint = f"; check the network and {where + '.' if where else ''}base_url, or try again later"
     return BackendError(
         f"{who}: {service} failed ({status or type(exc).__name__}: {message}){hint}",
         retryable=retryable,

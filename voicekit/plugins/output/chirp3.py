@@ -103,6 +103,11 @@ class Chirp3Output(Output):
         if inflight is not None:
             inflight.cancel()
 
+    @property
+    def profile_key(self) -> str:
+        """Where this backend sits in the profile, for messages: ``output``, ``output.tts``…"""
+        return ".".join(str(part) for part in self.context.path) or self.role
+
     def _cut(self, turn: int) -> bool:
         return self._cut_turn >= turn
 
@@ -137,7 +142,7 @@ class Chirp3Output(Output):
             except VoicekitError:
                 raise
             except Exception as exc:
-                raise _gcloud.translate(exc, self.label, "Text-to-Speech") from exc
+                raise _gcloud.translate(exc, self.label, "Text-to-Speech", self.profile_key) from exc
             if self._cut(turn):
                 return
             for event in plan.finish():
@@ -258,7 +263,7 @@ class Chirp3Output(Output):
         except VoicekitError:
             raise
         except Exception as exc:
-            raise _gcloud.translate(exc, self.label, "Text-to-Speech") from exc
+            raise _gcloud.translate(exc, self.label, "Text-to-Speech", self.profile_key) from exc
         return wav_to_pcm(response.audio_content, self.sample_rate)
 
 

@@ -177,7 +177,7 @@ class GoogleSTTStream(STTStream):
                     # The stream grew too long or idle: routine, not a failure.
                     log.info("%s: the service ended the stream (%s: %s); reconnecting", self.who, status, message)
                 else:
-                    error = _gcloud.translate(exc, self.who, "Speech-to-Text")
+                    error = _gcloud.translate(exc, self.who, "Speech-to-Text", self.profile_key)
                     if status in _STREAM_LIMITS:  # ended at once, again and again: a failure after all
                         error = BackendError(str(error), retryable=True)
                     if not isinstance(error, BackendError) or not error.retryable:
@@ -187,7 +187,10 @@ class GoogleSTTStream(STTStream):
             if outcome == "end":
                 return
             if outcome == "closed" and not self.heard:
-                failure = BackendError(f"{self.who}: the service closed the stream at once", retryable=True)
+                failure = BackendError(
+                    f"{self.who}: the service closed the stream at once; check {self.profile_key}.base_url",
+                    retryable=True,
+                )
             if self.finalized:
                 retrier.reset()  # the stream made progress: a new failure starts a new count
             if failure is not None:
@@ -196,9 +199,8 @@ class GoogleSTTStream(STTStream):
                     await retrier.wait(failure)
                 except BackendError as spent:
                     tries = retrier.failures + 1
-                    raise BackendError(
-                        f"{spent}; gave up after {tries} {'try' if tries == 1 else 'tries'}: check the network, "
-                        f"{self.profile_key}.base_url and {self.profile_key}.retry",
+                    raise BackendError(  # the error says what to check; this says the policy is spent
+                        f"{spent}; gave up after {tries} {'try' if tries == 1 else 'tries'} ({self.profile_key}.retry)",
                         retry_after=spent.retry_after,
                     ) from spent
             lazy = not self.utterance.in_progress  # mid-utterance: reopen at once to finish it
