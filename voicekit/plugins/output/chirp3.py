@@ -42,6 +42,7 @@ from voicekit.roles import Capabilities, Output
 from voicekit.sdk import import_sdk
 
 _DEFAULT_SECONDS_PER_CHAR = 0.07
+_FIRST_ANSWER_WAIT_S = 0.15  # longest wait for the call's first answer before the second sentence goes
 
 
 class Chirp3Output(Output):
@@ -154,10 +155,12 @@ class Chirp3Output(Output):
     async def _one_stream(self, plan: _Attribution, source: _SentencePump, turn: int) -> AsyncIterator[OutputEvent]:
         call = await self._open_stream()
         self._inflight = call
-        feeder = asyncio.get_running_loop().create_task(self._feed(call, plan, source))
+        answered = asyncio.Event()
+        feeder = asyncio.get_running_loop().create_task(self._feed(call, plan, source, answered))
         feeder.add_done_callback(lambda task: task.cancelled() or task.exception() is None or call.cancel())
         try:
             async for response in call:
+                answered.set()
                 for event in plan.audio(response.audio_content):
                     if self._cut(turn):
                         return
@@ -196,11 +199,18 @@ class Chirp3Output(Output):
         await call.write(sdk.StreamingSynthesizeRequest(streaming_config=config))
         return call
 
-    async def _feed(self, call: Any, plan: _Attribution, source: _SentencePump) -> None:
+    async def _feed(self, call: Any, plan: _Attribution, source: _SentencePump, answered: asyncio.Event) -> None:
         """Send the turn's first sentence, then the rest as they come."""
         sdk = self._sdk
         for sent in plan.fed:
             await call.write(sdk.StreamingSynthesizeRequest(input=sdk.StreamingSynthesisInput(text=sent.strip())))
+        # Let a rejection of the call (a quota, a voice) come back before more text goes: grpc
+        # reports a write that races the end of the call as INTERNAL, and the service's own
+        # status is lost. The first sentence's audio is not delayed by this.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answered.wait(), _FIRST_ANSWER_WAIT_S)
+        if call.done():
+            return
         while (text := await source.get()) is not None:
             plan.add(text)
             await call.write(sdk.StreamingSynthesizeRequest(input=sdk.StreamingSynthesisInput(text=text.strip())))
