@@ -178,6 +178,10 @@ class ElevenLabsOutput(Output):
         try:
             while True:
                 ctx, queue = await self._begin_turn(socket, retrier)
+                if self.generation != generation:  # interrupted while the context was being opened
+                    socket.queues.pop(ctx, None)
+                    await socket.close_context(ctx)
+                    return
                 try:
                     async with contextlib.aclosing(self._speak_context(socket, ctx, queue, text, timeline)) as events:
                         async for event in events:
@@ -272,11 +276,11 @@ class ElevenLabsOutput(Output):
                     return
         finally:
             sender.cancel()
-            await asyncio.wait({sender})
             socket.queues.pop(ctx, None)
             socket.turns.discard(ctx)
             if not finished:
                 socket.spawn(socket.close_context(ctx))  # cut short: whatever still comes is dropped
+            await asyncio.wait({sender})
 
     async def _send_turn(
         self,
