@@ -97,9 +97,15 @@ class FakeGoogleServer:
             await server.stop(0)
 
     async def drop(self) -> None:
-        """Cut every connection, like a network failure, then listen again on the same port."""
-        await self.stop()
+        """Cut every connection, like a network failure, and listen on the same port as before.
+
+        The new server listens before the old one stops (gRPC servers share a port with
+        SO_REUSEPORT), so a client that reconnects at once never finds the port closed.
+        """
+        old, self._server = self._server, None
         await self.start(self.port)
+        if old is not None:
+            await old.stop(0)
 
     def inject(self, kind: str, after: float = 0.0, *, retry_delay_s: float | None = None) -> None:
         if kind != "drop" and kind not in FAULTS:
