@@ -57,7 +57,8 @@ class GeminiLLM(LLM):
 
     ``respond`` yields a :class:`TextDelta` per streamed chunk and then :class:`LLMDone`
     with the whole reply. The key comes from ``api_key``, ``GEMINI_API_KEY`` or, failing
-    both, ``GOOGLE_API_KEY``.
+    both, ``GOOGLE_API_KEY``. Each request is tried once; the core retries ``respond()``
+    per the role's ``retry:`` policy until the first event.
     """
 
     Options: ClassVar[type[GeminiOptions]] = GeminiOptions

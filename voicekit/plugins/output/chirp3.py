@@ -46,7 +46,10 @@ _FIRST_ANSWER_WAIT_S = 0.15  # longest wait for the call's first answer before t
 
 
 class Chirp3Output(Output):
-    """Google Chirp 3 HD voices (``ru-RU-Chirp3-HD-Aoede``, ``en-US-Chirp3-HD-Charon`` …)."""
+    """Google Chirp 3 HD voices (``ru-RU-Chirp3-HD-Aoede``, ``en-US-Chirp3-HD-Charon`` …).
+
+    Each call is tried once; the core retries ``speak()`` per the role's ``retry:`` policy.
+    """
 
     class Options(_gcloud.GoogleCloudOptions):
         voice: str | None = Field(None, description="Voice name, e.g. ru-RU-Chirp3-HD-Aoede; default from language")

@@ -174,7 +174,11 @@ def _flag(value: bool) -> str:
 
 
 class DeepgramSTT(STT):
-    """Deepgram live transcription (nova-3, nova-2, ...) through ``deepgram-sdk``'s async client."""
+    """Deepgram live transcription (nova-3, nova-2, ...) through ``deepgram-sdk``'s async client.
+
+    Its streams reconnect by themselves per ``context.retry`` (the role's ``retry:``), re-sending
+    the audio no final result covers; see the module docstring.
+    """
 
     class Options(CloudOptions):
         """Options of ``stt: {use: deepgram}``."""

@@ -52,7 +52,11 @@ _FIRST_AUDIO_DELAY_S = 0.15  # between a stream's config and its audio (see _sen
 
 
 class GoogleSTT(STT):
-    """Google Cloud Speech-to-Text streaming recognition (``latest_long`` on v1, Chirp on v2)."""
+    """Google Cloud Speech-to-Text streaming recognition (``latest_long`` on v1, Chirp on v2).
+
+    Its streams restart and reconnect by themselves, per ``context.retry`` (the role's
+    ``retry:``) after a failure; see the module docstring.
+    """
 
     class Options(_gcloud.GoogleCloudOptions):
         api_version: Literal["v1", "v2"] = Field("v1", description="v1 (latest_long etc.) or v2 (recognizers, Chirp)")
@@ -194,7 +198,6 @@ class GoogleSTTStream(STTStream):
             if self.finalized:
                 retrier.reset()  # the stream made progress: a new failure starts a new count
             if failure is not None:
-                log.warning("%s; reconnecting", failure)
                 try:
                     await retrier.wait(failure)
                 except BackendError as spent:
