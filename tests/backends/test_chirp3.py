@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from tests.fakes.google_tts import FakeTTSServer, tone, wav_file
 from voicekit.clock import now
+from voicekit.engine import retry
 from voicekit.errors import AudioFormatError, AuthError, BackendError, ProfileError
 from voicekit.events import AudioOut, OutputEvent, SpeakingStarted
+from voicekit.options import RetryPolicy
 from voicekit.plugins.output.chirp3 import Chirp3Output, wav_to_pcm
 from voicekit.roles import BackendContext
 from voicekit.testing.contracts import OutputContract
@@ -33,7 +36,19 @@ async def fake() -> AsyncIterator[FakeTTSServer]:
 
 
 def make_output(fake: FakeTTSServer, language: str | None = "ru", **options: Any) -> Chirp3Output:
-    return Chirp3Output(Chirp3Output.Options(base_url=fake.address, **options), BackendContext(language=language))
+    out = Chirp3Output(Chirp3Output.Options(base_url=fake.address, **options), BackendContext(language=language))
+    out.name = "chirp3"
+    return out
+
+
+def policy(**fields: int) -> RetryPolicy:
+    """A role's ``retry:`` policy, without waits unless asked (tests stay fast)."""
+    return RetryPolicy.model_validate({"initial_ms": 0, "max_ms": 0, **fields})
+
+
+async def speak_retried(out: Chirp3Output, texts: Sequence[str], retry_policy: RetryPolicy) -> list[OutputEvent]:
+    """``speak`` as the core runs it: tried again per the policy while nothing has been yielded."""
+    return [event async for event in retry.stream(lambda: out.speak(feed(texts)), retry_policy, label=out.label)]
 
 
 async def feed(texts: Sequence[str], gap_s: float = 0.0, log: list[float] | None = None) -> AsyncIterator[str]:
@@ -238,12 +253,12 @@ async def test_bad_credentials_are_one_line(streaming: bool, api_key: str | None
     try:
         async with make_output(server, api_key=api_key, streaming=streaming) as out:
             with pytest.raises(AuthError) as caught:
-                await speak(out, ["Привет."])
+                await speak_retried(out, ["Привет."], policy(attempts=5))
     finally:
         await server.stop()
     message = str(caught.value)
     assert "GOOGLE_APPLICATION_CREDENTIALS" in message and "\n" not in message
-    assert len(server.calls_log) == 1
+    assert len(server.calls_log) == 1  # never tried again, however generous the policy
 
 
 async def test_right_key_is_sent(fake: FakeTTSServer) -> None:
@@ -261,23 +276,68 @@ async def test_plaintext_to_a_remote_host_is_refused() -> None:
 
 @pytest.mark.parametrize("kind", ["unavailable", "resource_exhausted"])
 @pytest.mark.parametrize("streaming", [True, False])
-async def test_failures_before_audio_are_retried(kind: str, streaming: bool, fake: FakeTTSServer) -> None:
+async def test_failures_before_audio_raise_retryable_once(kind: str, streaming: bool, fake: FakeTTSServer) -> None:
+    """The backend tries once and says a retry may help; trying again is the core's."""
     fake.inject(kind)
     async with make_output(fake, streaming=streaming) as out:
-        spans = per_sentence(await speak(out, SENTENCES))
+        with pytest.raises(BackendError) as caught:
+            await speak(out, SENTENCES)
+    assert caught.value.retryable and kind.upper() in str(caught.value)
+    assert caught.value.retry_after is None  # the service asked for no particular wait
+    assert len(fake.calls_log) == 1
+
+
+@pytest.mark.parametrize("kind", ["unavailable", "resource_exhausted"])
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_failures_before_audio_are_retried_by_the_policy(kind: str, streaming: bool, fake: FakeTTSServer) -> None:
+    fake.inject(kind)
+    async with make_output(fake, streaming=streaming) as out:
+        spans = per_sentence(await speak_retried(out, SENTENCES, policy(attempts=3)))
     assert [t for t, _ in spans] == SENTENCES
     assert fake.calls_log[0].code == kind
     if streaming:  # the new stream was told the sentences again
         assert fake.streams[1].texts == [s.strip() for s in SENTENCES]
 
 
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_retry_delay_of_the_service_is_surfaced(streaming: bool, fake: FakeTTSServer) -> None:
+    fake.inject("resource_exhausted", retry_delay_s=7.5)
+    async with make_output(fake, streaming=streaming) as out:
+        with pytest.raises(BackendError) as caught:
+            await speak(out, SENTENCES)
+    assert caught.value.retryable and caught.value.retry_after == 7.5
+    assert "over the project's quota, asked to wait 7.5 s" in str(caught.value)
+    assert len(fake.calls_log) == 1
+
+
+async def test_drops_in_a_row_give_up_after_the_policy_attempts(fake: FakeTTSServer) -> None:
+    for _ in range(5):
+        fake.inject("drop")
+    async with make_output(fake) as out:
+        with pytest.raises(BackendError) as caught:
+            await speak_retried(out, SENTENCES, policy(attempts=3))
+    message = str(caught.value)
+    assert message.startswith("output:chirp3: Text-to-Speech failed (UNAVAILABLE")
+    assert message.endswith("check the network and output.base_url, or try again later") and "\n" not in message
+    assert len(fake.calls_log) == 3
+
+
 async def test_a_drop_after_audio_is_a_retryable_error(fake: FakeTTSServer) -> None:
     fake.inject("drop", after=3)
     async with make_output(fake) as out:
+        heard: list[OutputEvent] = []
         with pytest.raises(BackendError) as caught:
-            await speak(out, SENTENCES)
+            async for event in retry.stream(lambda: out.speak(feed(SENTENCES)), policy(attempts=5)):
+                heard.append(event)
         assert caught.value.retryable and "UNAVAILABLE" in str(caught.value)
+        assert any(isinstance(e, AudioOut) for e in heard)
+        assert len(fake.calls_log) == 1  # audio went out: saying the turn again would repeat it
         assert await speak(out, ["Снова."])  # the next turn works on a new connection
+
+
+def test_retired_retry_option_is_an_unknown_option() -> None:
+    with pytest.raises(pydantic.ValidationError, match="max_retries"):  # retries follow the role's retry: policy
+        Chirp3Output.Options(max_retries=2)  # type: ignore[call-arg]
 
 
 async def test_language_model_errors_pass_through(fake: FakeTTSServer) -> None:

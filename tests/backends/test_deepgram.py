@@ -17,6 +17,7 @@ import pytest
 from tests.fakes.deepgram import FakeDeepgram
 from voicekit.errors import AuthError, BackendError, MissingSecretError
 from voicekit.events import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
+from voicekit.options import RetryPolicy
 from voicekit.plugins.stt.deepgram import (
     DeepgramMessage,
     DeepgramSTT,
@@ -62,9 +63,18 @@ async def fake() -> AsyncIterator[FakeDeepgram]:
         yield server
 
 
-def make_stt(fake: FakeDeepgram, language: str | None = "en", **options: object) -> DeepgramSTT:
-    options.setdefault("reconnect_backoff_s", 0.01)
-    return DeepgramSTT(DeepgramSTT.Options(base_url=fake.url, **options), BackendContext(language=language))
+FAST_RETRY = {"attempts": 5, "initial_ms": 10, "max_ms": 50}  # the role's retry: policy, quick for tests
+
+
+def make_stt(
+    fake: FakeDeepgram, language: str | None = "en", retry: dict[str, int] | None = None, **options: object
+) -> DeepgramSTT:
+    policy = RetryPolicy.model_validate(retry or FAST_RETRY)
+    stt = DeepgramSTT(
+        DeepgramSTT.Options(base_url=fake.url, **options), BackendContext(language=language, retry=policy)
+    )
+    stt.name = "deepgram"
+    return stt
 
 
 async def transcribe(
@@ -192,6 +202,9 @@ def test_options_reject_unknown_keys_and_bad_urls() -> None:
         DeepgramSTT.Options(base_url="api.deepgram.com")
     with pytest.raises(pydantic.ValidationError, match="utterance_end_ms"):
         DeepgramSTT.Options(utterance_end_ms=500)
+    for retired in ("reconnect_attempts", "reconnect_backoff_s", "reconnect_backoff_max_s"):
+        with pytest.raises(pydantic.ValidationError, match=retired):  # retries follow the role's retry: policy
+            DeepgramSTT.Options(**{retired: 3})
     opts = DeepgramSTT.Options()
     assert (opts.model, opts.endpointing_ms, opts.utterance_end_ms, opts.interim_results) == ("nova-3", 300, 1000, True)
     assert 3 <= (opts.keepalive_s or 0) <= 5
@@ -303,12 +316,15 @@ async def test_keepalive_holds_an_idle_stream(key: str) -> None:
 
 
 async def test_without_keepalive_the_idle_close_is_survived(key: str) -> None:
-    """Control for the test above: the fake does close idle streams, and the client recovers."""
+    """Control for the test above: the fake does close idle streams, and the client recovers.
+
+    An idle close is the service's routine, not a failure: even a policy without retries
+    (``attempts: 1``) reconnects after each one.
+    """
     async with FakeDeepgram(script=["first", "second"], idle_timeout_s=0.6) as fake:
         pcm = utterances(0.6, 0.6, gap=0.5)
-        events = await transcribe(
-            make_stt(fake, keepalive_s=None), pcm, pause_at=len(pcm) // 2 // CHUNK * CHUNK, pause_s=1.5
-        )
+        stt = make_stt(fake, keepalive_s=None, retry={"attempts": 1})
+        events = await transcribe(stt, pcm, pause_at=len(pcm) // 2 // CHUNK * CHUNK, pause_s=1.5)
     assert fake.connections[0].close_code == 1011
     assert "net0001" in fake.connections[0].close_reason
     assert len(fake.connections) >= 2  # each silent connection times out until audio flows again
@@ -399,17 +415,58 @@ async def test_busy_service_is_retried(key: str) -> None:
 
 async def test_retries_give_up(key: str) -> None:
     async with FakeDeepgram(handshake_statuses=[503] * 10) as fake:
-        with pytest.raises(BackendError, match=r"HTTP 503.*gave up after 3 attempts") as info:
-            await transcribe(make_stt(fake, reconnect_attempts=2), utterances(0.5))
-    assert info.value.retryable
+        with pytest.raises(BackendError) as info:
+            await transcribe(make_stt(fake, retry={"attempts": 3, "initial_ms": 0, "max_ms": 0}), utterances(0.5))
+    assert str(info.value) == (
+        "stt:deepgram: Deepgram answered HTTP 503; gave up after 3 tries: check the network, stt.base_url and stt.retry"
+    )
+    assert not info.value.retryable  # the policy is spent: the core must not spend it again
     assert len(fake.handshakes) == 3
 
 
 async def test_hanging_handshake_times_out(key: str) -> None:
     async with FakeDeepgram(handshake_delay_ms=1000) as fake:
-        with pytest.raises(BackendError, match=r"TimeoutError.*gave up after 2 attempts") as info:
-            await transcribe(make_stt(fake, timeout_s=0.2, reconnect_attempts=1), utterances(0.5))
-    assert info.value.retryable
+        with pytest.raises(BackendError, match=r"TimeoutError.*gave up after 2 tries"):
+            await transcribe(make_stt(fake, timeout_s=0.2, retry={"attempts": 2, "initial_ms": 0}), utterances(0.5))
+    assert len(fake.handshakes) == 2
+
+
+async def test_retry_after_is_surfaced_and_a_long_one_ends_the_retries(key: str) -> None:
+    """A 429 asking for 60 s, beyond the policy's 15 s budget: no second try, and the wait is on the error."""
+    async with FakeDeepgram(handshake_statuses=[429], retry_after=60) as fake:
+        with pytest.raises(BackendError) as info:
+            await transcribe(make_stt(fake, retry={"attempts": 5, "budget_ms": 15_000}), utterances(0.5))
+    assert info.value.retry_after == 60
+    assert "HTTP 429, asking to wait 60 s; gave up after 1 try" in str(info.value)
+    assert [status for status, _ in fake.handshakes] == [429]
+
+
+async def test_drops_in_a_row_give_up_after_the_policy_attempts(key: str) -> None:
+    """Every connection drops before a final: each try counts, and the third is the last."""
+    pcm = utterances(1.0, tail=1.0)
+    drop_at = int(0.5 * RATE) * 2  # 0.2 s into the speech, long before its final
+    async with FakeDeepgram(script=["never finished"], drop_after_bytes=drop_at, drop_count=10) as fake:
+        stt = make_stt(fake, retry={"attempts": 3, "initial_ms": 0, "max_ms": 0})
+        with pytest.raises(BackendError) as info:
+            await transcribe(stt, pcm)
+    message = str(info.value)
+    assert message.startswith("stt:deepgram: Deepgram closed the connection (1011 NET-0000")
+    assert message.endswith("gave up after 3 tries: check the network, stt.base_url and stt.retry")
+    assert "\n" not in message and not info.value.retryable
+    assert len(fake.connections) == 3
+    assert all(bytes(c.audio[:drop_at]) == pcm[:drop_at] for c in fake.connections)  # each try re-sent it all
+
+
+async def test_a_connection_that_finalized_something_resets_the_count(key: str) -> None:
+    """Drops that each come after a final are progress, not failures in a row: one retry allowed
+    (``attempts: 2``) carries the stream through three of them."""
+    script = ["one", "two", "three"]
+    async with FakeDeepgram(script=script, drop_after_bytes=int(2.2 * RATE) * 2, drop_count=3) as fake:
+        stt = make_stt(fake, retry={"attempts": 2, "initial_ms": 0, "max_ms": 0})
+        events = await transcribe(stt, utterances(1.0, 1.0, 1.0, tail=1.2))
+    assert finals(events) == script
+    assert len(fake.connections) == 4
+    assert all(c.sent_of("Results") for c in fake.connections[:3])
 
 
 async def test_aclose_sends_close_stream(key: str, fake: FakeDeepgram) -> None:

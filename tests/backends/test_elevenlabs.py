@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from tests.fakes.elevenlabs import DEFAULT_KEY, ElevenLabsFake
+from voicekit.engine import retry
 from voicekit.errors import AuthError, BackendError
 from voicekit.events import AudioOut, SpeakingEnded, SpeakingStarted
+from voicekit.options import RetryPolicy
 from voicekit.plugins.output._elevenlabs_protocol import SentenceAttributor, parse_server_message
 from voicekit.plugins.output.elevenlabs import ElevenLabsOutput
 from voicekit.registry import load_registry
@@ -46,11 +49,12 @@ async def fake() -> AsyncIterator[ElevenLabsFake]:
 async def make_out(fake: ElevenLabsFake) -> AsyncIterator[Callable[..., ElevenLabsOutput]]:
     made: list[ElevenLabsOutput] = []
 
-    def make(language: str | None = "en", **options: Any) -> ElevenLabsOutput:
+    def make(language: str | None = "en", retry: dict[str, int] | None = None, **options: Any) -> ElevenLabsOutput:
         options.setdefault("api_key", DEFAULT_KEY)
         options.setdefault("timeout_s", 5.0)
         options.setdefault("base_url", fake.base_url)
-        out = ElevenLabsOutput(ElevenLabsOutput.Options(**options), BackendContext(language=language))
+        context = BackendContext(language=language, retry=policy(**(retry or {"attempts": 3})))
+        out = ElevenLabsOutput(ElevenLabsOutput.Options(**options), context)
         out.name = "elevenlabs"
         made.append(out)
         return out
@@ -58,6 +62,11 @@ async def make_out(fake: ElevenLabsFake) -> AsyncIterator[Callable[..., ElevenLa
     yield make
     for out in made:
         await out.aclose()
+
+
+def policy(**fields: int) -> RetryPolicy:
+    """A role's ``retry:`` policy, without waits unless asked (tests stay fast)."""
+    return RetryPolicy.model_validate({"initial_ms": 0, "max_ms": 0, **fields})
 
 
 async def feed(sentences: Sequence[str], gap_s: float = 0.0) -> AsyncIterator[str]:
@@ -333,6 +342,90 @@ async def test_dropped_socket_fails_the_turn_and_the_next_one_reconnects(
     assert len(fake.connections) == 2
 
 
+@pytest.mark.parametrize("gap_s", [0.0, 0.3], ids=["sent-at-once", "model-still-writing"])
+async def test_drop_before_audio_reconnects_and_says_the_turn_again(
+    fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput], gap_s: float
+) -> None:
+    """Only the socket's owner knows the turn's text: it reconnects and sends it all again,
+    while the language model goes on writing into the same turn."""
+    fake.drop_before_audio = 1
+    out = make_out()
+    await out.start()
+    per = audio_per_sentence(await speak(out, gap_s=gap_s))
+    assert per == {s: expected_bytes(fake, s, 24000) for s in SENTENCES}
+    first, second = fake.connections
+    assert first.dropped and not second.dropped
+    assert [m["text"] for m in second.sent(flush=True)] == [s + " " for s in SENTENCES]
+    assert fake.violations == []
+
+
+async def test_drops_in_a_row_give_up_after_the_policy_attempts(
+    fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]
+) -> None:
+    fake.drop_before_audio = 10
+    out = make_out(retry={"attempts": 3})
+    await out.start()
+    heard: list[Any] = []
+    with pytest.raises(BackendError) as caught:
+        async for event in out.speak(feed(SENTENCES)):
+            heard.append(event)
+    message = str(caught.value)
+    assert message.startswith("output:elevenlabs: the ElevenLabs socket") and "\n" not in message
+    assert message.endswith("gave up after 3 tries: check the network, output.base_url and output.retry")
+    assert not caught.value.retryable  # the policy is spent: the core must not spend it again
+    assert heard == [] and len(fake.connections) == 3
+
+
+async def test_a_refusing_service_at_the_start_of_a_turn_is_retried_per_the_policy(
+    fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]
+) -> None:
+    """The socket died between turns; reopening it meets two 503s and then works."""
+    fake.idle_timeout_s = 0.3
+    out = make_out(keepalive_s=60, retry={"attempts": 3})
+    await speak(out)
+    await asyncio.sleep(0.6)  # the service closes the idle socket
+    fake.handshake_statuses = [503, 503]
+    assert audio_per_sentence(await speak(out)) == {s: expected_bytes(fake, s, 24000) for s in SENTENCES}
+    assert fake.handshakes == [101, 503, 503, 101]
+
+
+async def test_a_refusing_service_gives_up_after_the_policy_attempts(
+    fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]
+) -> None:
+    fake.idle_timeout_s = 0.3
+    out = make_out(keepalive_s=60, retry={"attempts": 3})
+    await speak(out)
+    await asyncio.sleep(0.6)
+    fake.handshake_statuses = [503] * 5
+    with pytest.raises(BackendError) as caught:
+        await speak(out)
+    assert str(caught.value) == (
+        "output:elevenlabs: ElevenLabs refused the websocket (HTTP 503); gave up after 3 tries: "
+        "check the network, output.base_url and output.retry"
+    )
+    assert fake.handshakes == [101, 503, 503, 503]
+
+
+async def test_handshake_retry_after_is_surfaced(
+    fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]
+) -> None:
+    """Opening the backend is one request: its error says how long the service asks to wait."""
+    fake.handshake_statuses, fake.retry_after = [429], 3.0
+    with pytest.raises(BackendError) as caught:
+        await make_out().start()
+    assert caught.value.retryable and caught.value.retry_after == 3.0
+    assert "HTTP 429, asking to wait 3 s" in str(caught.value)
+    assert fake.handshakes == [429]
+
+
+async def test_start_is_retried_by_the_policy(fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]) -> None:
+    fake.handshake_statuses = [503]
+    out = make_out()
+    await retry.call(out.start, policy(attempts=3))
+    assert audio_per_sentence(await speak(out))
+    assert fake.handshakes == [503, 101]
+
+
 async def test_invalid_key_names_the_env_var(
     fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -382,9 +475,40 @@ async def test_http_transport_speaks_each_sentence(
     assert first["body"]["language_code"] == "en"
 
 
-async def test_http_bad_key(make_out: Callable[..., ElevenLabsOutput]) -> None:
+async def test_http_bad_key(fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]) -> None:
+    out = make_out(transport="http", api_key="nope")
     with pytest.raises(AuthError, match="ELEVENLABS_API_KEY"):
-        await speak(make_out(transport="http", api_key="nope"))
+        [e async for e in retry.stream(lambda: out.speak(feed(SENTENCES)), policy(attempts=5))]
+    assert len(fake.http_requests) == 1  # never tried again
+
+
+async def test_http_retry_after_is_surfaced_before_any_event(
+    fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]
+) -> None:
+    fake.http_statuses, fake.retry_after = [429], 2.0
+    heard: list[Any] = []
+    with pytest.raises(BackendError) as caught:
+        async for event in make_out(transport="http").speak(feed(SENTENCES)):
+            heard.append(event)
+    assert caught.value.retryable and caught.value.retry_after == 2.0
+    assert "HTTP 429, asking to wait 2 s" in str(caught.value)
+    assert heard == []  # nothing yielded yet: the core may try the turn again
+    assert len(fake.http_requests) == 1
+
+
+async def test_http_failure_is_retried_by_the_policy(
+    fake: ElevenLabsFake, make_out: Callable[..., ElevenLabsOutput]
+) -> None:
+    fake.http_statuses = [503]
+    out = make_out(transport="http", output_format="pcm_16000")
+    events = [e async for e in retry.stream(lambda: out.speak(feed(SENTENCES)), policy(attempts=3))]
+    assert audio_per_sentence(events) == {s: round(len(s) * fake.ms_per_char * 16) * 2 for s in SENTENCES}
+    assert [r["body"]["text"] for r in fake.http_requests] == [SENTENCES[0], *SENTENCES]
+
+
+def test_options_take_no_retry_settings() -> None:
+    with pytest.raises(pydantic.ValidationError, match="max_retries"):  # retries follow the role's retry: policy
+        ElevenLabsOutput.Options(max_retries=2)  # type: ignore[call-arg]
 
 
 # --- addresses, registry, imports -------------------------------------------------------------------

@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from tests.fakes.gemini_rest import DEFAULT_KEY, Fault, GeminiFake
+from voicekit.engine import retry
 from voicekit.errors import AuthError, BackendError, MissingSecretError
-from voicekit.events import LLMDone, TextDelta
-from voicekit.plugins.llm.gemini import GeminiLLM, backoff_delay, parse_retry_after
+from voicekit.events import LLMDone, LLMEvent, TextDelta
+from voicekit.options import RetryPolicy
+from voicekit.plugins.llm.gemini import GeminiLLM
 from voicekit.registry import load_registry
 from voicekit.roles import Message
 from voicekit.testing.contracts import LLMContract
@@ -53,6 +56,16 @@ async def make_llm(fake: GeminiFake) -> AsyncIterator[Callable[..., GeminiLLM]]:
 
 async def collect(llm: GeminiLLM, history: list[Message] | None = None, text: str = "Hello") -> list[Any]:
     return [event async for event in llm.respond(history or [], text)]
+
+
+def policy(**fields: int) -> RetryPolicy:
+    """A role's ``retry:`` policy, without waits unless asked (tests stay fast)."""
+    return RetryPolicy.model_validate({"initial_ms": 0, "max_ms": 0, **fields})
+
+
+async def collect_retried(llm: GeminiLLM, retry_policy: RetryPolicy, text: str = "Hello") -> list[LLMEvent]:
+    """``respond`` as the core runs it: tried again per the policy until the first event."""
+    return [event async for event in retry.stream(lambda: llm.respond([], text), retry_policy, label=llm.label)]
 
 
 # --- the real vendor payload ------------------------------------------------------------
@@ -137,43 +150,50 @@ async def test_created_through_the_registry(fake: GeminiFake) -> None:
     assert events[-1].text == "You said: Hello."
 
 
-# --- retries --------------------------------------------------------------------------------
+# --- failures: the backend says what helps, the core's policy retries -----------------------
+
+
+async def test_429_retry_after_is_surfaced(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    fake.faults.append(Fault("status", 429, retry_after=0.4))
+    with pytest.raises(BackendError) as caught:
+        await collect(make_llm())
+    assert caught.value.retryable and caught.value.retry_after == 0.4
+    assert str(caught.value).startswith("llm:gemini: Gemini answered 429 RESOURCE_EXHAUSTED")
+    assert len(fake.requests) == 1  # the backend itself never tries again
+
+
+async def test_429_retry_info_delay_is_surfaced(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    """Gemini's own 429 carries google.rpc.RetryInfo.retryDelay in the error details."""
+    fake.faults.append(Fault("status", 429, retry_delay_s=0.3))
+    with pytest.raises(BackendError) as caught:
+        await collect(make_llm())
+    assert caught.value.retryable and caught.value.retry_after == 0.3
+    assert len(fake.requests) == 1
 
 
 async def test_429_retried_after_retry_after(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
     fake.faults.append(Fault("status", 429, retry_after=0.4))
     start = time.monotonic()
-    events = await collect(make_llm())
-    elapsed = time.monotonic() - start
+    events = await collect_retried(make_llm(), policy(attempts=3))
+    assert time.monotonic() - start >= 0.4  # the policy alone would not have waited at all
     assert events[-1].text == "You said: Hello."
-    assert len(fake.requests) == 2
-    assert 0.4 <= elapsed < 2.0, elapsed
-
-
-async def test_429_retry_info_delay_honoured(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
-    """Gemini's own 429 carries google.rpc.RetryInfo.retryDelay in the error details."""
-    fake.faults.append(Fault("status", 429, retry_delay_s=0.3))
-    start = time.monotonic()
-    await collect(make_llm())
-    assert time.monotonic() - start >= 0.3
     assert len(fake.requests) == 2
 
 
 async def test_500_retried_then_gives_up(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
-    fake.faults.extend([Fault("status", 500), Fault("status", 503)])
+    fake.faults.extend([Fault("status", 500), Fault("status", 503), Fault("status", 500)])
     with pytest.raises(BackendError) as caught:
-        await collect(make_llm(max_retries=1))
+        await collect_retried(make_llm(), policy(attempts=2))
     assert caught.value.retryable
     assert "503" in str(caught.value)
     assert len(fake.requests) == 2
 
 
-async def test_long_retry_after_fails_fast(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+async def test_long_retry_after_ends_the_retries(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    """A wait beyond the policy's budget is not waited for: the error goes on at once, its wait on it."""
     fake.faults.append(Fault("status", 429, retry_after=60))
-    start = time.monotonic()
     with pytest.raises(BackendError) as caught:
-        await collect(make_llm())
-    assert time.monotonic() - start < 1.0
+        await collect_retried(make_llm(), policy(attempts=5, budget_ms=15_000))
     assert caught.value.retryable and caught.value.retry_after == 60
     assert len(fake.requests) == 1
 
@@ -181,25 +201,39 @@ async def test_long_retry_after_fails_fast(fake: GeminiFake, make_llm: Callable[
 async def test_other_4xx_not_retried(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
     fake.faults.append(Fault("status", 400))
     with pytest.raises(BackendError) as caught:
-        await collect(make_llm())
+        await collect_retried(make_llm(), policy(attempts=5))
     assert not caught.value.retryable
     assert len(fake.requests) == 1
 
 
 async def test_drop_before_first_token_is_retried(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
     fake.faults.append(Fault("drop", after_chunks=0))
-    events = await collect(make_llm())
+    events = await collect_retried(make_llm(), policy(attempts=3))
     assert events[-1].text == "You said: Hello."
     assert len(fake.requests) == 2
+
+
+async def test_drops_in_a_row_give_up_after_the_policy_attempts(
+    fake: GeminiFake, make_llm: Callable[..., GeminiLLM]
+) -> None:
+    fake.faults.extend([Fault("drop", after_chunks=0) for _ in range(5)])
+    with pytest.raises(BackendError) as caught:
+        await collect_retried(make_llm(), policy(attempts=3))
+    message = str(caught.value)
+    assert message.startswith("llm:gemini: connection to Gemini failed (")
+    assert message.endswith("check the network and llm.base_url") and "\n" not in message
+    assert caught.value.retryable
+    assert len(fake.requests) == 3
 
 
 async def test_drop_after_first_token_is_not_retried(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
     """A retry after text went out would make the bot say it twice: the turn fails instead."""
     fake.replies.append(["One", " two", " three."])
     fake.faults.append(Fault("drop", after_chunks=1))
+    llm = make_llm()
     seen: list[str] = []
     with pytest.raises(BackendError) as caught:
-        async for event in make_llm().respond([], "count"):
+        async for event in retry.stream(lambda: llm.respond([], "count"), policy(attempts=5)):
             seen.append(event.text)
     assert seen == ["One"]
     assert caught.value.retryable
@@ -208,19 +242,15 @@ async def test_drop_after_first_token_is_not_retried(fake: GeminiFake, make_llm:
 
 async def test_first_token_timeout(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
     fake.first_chunk_delay_s = 1.0
-    start = time.monotonic()
-    with pytest.raises(BackendError, match=r"llm\.timeout_s"):
-        await collect(make_llm(timeout_s=0.3, max_retries=0))
-    assert time.monotonic() - start < 1.5
+    with pytest.raises(BackendError, match=r"llm\.timeout_s") as caught:
+        await collect(make_llm(timeout_s=0.3))
+    assert caught.value.retryable
 
 
-def test_backoff_and_retry_after_parsing() -> None:
-    delays = [backoff_delay(a) for a in range(8)]
-    assert all(0 < d <= 8.0 for d in delays)
-    assert max(backoff_delay(0) for _ in range(50)) <= 0.5
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
-    assert parse_retry_after("soon") is None
+def test_retired_retry_options_are_unknown_options() -> None:
+    for retired in ("max_retries", "retry_max_delay_s"):
+        with pytest.raises(pydantic.ValidationError, match=retired):  # retries follow the role's retry: policy
+            GeminiLLM.Options(**{retired: 1})
 
 
 # --- keys and models ---------------------------------------------------------------------------
@@ -231,7 +261,7 @@ async def test_bad_key_names_the_env_var(
 ) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "wrong-key")
     with pytest.raises(AuthError) as caught:
-        await collect(make_llm(api_key=None))
+        await collect_retried(make_llm(api_key=None), policy(attempts=5))
     message = str(caught.value)
     assert "GEMINI_API_KEY" in message and "API key not valid" in message
     assert "\n" not in message
@@ -241,7 +271,8 @@ async def test_bad_key_names_the_env_var(
 async def test_401_is_an_auth_error(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
     fake.faults.append(Fault("status", 401))
     with pytest.raises(AuthError, match="GEMINI_API_KEY"):
-        await collect(make_llm())
+        await collect_retried(make_llm(), policy(attempts=5))
+    assert len(fake.requests) == 1
 
 
 async def test_google_api_key_is_the_fallback(

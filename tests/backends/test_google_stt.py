@@ -7,12 +7,14 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
+import pydantic
 import pytest
 from google.api_core import exceptions as core_exceptions
 from google.cloud import speech_v1
@@ -21,6 +23,7 @@ from google.cloud.speech_v1.services.speech.transports.grpc_asyncio import Speec
 from tests.fakes.google_speech import FakeSpeechServer
 from voicekit.errors import AuthError, BackendError, MissingSecretError, ProfileError
 from voicekit.events import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
+from voicekit.options import RetryPolicy
 from voicekit.plugins._gcloud import parse_endpoint
 from voicekit.plugins.stt.google import GoogleSTT
 from voicekit.roles import BackendContext
@@ -56,11 +59,21 @@ async def fake() -> AsyncIterator[FakeSpeechServer]:
     await server.stop()
 
 
-def make_stt(fake: FakeSpeechServer, version: str = "v1", language: str | None = "en", **options: Any) -> GoogleSTT:
+FAST_RETRY = {"attempts": 5, "initial_ms": 10, "max_ms": 50}  # the role's retry: policy, quick for tests
+
+
+def make_stt(
+    fake: FakeSpeechServer,
+    version: str = "v1",
+    language: str | None = "en",
+    retry: dict[str, int] | None = None,
+    **options: Any,
+) -> GoogleSTT:
     options.setdefault("project", "test-project")
-    return GoogleSTT(
-        GoogleSTT.Options(base_url=fake.address, api_version=version, **options), BackendContext(language=language)
-    )
+    context = BackendContext(language=language, retry=RetryPolicy.model_validate(retry or FAST_RETRY))
+    stt = GoogleSTT(GoogleSTT.Options(base_url=fake.address, api_version=version, **options), context)
+    stt.name = "google"
+    return stt
 
 
 async def transcribe(stt: GoogleSTT, pcm: bytes, *, speed: float | None = None, chunk: int = CHUNK) -> list[STTEvent]:
@@ -420,9 +433,53 @@ async def test_retries_give_up(fake: FakeSpeechServer) -> None:
     for _ in range(5):
         fake.inject("unavailable")
     with pytest.raises(BackendError) as caught:
-        await transcribe(make_stt(fake, max_retries=2), bursts([0.8]))
-    assert caught.value.retryable and "UNAVAILABLE" in str(caught.value) and "\n" not in str(caught.value)
+        await transcribe(make_stt(fake, retry={"attempts": 3, "initial_ms": 0, "max_ms": 0}), bursts([0.8]))
+    message = str(caught.value)
+    assert message.startswith("stt:google: Speech-to-Text failed (UNAVAILABLE: ") and "\n" not in message
+    assert message.endswith("check the network and stt.base_url, or try again later; gave up after 3 tries (stt.retry)")
+    assert not caught.value.retryable  # the policy is spent: the core must not spend it again
     assert len(fake.streams) == 3
+
+
+def test_retired_retry_option_is_an_unknown_option() -> None:
+    with pytest.raises(pydantic.ValidationError, match="max_retries"):  # retries follow the role's retry: policy
+        GoogleSTT.Options(max_retries=2)  # type: ignore[call-arg]
+
+
+async def test_retry_delay_of_the_service_is_surfaced(fake: FakeSpeechServer) -> None:
+    """RESOURCE_EXHAUSTED with RetryInfo 30 s, beyond the policy's budget: no second stream, the wait on the error."""
+    fake.inject("resource_exhausted", retry_delay_s=30)
+    with pytest.raises(BackendError) as caught:
+        await transcribe(make_stt(fake, retry={"attempts": 5, "budget_ms": 15_000}), bursts([0.8]))
+    assert caught.value.retry_after == 30
+    assert "over the project's quota, asked to wait 30 s; gave up after 1 try (stt.retry)" in str(caught.value)
+    assert len(fake.streams) == 1
+
+
+async def test_retry_delay_of_the_service_is_honoured(fake: FakeSpeechServer) -> None:
+    fake.inject("resource_exhausted", retry_delay_s=0.5)
+    started = time.monotonic()
+    events = await transcribe(make_stt(fake, retry={"attempts": 3, "initial_ms": 0, "max_ms": 0}), bursts([0.8]))
+    assert time.monotonic() - started >= 0.5  # the policy alone would not have waited at all
+    assert finals(events) == ["hello there"]
+    assert [s.code for s in fake.streams] == ["resource_exhausted", "OK"]
+
+
+async def test_drops_in_a_row_give_up_after_the_policy_attempts() -> None:
+    server = FakeSpeechServer(["never finished"], latency_s=0.002)
+    await server.start()
+    for _ in range(5):
+        server.inject("drop", after=0.5)  # mid-speech, before any final
+    try:
+        with pytest.raises(BackendError) as caught:
+            stt = make_stt(server, retry={"attempts": 3, "initial_ms": 0, "max_ms": 0})
+            await transcribe(stt, bursts([0.8]), speed=4.0)
+    finally:
+        await server.stop()
+    message = str(caught.value)
+    assert message.startswith("stt:google: Speech-to-Text failed (") and "\n" not in message
+    assert message.endswith("check the network and stt.base_url, or try again later; gave up after 3 tries (stt.retry)")
+    assert [s.code for s in server.streams] == ["drop"] * 3
 
 
 @pytest.mark.parametrize("after", [0.9, 2.0])

@@ -14,6 +14,8 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.gemini_rest import DEFAULT_KEY as GEMINI_KEY
 from tests.fakes.gemini_rest import GeminiFake
 from tests.fakes.google_speech import FakeSpeechServer
@@ -112,3 +114,20 @@ async def test_chat_without_google_credentials_is_one_line(tmp_path: Path) -> No
     lines = (out + err).decode().strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, lines
     assert "GOOGLE_APPLICATION_CREDENTIALS" in lines[0] and "credentials_file" in lines[0]
+
+
+@pytest.mark.parametrize("section", ["stt", "output"])
+async def test_the_retired_max_retries_option_is_one_line(tmp_path: Path, section: str) -> None:
+    """Retries follow the role's retry: policy; the Google backends' old max_retries is an unknown option."""
+    from voicekit.testing.speech import silence, write_wav
+
+    (tmp_path / "old.yaml").write_text(f"extends: google-chirp3\n{section}:\n  max_retries: 2\n")
+    speech = write_wav(tmp_path / "speech.wav", silence(200))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicekit", "chat", "--profile", "old.yaml", "--input", str(speech), "--fast",
+        cwd=tmp_path, env={**os.environ, "GEMINI_API_KEY": GEMINI_KEY, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = (out + err).decode().strip().splitlines()
+    assert proc.returncode == 2 and lines == [f"error: old.yaml:3: {section}.max_retries: unknown option"], lines

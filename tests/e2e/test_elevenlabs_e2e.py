@@ -10,6 +10,8 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.elevenlabs import DEFAULT_KEY as ELEVENLABS_KEY
 from tests.fakes.elevenlabs import ElevenLabsFake
@@ -117,3 +119,30 @@ async def test_chat_the_whole_profile_against_three_fakes(tmp_path: Path) -> Non
         reply, record, _ = await _chat(tmp_path, overrides, env)
     assert deepgram.handshakes and deepgram.handshakes[0][1].get("model") == "nova-3"
     _check_conversation(reply, record, gemini, voice)
+
+
+@pytest.mark.parametrize(
+    ("section", "option"),
+    [
+        ("stt", "reconnect_attempts"),
+        ("stt", "reconnect_backoff_s"),
+        ("llm", "max_retries"),
+        ("llm", "retry_max_delay_s"),
+    ],
+)
+async def test_a_retired_retry_option_is_one_line(tmp_path: Path, section: str, option: str) -> None:
+    """Retries follow the role's retry: policy; a profile still setting a backend's old retry option
+    is refused like any unknown option, naming the file and line."""
+    from voicekit.testing.speech import silence, write_wav
+
+    (tmp_path / "old.yaml").write_text(f"extends: deepgram-elevenlabs\n{section}:\n  {option}: 3\n")
+    speech = write_wav(tmp_path / "speech.wav", silence(200))
+    env = {"DEEPGRAM_API_KEY": "k", "GEMINI_API_KEY": "k", "ELEVENLABS_API_KEY": "k"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicekit", "chat", "--profile", "old.yaml", "--input", str(speech), "--fast",
+        cwd=tmp_path, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = (out + err).decode().strip().splitlines()
+    assert proc.returncode == 2 and lines == [f"error: old.yaml:3: {section}.{option}: unknown option"], lines

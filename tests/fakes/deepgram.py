@@ -11,7 +11,8 @@ each stretch of speech is answered with the next scripted transcript (interims w
 it lasts, a final with ``speech_final`` after ``endpointing`` ms of silence, then
 ``UtteranceEnd``). The script position survives reconnects, so audio that is sent
 twice, or not at all, shows up as wrong words. Faults: handshake statuses
-(401/429/5xx), a connection dropped after N bytes of audio, idle timeout, delays.
+(401/429/5xx, with Retry-After), connections dropped after N bytes of audio (one, or
+several in a row), idle timeout, delays.
 
 Standalone: ``python -m tests.fakes.deepgram --port 8765 --script "hello world"``.
 """
@@ -88,6 +89,7 @@ class FakeDeepgram:
     retry_after: float | None = None  # Retry-After on injected 429 / 503
     drop_after_bytes: int | None = None  # drop connection number drop_connection after this much audio
     drop_connection: int = 0
+    drop_count: int = 1  # and as many connections after it as this says, in all
     drop_code: int | None = 1011  # None: abort the TCP connection without a close frame
     final_delay_ms: float = 0.0  # latency of final results after the audio that ends them
     interim_delay_ms: float = 0.0
@@ -255,7 +257,8 @@ class _Session:
         before = len(self.log.audio)
         self.log.audio += data
         fake = self.fake
-        limit = fake.drop_after_bytes if self.log.index == fake.drop_connection else None
+        dropping = fake.drop_connection <= self.log.index < fake.drop_connection + fake.drop_count
+        limit = fake.drop_after_bytes if dropping else None
         if limit is not None and len(self.log.audio) >= limit:
             self._process(data[: max(0, limit - before)])
             await self._drop()

@@ -7,7 +7,9 @@
   PCM with alignment, then ``isFinal``. Audio is a tone ``ms_per_char`` long per character.
 - Faults: a bad key (error message then close 1008, or HTTP 401 at the handshake), the
   inactivity timeout (``input_timeout_exceeded`` then close 1008), a connection dropped
-  after N audio messages, latency before the first chunk and between chunks.
+  after N audio messages or before the first audio (the next N connections), statuses
+  for the next handshakes or HTTP requests (429 and 503 with ``Retry-After``), latency
+  before the first chunk and between chunks.
 - Like the real service, closing a context that was already flushed does not stop its
   audio: it still arrives (counted in ``audio_after_close``), and the client must drop it.
 
@@ -78,6 +80,11 @@ class ElevenLabsFake(AiohttpService):
     alignment: bool = True
     auth_at_handshake: bool = False
     drop_after_chunks: int | None = None  # abort the next connection after this many audio messages
+    drop_before_audio: int = 0  # abort the next this many connections when they are first asked to speak
+    handshake_statuses: list[int] = field(default_factory=list)  # answer the next websocket handshakes so
+    http_statuses: list[int] = field(default_factory=list)  # answer the next HTTP requests so
+    retry_after: float | None = None  # Retry-After of those answers
+    handshakes: list[int] = field(default_factory=list)  # status of every websocket handshake (101: accepted)
     max_contexts: int = 5
     connections: list[Connection] = field(default_factory=list)
     http_requests: list[dict[str, Any]] = field(default_factory=list)
@@ -105,6 +112,8 @@ class ElevenLabsFake(AiohttpService):
             return web.json_response(
                 {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, status=401
             )
+        if self.http_statuses:
+            return self._refusal(self.http_statuses.pop(0))
         fmt = request.query.get("output_format", "mp3_44100_128")
         if not fmt.startswith("pcm_"):
             self.violations.append(f"HTTP output_format {fmt} is not PCM")
@@ -124,12 +133,27 @@ class ElevenLabsFake(AiohttpService):
 
     # --- websockets ------------------------------------------------------------------
 
+    def _refusal(self, status: int) -> web.Response:
+        """An injected refusal, worded like the service's own."""
+        code, message = {
+            429: ("too_many_concurrent_requests", "Too many concurrent requests for your subscription."),
+            503: ("system_busy", "We are experiencing heavy traffic, please try again later."),
+        }.get(status, ("error", "Injected failure."))
+        headers = {"Retry-After": f"{self.retry_after:g}"} if self.retry_after is not None else None
+        return web.json_response({"detail": {"status": code, "message": message}}, status=status, headers=headers)
+
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         header_key = request.headers.get("xi-api-key")
+        if self.handshake_statuses:
+            status = self.handshake_statuses.pop(0)
+            self.handshakes.append(status)
+            return self._refusal(status)
         if self.auth_at_handshake and header_key is not None and header_key != self.api_key:
+            self.handshakes.append(401)
             return web.json_response(
                 {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, status=401
             )
+        self.handshakes.append(101)
         conn = Connection(request.path, dict(request.query), dict(request.headers))
         self.connections.append(conn)
         transport = request.transport
@@ -186,6 +210,8 @@ class _Session:
         self.audio_messages = 0
         self.drop_after = fake.drop_after_chunks
         fake.drop_after_chunks = None  # one connection only
+        self.drop_at_once = fake.drop_before_audio > 0
+        fake.drop_before_audio = max(0, fake.drop_before_audio - 1)
         self.worker = asyncio.create_task(self._generate())
 
     async def stop(self) -> None:
@@ -306,6 +332,9 @@ class _Session:
 
     async def _speak(self, ctx_id: str | None, text: str) -> None:
         fake = self.fake
+        if self.drop_at_once:
+            await self._drop()
+            return
         ctx = self.contexts.get(ctx_id) or _Context()
         freq = 180.0 + 40 * (sum(map(ord, ctx_id or "")) % 6)
         await asyncio.sleep(fake.first_audio_delay_s)
@@ -333,11 +362,15 @@ class _Session:
                 self.conn.audio_after_close[ctx_id] = self.conn.audio_after_close.get(ctx_id, 0) + len(pcm)
             self.audio_messages += 1
             if self.drop_after is not None and self.audio_messages >= self.drop_after:
-                self.conn.dropped = True
-                if self.transport is not None:
-                    self.transport.abort()
-                await self.ws.close()
+                await self._drop()
                 return
+
+    async def _drop(self) -> None:
+        """The injected fault: the connection is cut without a close frame."""
+        self.conn.dropped = True
+        if self.transport is not None:
+            self.transport.abort()
+        await self.ws.close()
 
 
 # --- standalone -------------------------------------------------------------------------

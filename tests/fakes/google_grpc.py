@@ -4,7 +4,9 @@ A fake subclasses :class:`FakeGoogleServer`, lists its methods in ``handlers()``
 built with the vendor package's own proto-plus ``serialize`` / ``deserialize``), and
 calls :meth:`check_call` at the start of every call. Faults are queued with
 :meth:`FakeGoogleServer.inject` and consumed by the next calls; a ``drop`` restarts
-the whole server on the same port, so clients see a real connection loss.
+the whole server on the same port, so clients see a real connection loss. A status
+fault may carry a ``google.rpc.RetryInfo`` (``retry_delay_s``) in the
+``grpc-status-details-bin`` trailer, as Google's quota errors do.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class Fault:
 
     kind: str
     after: float = 0.0
+    retry_delay_s: float | None = None  # a RetryInfo detail with this delay
 
 
 class FakeGoogleServer:
@@ -91,14 +97,20 @@ class FakeGoogleServer:
             await server.stop(0)
 
     async def drop(self) -> None:
-        """Cut every connection, like a network failure, then listen again on the same port."""
-        await self.stop()
-        await self.start(self.port)
+        """Cut every connection, like a network failure, and listen on the same port as before.
 
-    def inject(self, kind: str, after: float = 0.0) -> None:
+        The new server listens before the old one stops (gRPC servers share a port with
+        SO_REUSEPORT), so a client that reconnects at once never finds the port closed.
+        """
+        old, self._server = self._server, None
+        await self.start(self.port)
+        if old is not None:
+            await old.stop(0)
+
+    def inject(self, kind: str, after: float = 0.0, *, retry_delay_s: float | None = None) -> None:
         if kind != "drop" and kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}")
-        self.faults.append(Fault(kind, after))
+        self.faults.append(Fault(kind, after, retry_delay_s))
 
     def take_fault(self) -> Fault | None:
         return self.faults.pop(0) if self.faults else None
@@ -133,7 +145,15 @@ class FakeGoogleServer:
             asyncio.get_running_loop().create_task(self.drop())
             await asyncio.sleep(3600)  # the drop cancels this call
         code, message = FAULTS[fault.kind]
-        await context.abort(code, message)
+        trailer: tuple[tuple[str, bytes], ...] = ()
+        if fault.retry_delay_s is not None:
+            info = error_details_pb2.RetryInfo()
+            info.retry_delay.FromTimedelta(timedelta(seconds=fault.retry_delay_s))
+            detail = any_pb2.Any()
+            detail.Pack(info)
+            status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+            trailer = (("grpc-status-details-bin", status.SerializeToString()),)
+        await context.abort(code, message, trailing_metadata=trailer)
 
     async def pause(self) -> None:
         if self.latency_s:

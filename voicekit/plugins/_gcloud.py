@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
+from voicekit.engine.retry import retry_after_seconds
 from voicekit.errors import AuthError, BackendError, MissingSecretError, ProfileError
 from voicekit.options import CloudOptions
 
@@ -67,7 +68,6 @@ class GoogleCloudOptions(CloudOptions):
         None, description=f"Service-account JSON key; default: Application Default Credentials ({CREDENTIALS_ENV})"
     )
     language: str | None = Field(None, description="BCP-47 locale such as ru-RU; default: the profile's language")
-    max_retries: int = Field(4, ge=0, description="Reconnect attempts after retryable failures (UNAVAILABLE, 429)")
 
 
 @dataclass(frozen=True)
@@ -219,8 +219,14 @@ def status_of(exc: BaseException) -> tuple[str, str]:
     return "", one_line(exc)
 
 
-def translate(exc: BaseException, who: str, service: str) -> BackendError | AuthError:
-    """Turn a gRPC failure into a voicekit error with a one-line, actionable message."""
+def translate(exc: BaseException, who: str, service: str, where: str = "") -> BackendError | AuthError:
+    """Turn a gRPC failure into a voicekit error with a one-line, actionable message.
+
+    Whether a retry may help comes from the status (UNAVAILABLE, RESOURCE_EXHAUSTED, …);
+    the wait the service asks for, from its ``RetryInfo``. Who retries is the caller's
+    business (the core for one request, the stream itself for a reconnect). ``where`` is
+    the backend's place in the profile (``output``), for what to check.
+    """
     status, message = status_of(exc)
     if status in AUTH_FAILURES or "API key not valid" in message:
         return AuthError(
@@ -229,11 +235,27 @@ def translate(exc: BaseException, who: str, service: str) -> BackendError | Auth
             f"is enabled for the project"
         )
     retryable = status in RETRYABLE
-    hint = "; try again later" if retryable else ""
+    retry_after = retry_after_of(exc) if retryable else None
+    hint = ""
+    if status == "RESOURCE_EXHAUSTED":
+        hint = "; over the project's quota" + (f", asked to wait {retry_after:g} s" if retry_after is not None else "")
+    elif retryable:
+        hint = f"; check the network and {where + '.' if where else ''}base_url, or try again later"
     return BackendError(
-        f"{who}: {service} failed ({status or type(exc).__name__}: {message}){hint}", retryable=retryable
+        f"{who}: {service} failed ({status or type(exc).__name__}: {message}){hint}",
+        retryable=retryable,
+        retry_after=retry_after,
     )
 
 
-def backoff(attempt: int, base: float = 0.25, cap: float = 5.0) -> float:
-    return float(min(cap, base * (2**attempt)))
+def retry_after_of(exc: BaseException) -> float | None:
+    """The ``google.rpc.RetryInfo`` delay of an api_core error (its ``details``), in seconds."""
+    details = getattr(exc, "details", None)  # api_core: the status details; a bare grpc error: a method
+    if not isinstance(details, (list, tuple)):
+        return None
+    for detail in details:
+        delay = getattr(detail, "retry_delay", None)
+        to_json = getattr(delay, "ToJsonString", None)  # a protobuf Duration: "1.500s"
+        if callable(to_json):
+            return retry_after_seconds(to_json())
+    return None

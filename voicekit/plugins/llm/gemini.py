@@ -2,25 +2,26 @@
 
 It streams ``streamGenerateContent`` through the ``google-genai`` SDK. The conversation
 history is kept by the core and sent whole with every request (the SDK's ``chats``
-helper would store each streamed chunk as its own history entry). Rate limits and
-server errors are retried with backoff until the first token has arrived; after that
-a failure ends the turn, because a retry would speak the reply twice.
+helper would store each streamed chunk as its own history entry).
+
+Who retries: not this backend. A failure raises a :class:`~voicekit.errors.BackendError`
+saying whether a retry may help (429, 5xx, a dropped connection) and how long the service
+asks to wait (``Retry-After``, or ``RetryInfo.retryDelay`` in the error body); the core
+tries ``respond()`` again per the role's ``retry:`` policy until the first token has
+arrived. After that a failure ends the turn, because a retry would speak the reply twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
-import random
-import re
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
+from voicekit.engine.retry import retry_after_seconds
 from voicekit.errors import AuthError, BackendError, VoicekitError
 from voicekit.events import LLMDone, LLMEvent, TextDelta
 from voicekit.options import CloudOptions
@@ -49,10 +50,6 @@ class GeminiOptions(CloudOptions):
     )
     api_version: str = Field("v1beta", description="API version in the request path (v1beta or v1)")
     timeout_s: float = Field(30.0, gt=0, description="Longest wait for the first token, and between two chunks")
-    max_retries: int = Field(3, ge=0, le=10, description="Retries on 429 and 5xx before the first token")
-    retry_max_delay_s: float = Field(
-        8.0, gt=0, description="Longest wait before a retry; a longer Retry-After ends the turn with an error"
-    )
 
 
 class GeminiLLM(LLM):
@@ -60,7 +57,8 @@ class GeminiLLM(LLM):
 
     ``respond`` yields a :class:`TextDelta` per streamed chunk and then :class:`LLMDone`
     with the whole reply. The key comes from ``api_key``, ``GEMINI_API_KEY`` or, failing
-    both, ``GOOGLE_API_KEY``.
+    both, ``GOOGLE_API_KEY``. Each request is tried once; the core retries ``respond()``
+    per the role's ``retry:`` policy until the first event.
     """
 
     Options: ClassVar[type[GeminiOptions]] = GeminiOptions
@@ -86,7 +84,7 @@ class GeminiLLM(LLM):
         http_options = self._types.HttpOptions(
             base_url=self.options.base_url,
             api_version=self.options.api_version,
-            # One attempt per call: we retry ourselves, and only before the first token.
+            # One attempt per call: the core retries, and only before the first token.
             # (Without retry options the SDK also sleeps 1-10 s after a refused connection.)
             retry_options=self._types.HttpRetryOptions(attempts=1),
         )
@@ -154,27 +152,15 @@ class GeminiLLM(LLM):
         contents = self.contents(history, user_text)
         config = self.config()
         pieces: list[str] = []
-        attempt = 0
-        while True:
-            try:
-                async with contextlib.aclosing(self._stream_once(contents, config)) as stream:
-                    async for text in stream:
-                        pieces.append(text)
-                        yield TextDelta(text)
-                break
-            except VoicekitError:
-                raise
-            except Exception as exc:  # every SDK/transport failure is sorted below
-                error = self._translate(exc, started=bool(pieces))
-                if pieces or not error.retryable or attempt >= self.options.max_retries:
-                    raise error from exc
-                retry_after = getattr(error, "retry_after", None)
-                delay = retry_after if retry_after is not None else backoff_delay(attempt)
-                if delay > self.options.retry_max_delay_s:
-                    raise error from exc
-                attempt += 1
-                log.info("%s: %s; retry %d in %.2f s", self.label, error, attempt, delay)
-                await asyncio.sleep(delay)
+        try:
+            async with contextlib.aclosing(self._stream_once(contents, config)) as stream:
+                async for text in stream:
+                    pieces.append(text)
+                    yield TextDelta(text)
+        except VoicekitError:
+            raise
+        except Exception as exc:  # every SDK/transport failure is sorted by _translate
+            raise self._translate(exc, started=bool(pieces)) from exc
         text = "".join(pieces)
         if not text:
             log.warning("%s: the model returned no text for this turn", self.label)
@@ -239,7 +225,9 @@ class GeminiLLM(LLM):
             return BackendError(f"{who}: Gemini refused the request ({code} {status}: {message})")
         # Connection refused or dropped, a stream cut in the middle: worth another try.
         return BackendError(
-            f"{who}: connection to Gemini failed: {type(exc).__name__}: {one_line(str(exc))}", retryable=True
+            f"{who}: connection to Gemini failed ({type(exc).__name__}: {one_line(str(exc))}); "
+            "check the network and llm.base_url",
+            retryable=True,
         )
 
 
@@ -264,42 +252,11 @@ def is_bad_key(exc: Any) -> bool:
 
 
 def retry_after_of(exc: Any) -> float | None:
-    """Seconds to wait from the ``Retry-After`` header or the error's ``RetryInfo.retryDelay``."""
+    """Seconds the service asks to wait: its ``Retry-After`` header, else the
+    ``google.rpc.RetryInfo.retryDelay`` in the error body (what Gemini's 429s carry)."""
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is not None:
-        value = headers.get("Retry-After") or headers.get("retry-after")
-        if value:
-            seconds = parse_retry_after(str(value))
-            if seconds is not None:
-                return seconds
-    details = getattr(exc, "details", None)
-    error = details.get("error", details) if isinstance(details, dict) else None
-    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
-        if isinstance(item, dict) and str(item.get("@type", "")).endswith("RetryInfo"):
-            match = re.fullmatch(r"\s*([0-9.]+)s\s*", str(item.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    return None
-
-
-def parse_retry_after(value: str) -> float | None:
-    """``Retry-After`` as seconds: either a number of seconds or an HTTP date."""
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 8.0) -> float:
-    """Exponential backoff with full jitter: a random wait up to ``base * 2**attempt``, capped."""
-    return float(random.uniform(0.5, 1.0) * min(cap, base * 2.0**attempt))
+    from_header = retry_after_seconds(getattr(response, "headers", None))
+    return from_header if from_header is not None else retry_after_seconds(getattr(exc, "details", None))
 
 
 def one_line(text: str, limit: int = 300) -> str:

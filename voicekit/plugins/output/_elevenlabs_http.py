@@ -2,6 +2,10 @@
 
 Slower to start than the websocket (a request per sentence, no text buffered ahead),
 but it needs no long-lived connection: the fallback for proxies that block websockets.
+Each request is tried once; a failure says whether a retry may help and how long the
+service asks to wait (``Retry-After``), and the core retries the turn per the role's
+``retry:`` policy. A sentence's ``SpeakingStarted`` comes with its first audio, so a
+turn whose first request fails has yielded nothing and can be tried again whole.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from voicekit.engine.retry import retry_after_seconds
 from voicekit.errors import BackendError, VoicekitError
 from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
 from voicekit.sdk import import_sdk
@@ -31,7 +36,7 @@ async def speak_http(out: ElevenLabsOutput, client: Any, sentences: AsyncIterato
         text = " ".join(sentence.split())
         if not text:
             continue
-        yield SpeakingStarted(text)
+        started = False
         carry = b""
         try:
             stream = client.text_to_speech.stream(
@@ -49,15 +54,23 @@ async def speak_http(out: ElevenLabsOutput, client: Any, sentences: AsyncIterato
                 if len(pcm) % 2:
                     pcm, carry = pcm[:-1], pcm[-1:]
                 if pcm:
+                    if not started:
+                        started = True
+                        yield SpeakingStarted(text)
                     yield AudioOut(pcm, out.sample_rate)
         except core.ApiError as exc:
             raise http_error(out, exc) from exc
         except VoicekitError:
             raise
         except Exception as exc:  # transport failures (httpx) become one line
-            raise BackendError(f"{out.label}: ElevenLabs request failed: {exc}", retryable=True) from exc
+            raise BackendError(
+                f"{out.label}: ElevenLabs request failed ({exc}); check the network and {out.profile_key}.base_url",
+                retryable=True,
+            ) from exc
         if generation != out.generation:
             return
+        if not started:
+            yield SpeakingStarted(text)
         yield SpeakingEnded(text)
 
 
@@ -71,5 +84,10 @@ def http_error(out: ElevenLabsOutput, exc: Any) -> VoicekitError:
     if status in (401, 403):
         return out.auth_error(f"HTTP {status}: {text}")
     if status == 404:
-        return BackendError(f"{out.label}: ElevenLabs: {text} (HTTP 404); check output.voice_id")
-    return BackendError(f"{out.label}: ElevenLabs HTTP {status}: {text}", retryable=status >= 500 or status == 429)
+        return BackendError(f"{out.label}: ElevenLabs: {text} (HTTP 404); check {out.profile_key}.voice_id")
+    retryable = status >= 500 or status in (408, 429)
+    retry_after = retry_after_seconds(exc.headers) if retryable else None
+    asked = f", asking to wait {retry_after:g} s" if retry_after is not None else ""
+    return BackendError(
+        f"{out.label}: ElevenLabs HTTP {status}{asked}: {text}", retryable=retryable, retry_after=retry_after
+    )

@@ -1,4 +1,5 @@
-"""The ElevenLabs text-to-speech websocket, as data: server messages and sentence attribution.
+"""The ElevenLabs text-to-speech websocket, as data: server messages, sentence attribution,
+and the text of a turn kept for saying it again on a new connection.
 
 Pure Python (no SDK, no socket), so the tests can feed it the vendor's own example
 messages. Field names differ between ElevenLabs' docs and its SDK (``isFinal`` and
@@ -8,10 +9,12 @@ messages. Field names differ between ElevenLabs' docs and its SDK (``isFinal`` a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 from bisect import bisect_right
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,3 +180,56 @@ class SentenceTimeline:
     def finish(self) -> list[OutputEvent]:
         """Every sentence not ended yet ends now (the context's final message came)."""
         return self._end_before(len(self.attributor.sentences))
+
+
+class SourceFailed(Exception):
+    """The turn's sentences (the language model) failed; ``error`` is raised unchanged."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class TurnText:
+    """The sentences of one turn, read from the language model in a task of their own.
+
+    Kept whole, so that a new connection can be told the turn again from its first
+    sentence; and read in one place, so that cancelling a sender never cancels (and so
+    closes) the model's iterator. Blank sentences are dropped, spaces normalized.
+    """
+
+    def __init__(self, source: AsyncIterator[str]) -> None:
+        self.sentences: list[str] = []
+        self._done = False
+        self._error: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._read(source))
+
+    async def _read(self, source: AsyncIterator[str]) -> None:
+        try:
+            async for sentence in source:
+                text = " ".join(sentence.split())
+                if text:
+                    self.sentences.append(text)
+                    self._changed.set()
+        except Exception as exc:  # noqa: BLE001 - raised to the sender by get()
+            self._error = exc
+        finally:
+            self._done = True
+            self._changed.set()
+
+    async def get(self, index: int) -> str | None:
+        """Sentence ``index`` once the model has written it; ``None`` after the last one."""
+        while index >= len(self.sentences):
+            if self._done:
+                if self._error is not None:
+                    raise SourceFailed(self._error)
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+        return self.sentences[index]
+
+    async def close(self) -> None:
+        """Stop reading the model (the turn is over, spoken or not)."""
+        self._task.cancel()
+        await asyncio.wait({self._task})

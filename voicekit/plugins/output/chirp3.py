@@ -18,13 +18,17 @@ a sentence, which only matters for what a barge-in records as spoken.
 ``streaming: false`` uses plain ``SynthesizeSpeech`` per sentence instead: exact events,
 LINEAR16 audio whose WAV header is parsed (not assumed to be 44 bytes) and removed.
 ``interrupt()`` cancels the call in flight; no audio of that turn comes after it.
+
+Who retries: not this backend. A failure raises a :class:`~voicekit.errors.BackendError`
+that says whether a retry may help (UNAVAILABLE, RESOURCE_EXHAUSTED with the service's
+``RetryInfo`` delay as ``retry_after``); the core tries ``speak()`` again per the role's
+``retry:`` policy when nothing of the turn was yielded yet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import struct
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -37,13 +41,15 @@ from voicekit.plugins import _gcloud
 from voicekit.roles import Capabilities, Output
 from voicekit.sdk import import_sdk
 
-log = logging.getLogger(__name__)
-
 _DEFAULT_SECONDS_PER_CHAR = 0.07
+_FIRST_ANSWER_WAIT_S = 0.15  # longest wait for the call's first answer before the second sentence goes
 
 
 class Chirp3Output(Output):
-    """Google Chirp 3 HD voices (``ru-RU-Chirp3-HD-Aoede``, ``en-US-Chirp3-HD-Charon`` …)."""
+    """Google Chirp 3 HD voices (``ru-RU-Chirp3-HD-Aoede``, ``en-US-Chirp3-HD-Charon`` …).
+
+    Each call is tried once; the core retries ``speak()`` per the role's ``retry:`` policy.
+    """
 
     class Options(_gcloud.GoogleCloudOptions):
         voice: str | None = Field(None, description="Voice name, e.g. ru-RU-Chirp3-HD-Aoede; default from language")
@@ -101,6 +107,11 @@ class Chirp3Output(Output):
         if inflight is not None:
             inflight.cancel()
 
+    @property
+    def profile_key(self) -> str:
+        """Where this backend sits in the profile, for messages: ``output``, ``output.tts``…"""
+        return ".".join(str(part) for part in self.context.path) or self.role
+
     def _cut(self, turn: int) -> bool:
         return self._cut_turn >= turn
 
@@ -127,24 +138,15 @@ class Chirp3Output(Output):
             # sentence left without audio.
             plan = _Attribution(self.sample_rate, self._seconds_per_char * (1.0 if self._learned else 0.85))
             plan.add(first)
-            failures = 0
-            while not self._cut(turn):
-                try:
-                    async for event in self._one_stream(plan, source, turn):
-                        yield event
-                    break
-                except _SourceFailed as failed:
-                    raise failed.error from None
-                except VoicekitError:
-                    raise
-                except Exception as exc:
-                    status, message = _gcloud.status_of(exc)
-                    # Before any audio, a new stream can say the same sentences again.
-                    if status not in _gcloud.RETRYABLE or plan.produced or failures >= self.options.max_retries:
-                        raise _gcloud.translate(exc, self.label, "Text-to-Speech") from exc
-                    log.warning("%s: %s (%s); opening the stream again", self.label, status, message)
-                    await asyncio.sleep(_gcloud.backoff(failures))
-                    failures += 1
+            try:
+                async for event in self._one_stream(plan, source, turn):
+                    yield event
+            except _SourceFailed as failed:
+                raise failed.error from None
+            except VoicekitError:
+                raise
+            except Exception as exc:
+                raise _gcloud.translate(exc, self.label, "Text-to-Speech", self.profile_key) from exc
             if self._cut(turn):
                 return
             for event in plan.finish():
@@ -156,10 +158,12 @@ class Chirp3Output(Output):
     async def _one_stream(self, plan: _Attribution, source: _SentencePump, turn: int) -> AsyncIterator[OutputEvent]:
         call = await self._open_stream()
         self._inflight = call
-        feeder = asyncio.get_running_loop().create_task(self._feed(call, plan, source))
+        answered = asyncio.Event()
+        feeder = asyncio.get_running_loop().create_task(self._feed(call, plan, source, answered))
         feeder.add_done_callback(lambda task: task.cancelled() or task.exception() is None or call.cancel())
         try:
             async for response in call:
+                answered.set()
                 for event in plan.audio(response.audio_content):
                     if self._cut(turn):
                         return
@@ -198,11 +202,18 @@ class Chirp3Output(Output):
         await call.write(sdk.StreamingSynthesizeRequest(streaming_config=config))
         return call
 
-    async def _feed(self, call: Any, plan: _Attribution, source: _SentencePump) -> None:
-        """Send the sentences an earlier attempt already sent, then the rest as they come."""
+    async def _feed(self, call: Any, plan: _Attribution, source: _SentencePump, answered: asyncio.Event) -> None:
+        """Send the turn's first sentence, then the rest as they come."""
         sdk = self._sdk
         for sent in plan.fed:
             await call.write(sdk.StreamingSynthesizeRequest(input=sdk.StreamingSynthesisInput(text=sent.strip())))
+        # Let a rejection of the call (a quota, a voice) come back before more text goes: grpc
+        # reports a write that races the end of the call as INTERNAL, and the service's own
+        # status is lost. The first sentence's audio is not delayed by this.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answered.wait(), _FIRST_ANSWER_WAIT_S)
+        if call.done():
+            return
         while (text := await source.get()) is not None:
             plan.add(text)
             await call.write(sdk.StreamingSynthesizeRequest(input=sdk.StreamingSynthesisInput(text=text.strip())))
@@ -258,21 +269,15 @@ class Chirp3Output(Output):
             ),
         )
         metadata = self._connection.metadata if self._connection else ()
-        for attempt in range(self.options.max_retries + 1):
-            try:
-                response = await self._client.synthesize_speech(
-                    request=request, retry=None, timeout=self.options.timeout_s, metadata=metadata
-                )
-                return wav_to_pcm(response.audio_content, self.sample_rate)
-            except VoicekitError:
-                raise
-            except Exception as exc:
-                status, message = _gcloud.status_of(exc)
-                if status not in _gcloud.RETRYABLE or attempt >= self.options.max_retries:
-                    raise _gcloud.translate(exc, self.label, "Text-to-Speech") from exc
-                log.warning("%s: %s (%s); trying again", self.label, status, message)
-                await asyncio.sleep(_gcloud.backoff(attempt))
-        raise AssertionError("unreachable")
+        try:
+            response = await self._client.synthesize_speech(
+                request=request, retry=None, timeout=self.options.timeout_s, metadata=metadata
+            )
+        except VoicekitError:
+            raise
+        except Exception as exc:
+            raise _gcloud.translate(exc, self.label, "Text-to-Speech", self.profile_key) from exc
+        return wav_to_pcm(response.audio_content, self.sample_rate)
 
 
 class _SourceFailed(Exception):
@@ -284,8 +289,8 @@ class _SourceFailed(Exception):
 
 
 class _SentencePump:
-    """Reads the turn's sentences in a task of its own, so that cancelling a stream
-    attempt never cancels (and so closes) the language model's iterator."""
+    """Reads the turn's sentences in a task of its own, so that cancelling the stream's
+    feeder (an interrupt, a failed call) never cancels the language model's iterator mid-step."""
 
     def __init__(self, sentences: AsyncIterator[str]) -> None:
         self._queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()

@@ -6,6 +6,12 @@ of input. Deepgram's results arrive as segments (``is_final``) ended by
 ``speech_final`` or ``UtteranceEnd``; they are joined into one :class:`Final` per
 utterance. A dropped socket is reopened and the audio the service has not yet
 finalized is sent again, so no words are lost and none are repeated.
+
+Who retries: the stream reconnects by itself, because only it knows which audio to send
+again, and it waits between tries as the role's ``retry:`` policy says
+(:class:`~voicekit.engine.retry.Retrier` over ``context.retry``). A connection that
+brought a final result resets the count; the service closing an idle stream (NET-0001)
+is not a failure and is reopened at once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 
 from voicekit.clock import now
+from voicekit.engine.retry import Retrier, retry_after_seconds
 from voicekit.errors import AuthError, BackendError
 from voicekit.events import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
 from voicekit.options import CloudOptions
@@ -167,7 +174,11 @@ def _flag(value: bool) -> str:
 
 
 class DeepgramSTT(STT):
-    """Deepgram live transcription (nova-3, nova-2, ...) through ``deepgram-sdk``'s async client."""
+    """Deepgram live transcription (nova-3, nova-2, ...) through ``deepgram-sdk``'s async client.
+
+    Its streams reconnect by themselves per ``context.retry`` (the role's ``retry:``), re-sending
+    the audio no final result covers; see the module docstring.
+    """
 
     class Options(CloudOptions):
         """Options of ``stt: {use: deepgram}``."""
@@ -190,9 +201,6 @@ class DeepgramSTT(STT):
             lt=10,
             description="Send KeepAlive after this many seconds without audio (the service closes at 10)",
         )
-        reconnect_attempts: int = Field(5, ge=0, description="Reconnects in a row before giving up")
-        reconnect_backoff_s: float = Field(0.5, ge=0, description="First reconnect delay; doubles each attempt")
-        reconnect_backoff_max_s: float = Field(8.0, ge=0, description="Longest reconnect delay")
         close_timeout_s: float = Field(5.0, gt=0, description="Wait this long for the last results after input ends")
         max_resend_s: float = Field(
             120.0, gt=0, description="Unfinalized audio kept to re-send after a dropped connection, in seconds"
@@ -267,48 +275,74 @@ class DeepgramSTT(STT):
 
     def classify(self, exc: BaseException) -> BackendError:
         """A retryable error for a transient failure; raises the error for a permanent one."""
+        who = self.label
         if isinstance(exc, BackendError):
             if not exc.retryable:
                 raise exc
             return exc
         status = getattr(exc, "status_code", None)
         if isinstance(exc, self._api_error) and isinstance(status, int):
-            # the SDK drops the response; its headers are on the handshake error it was raised from
-            headers = getattr(exc.__context__, "headers", None) or {}
+            # the SDK keeps only the request's headers; the response's are on the handshake error
+            headers = _response_headers(exc.__context__)
             detail = headers.get("dg-error") or ""
             if status in (401, 403):
                 raise AuthError(
-                    f"deepgram rejected the API key (HTTP {status}): set a valid key in {self.api_key_env}"
+                    f"{who}: Deepgram rejected the API key (HTTP {status}): set a valid key in {self.api_key_env}"
                 ) from exc
             if status == 400:
                 raise BackendError(
-                    f"deepgram refused the stream settings (HTTP 400{': ' + detail if detail else ''}): check "
+                    f"{who}: Deepgram refused the stream settings (HTTP 400{': ' + detail if detail else ''}): check "
                     f"stt.model={self.options.model!r} and stt.language (the model must support the language) "
                     "and that the audio is 16-bit PCM"
                 ) from exc
             if status in (408, 429) or status >= 500:
-                retry_after = _seconds(headers.get("Retry-After"))
-                return BackendError(f"deepgram answered HTTP {status}", retryable=True, retry_after=retry_after)
-            raise BackendError(f"deepgram refused the connection (HTTP {status}{': ' + detail if detail else ''})")
+                retry_after = retry_after_seconds(headers)
+                asked = f", asking to wait {retry_after:g} s" if retry_after is not None else ""
+                return BackendError(
+                    f"{who}: Deepgram answered HTTP {status}{asked}", retryable=True, retry_after=retry_after
+                )
+            raise BackendError(
+                f"{who}: Deepgram refused the connection (HTTP {status}{': ' + detail if detail else ''})"
+            )
         if isinstance(exc, self._closed_error):
-            rcvd = getattr(exc, "rcvd", None)
-            code = getattr(rcvd, "code", 1006)
-            reason = getattr(rcvd, "reason", "") or ""
+            code, reason = _close_of(exc)
             if code == 1008:
-                raise BackendError(f"deepgram could not decode the audio ({reason or 'DATA-0000'})") from exc
+                raise BackendError(f"{who}: Deepgram could not decode the audio ({reason or 'DATA-0000'})") from exc
             if code == 1009:
-                raise BackendError(f"deepgram refused an audio message as too large ({reason})") from exc
-            return BackendError(f"deepgram closed the connection ({code} {reason})".strip(), retryable=True)
+                raise BackendError(f"{who}: Deepgram refused an audio message as too large ({reason})") from exc
+            return BackendError(f"{who}: Deepgram closed the connection ({code} {reason})".strip(), retryable=True)
         if isinstance(exc, (OSError, asyncio.TimeoutError, EOFError, _Dropped, self._handshake_error)):
-            return BackendError(f"deepgram connection failed: {type(exc).__name__}: {exc}", retryable=True)
+            return BackendError(f"{who}: connection to Deepgram failed: {type(exc).__name__}: {exc}", retryable=True)
         raise exc
 
+    def closed_for_idling(self, exc: BaseException) -> bool:
+        """The service closed a stream that had no audio for too long (1011, NET-0001): not a failure."""
+        if not isinstance(exc, self._closed_error):
+            return False
+        code, reason = _close_of(exc)
+        return code == 1011 and "net0001" in reason.lower().replace("-", "")
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
+    def gave_up(self, error: BackendError, tries: int) -> BackendError:
+        """The last error once the retry policy is spent, with what to check (one line)."""
+        where = ".".join(str(part) for part in self.context.path) or self.role
+        return BackendError(
+            f"{error}; gave up after {tries} {'try' if tries == 1 else 'tries'}: check the network, "
+            f"{where}.base_url and {where}.retry",
+            retry_after=error.retry_after,
+        )
+
+
+def _response_headers(handshake_error: BaseException | None) -> Mapping[str, str]:
+    headers = getattr(handshake_error, "headers", None)  # websockets' legacy InvalidStatusCode
+    if headers is None:
+        headers = getattr(getattr(handshake_error, "response", None), "headers", None)  # InvalidStatus
+    return headers if isinstance(headers, Mapping) else {}
+
+
+def _close_of(exc: BaseException) -> tuple[int, str]:
+    """Close code and reason the service sent (1006 and "" when the connection just broke)."""
+    rcvd = getattr(exc, "rcvd", None)
+    return int(getattr(rcvd, "code", 1006)), str(getattr(rcvd, "reason", "") or "")
 
 
 class DeepgramStream(STTStream):
@@ -324,7 +358,7 @@ class DeepgramStream(STTStream):
         self._max_buffer = int(self._opts.max_resend_s * sample_rate) * 2
         self._input_done = False
         self._close_sent = False
-        self._got_message = False
+        self._finals_seen = False  # the current connection delivered a final result
         self._last_sent = 0.0
         self._send_lock = asyncio.Lock()
         self.connections = 0  # how many sockets this stream opened
@@ -336,33 +370,36 @@ class DeepgramStream(STTStream):
 
     async def run(self) -> None:
         await self._backend.start()
-        failures = 0
+        try:
+            await self._connections()
+        except Exception:
+            self._flush()  # what was finalized before the failure still counts
+            raise
+        self._flush()
+
+    async def _connections(self) -> None:
+        """Connect, and reconnect after a failure (per ``context.retry``) until input ends."""
+        backend = self._backend
+        retrier = Retrier(backend.context.retry, label=backend.label)
         while True:
-            self._got_message = False
+            self._finals_seen = False
             try:
                 await self._connect_once()
-                break
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classify() re-raises what is not transient
-                try:
-                    error = self._backend.classify(exc)
-                except BaseException:
-                    self._flush()
-                    raise
                 cause = exc
-            failures = 1 if self._got_message else failures + 1
-            if failures > self._opts.reconnect_attempts:
-                self._flush()
-                raise BackendError(
-                    f"{error}; gave up after {failures} attempts: check the network and stt.base_url",
-                    retryable=True,
-                ) from cause
-            delay = min(self._opts.reconnect_backoff_s * 2 ** (failures - 1), self._opts.reconnect_backoff_max_s)
-            delay = max(delay, error.retry_after or 0.0)
-            log.warning("%s; reconnecting in %.1f s (attempt %d)", error, delay, failures)
-            await asyncio.sleep(delay)
-        self._flush()
+                error = None if backend.closed_for_idling(exc) else backend.classify(exc)
+            if self._finals_seen:
+                retrier.reset()  # the connection made progress: a new failure starts a new count
+            if error is None:
+                log.info("%s: the service closed the idle stream; reconnecting", backend.label)
+                continue
+            try:
+                await retrier.wait(error)
+            except BackendError as spent:
+                raise backend.gave_up(spent, retrier.failures + 1) from cause
 
     def _flush(self) -> None:
         for event in self._assembler.flush():
@@ -419,10 +456,10 @@ class DeepgramStream(STTStream):
             if isinstance(message, (bytes, bytearray)):
                 continue
             msg = parse_message(message)
-            self._got_message = True
             if msg.type == "Error":
-                raise BackendError(f"deepgram reported an error: {msg.description}")
+                raise BackendError(f"{self._backend.label}: Deepgram reported an error: {msg.description}")
             if msg.type == "Results" and msg.is_final:
+                self._finals_seen = True
                 self._release(offset + round(msg.end * self.sample_rate) * 2)
             for event in self._assembler.feed(msg):
                 self.emit(event)

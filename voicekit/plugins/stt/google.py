@@ -20,7 +20,11 @@ time or of audio, whichever comes first) the stream is replaced at the next paus
 at ``restart_after_s`` at the latest. The new stream is first sent the audio the
 service has not finalized — everything after the last final result's end time — so no
 word is lost and none is recognized twice. Dropped streams and retryable errors
-reconnect the same way, with backoff.
+reconnect the same way: the stream reconnects by itself (only it knows which audio to
+send again), waiting between tries as the role's ``retry:`` policy says
+(:class:`~voicekit.engine.retry.Retrier` over ``context.retry``). A stream that brought
+a final result resets the count; the service's own ends of a stream (its length limit,
+its no-audio timeout) are not failures and are reopened at once.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from voicekit.engine.retry import Retrier
 from voicekit.errors import BackendError, VoicekitError
 from voicekit.plugins import _gcloud
 from voicekit.plugins.stt._google_speech import SpeechAPI, SpeechV1, SpeechV2, Utterance
@@ -47,7 +52,11 @@ _FIRST_AUDIO_DELAY_S = 0.15  # between a stream's config and its audio (see _sen
 
 
 class GoogleSTT(STT):
-    """Google Cloud Speech-to-Text streaming recognition (``latest_long`` on v1, Chirp on v2)."""
+    """Google Cloud Speech-to-Text streaming recognition (``latest_long`` on v1, Chirp on v2).
+
+    Its streams restart and reconnect by themselves, per ``context.retry`` (the role's
+    ``retry:``) after a failure; see the module docstring.
+    """
 
     class Options(_gcloud.GoogleCloudOptions):
         api_version: Literal["v1", "v2"] = Field("v1", description="v1 (latest_long etc.) or v2 (recognizers, Chirp)")
@@ -133,6 +142,9 @@ class GoogleSTTStream(STTStream):
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.input_ended = False
         self.heard = False  # the current stream answered at least once
+        self.finalized = False  # the current stream sent a final result
+        self.retry_policy = backend.context.retry
+        self.profile_key = ".".join(str(part) for part in backend.context.path) or backend.role
         self.progress = asyncio.Event()  # set on every response
         self.streams_opened = 0
         self.opened_at = 0.0
@@ -148,7 +160,7 @@ class GoogleSTTStream(STTStream):
                 await ingest
 
     async def _loop(self) -> None:
-        failures = 0
+        retrier = Retrier(self.retry_policy, label=self.who)
         lazy = True  # open a stream only once audio comes (no idle streams to time out)
         while True:
             if lazy and not self.input_ended:
@@ -156,39 +168,44 @@ class GoogleSTTStream(STTStream):
             unsent = self.carry_start + len(self.carry) > self.sent_until
             if not self.carry or (lazy and self.input_ended and not unsent):
                 return  # nothing new and nothing being recognized: no stream needed
-            self.heard = False
+            self.heard = self.finalized = False
+            failure: BackendError | None = None
             try:
                 outcome = await self._session()
             except Exception as exc:
                 if isinstance(exc, VoicekitError):
                     raise
                 status, message = _gcloud.status_of(exc)
-                if self.heard:
-                    failures = 0
                 lived = asyncio.get_running_loop().time() - self.opened_at
                 if status in _STREAM_LIMITS and (self.heard or lived >= 1.0):
-                    # The stream grew too long or idle: routine, whatever the count.
+                    # The stream grew too long or idle: routine, not a failure.
                     log.info("%s: the service ended the stream (%s: %s); reconnecting", self.who, status, message)
-                elif status in _STREAM_LIMITS or status in _gcloud.RETRYABLE:
-                    if failures >= self.options.max_retries:
-                        raise _gcloud.translate(exc, self.who, "Speech-to-Text") from exc
-                    log.warning("%s: %s (%s); reconnecting", self.who, status, message)
-                    await asyncio.sleep(_gcloud.backoff(failures))
-                    failures += 1
                 else:
-                    raise _gcloud.translate(exc, self.who, "Speech-to-Text") from exc
+                    error = _gcloud.translate(exc, self.who, "Speech-to-Text", self.profile_key)
+                    if status in _STREAM_LIMITS:  # ended at once, again and again: a failure after all
+                        error = BackendError(str(error), retryable=True)
+                    if not isinstance(error, BackendError) or not error.retryable:
+                        raise error from exc
+                    failure = error
                 outcome = "restart"
             if outcome == "end":
                 return
             if outcome == "closed" and not self.heard:
-                failures += 1  # closed at once, again and again: give up eventually
-                if failures > self.options.max_retries:
-                    raise BackendError(
-                        f"{self.who}: the service keeps closing the stream; try again later", retryable=True
-                    )
-                await asyncio.sleep(_gcloud.backoff(failures - 1))
-            elif self.heard:
-                failures = 0
+                failure = BackendError(
+                    f"{self.who}: the service closed the stream at once; check {self.profile_key}.base_url",
+                    retryable=True,
+                )
+            if self.finalized:
+                retrier.reset()  # the stream made progress: a new failure starts a new count
+            if failure is not None:
+                try:
+                    await retrier.wait(failure)
+                except BackendError as spent:
+                    tries = retrier.failures + 1
+                    raise BackendError(  # the error says what to check; this says the policy is spent
+                        f"{spent}; gave up after {tries} {'try' if tries == 1 else 'tries'} ({self.profile_key}.retry)",
+                        retry_after=spent.retry_after,
+                    ) from spent
             lazy = not self.utterance.in_progress  # mid-utterance: reopen at once to finish it
             self.utterance.stream_replaced()
             self._cap_carry()
@@ -316,6 +333,8 @@ class GoogleSTTStream(STTStream):
         async for response in call:
             self.heard = True
             update = self.api.parse(response)
+            if update.finals:
+                self.finalized = True
             if update.final_end_s is not None:
                 self._finalized_until(self.stream_base + _even(int(update.final_end_s * self.bytes_per_s)))
             self.utterance.apply(update)
