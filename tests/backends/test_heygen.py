@@ -196,7 +196,7 @@ async def test_rate_limit_that_does_not_end_is_a_clear_error(fake: FakeHeyGen, l
         async with make(fake, ledger):
             pass
     assert caught.value.retryable
-    assert len(fake.calls_to("/v1/streaming.new")) == 4
+    assert len(fake.calls_to("/v1/streaming.new")) == 3  # the role's retry policy: 3 attempts
     assert ledger.remote_sessions() == []
 
 

@@ -264,7 +264,7 @@ async def test_session_ends_cleanly_before_max_duration(fake: FakeLiveAvatar, le
         session = fake.sessions[out.session_id]  # type: ignore[index]
         assert session.state == "stopped"  # by us, not expired by the service
         assert ledger.remote_sessions() == []
-        with pytest.raises(BackendError, match="maximum duration"):
+        with pytest.raises(BackendError, match="duration limit.*max_session_duration_s"):
             await collect(out, feed("Too late."))
 
 

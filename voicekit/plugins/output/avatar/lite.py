@@ -19,7 +19,7 @@ from typing import Any
 
 from voicekit.errors import BackendError
 from voicekit.events import AudioOut, SpeakingEnded, SpeakingStarted
-from voicekit.plugins.output.avatar.base import SpeechTimeline, Utterance
+from voicekit.plugins.output.avatar.timeline import SpeechTimeline, Utterance
 from voicekit.roles import Output
 from voicekit.sdk import import_sdk
 
@@ -113,13 +113,13 @@ async def stream_sentences(
     tts: Output,
     channel: LiteChannel,
     sentences: AsyncIterator[str],
-    items: asyncio.Queue[Any],
+    put: Callable[[Utterance], None],
     interrupted: asyncio.Event,
     *,
     chunk_ms: int,
     keep_audio: bool,
 ) -> None:
-    """Speak ``sentences`` with ``tts`` into the avatar; one :class:`Utterance` per sentence into ``items``."""
+    """Speak ``sentences`` with ``tts`` into the avatar; ``put`` one :class:`Utterance` per sentence."""
     import numpy as np
     import soxr
 
@@ -153,45 +153,38 @@ async def stream_sentences(
             if sentence.strip():
                 yield sentence
 
-    try:
-        async with contextlib.aclosing(tts.speak(only_text())) as events:  # type: ignore[type-var]
-            async for event in events:
-                if interrupted.is_set():
-                    break
-                if isinstance(event, SpeakingStarted):
-                    text, event_id = event.text, uuid.uuid4().hex
-                    resampler, in_rate, sent_samples, kept = None, 0, 0, []
+    async with contextlib.aclosing(tts.speak(only_text())) as events:  # type: ignore[type-var]
+        async for event in events:
+            if interrupted.is_set():
+                break
+            if isinstance(event, SpeakingStarted):
+                text, event_id = event.text, uuid.uuid4().hex
+                resampler, in_rate, sent_samples, kept = None, 0, 0, []
+                pending.clear()
+            elif isinstance(event, AudioOut):
+                if resampler is None and in_rate == 0:
+                    in_rate = event.sample_rate
+                    if in_rate != RATE:
+                        resampler = soxr.ResampleStream(in_rate, RATE, 1, dtype="int16")
+                pending.extend(to_24k(event.pcm))
+                if len(pending) >= chunk_bytes:
+                    whole = len(pending) // chunk_bytes * chunk_bytes
+                    await send_audio(bytes(pending[:whole]))
+                    del pending[:whole]
+            elif isinstance(event, SpeakingEnded):
+                pending.extend(to_24k(b"", last=True) if resampler is not None else b"")
+                if pending:
+                    await send_audio(bytes(pending))
                     pending.clear()
-                elif isinstance(event, AudioOut):
-                    if resampler is None and in_rate == 0:
-                        in_rate = event.sample_rate
-                        if in_rate != RATE:
-                            resampler = soxr.ResampleStream(in_rate, RATE, 1, dtype="int16")
-                    pending.extend(to_24k(event.pcm))
-                    if len(pending) >= chunk_bytes:
-                        whole = len(pending) // chunk_bytes * chunk_bytes
-                        await send_audio(bytes(pending[:whole]))
-                        del pending[:whole]
-                elif isinstance(event, SpeakingEnded):
-                    pending.extend(to_24k(b"", last=True) if resampler is not None else b"")
-                    if pending:
-                        await send_audio(bytes(pending))
-                        pending.clear()
-                    if sent_samples == 0:
-                        continue  # nothing to say (the voice made no sound)
-                    await channel.send({"type": "agent.speak_end", "event_id": event_id})
-                    items.put_nowait(
-                        Utterance(
-                            event.text or text,
-                            sent_samples / RATE,
-                            key=event_id,
-                            audio=kept,
-                            sample_rate=RATE,
-                        )
+                if sent_samples == 0:
+                    continue  # nothing to say (the voice made no sound)
+                await channel.send({"type": "agent.speak_end", "event_id": event_id})
+                put(
+                    Utterance(
+                        event.text or text,
+                        sent_samples / RATE,
+                        key=event_id,
+                        audio=kept,
+                        sample_rate=RATE,
                     )
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - handed to the reader, who raises it
-        items.put_nowait(exc)
-    finally:
-        items.put_nowait(None)
+                )
