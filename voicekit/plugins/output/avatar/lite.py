@@ -41,13 +41,16 @@ class LiteChannel:
 
     async def open(self, timeout_s: float) -> None:
         websockets = import_sdk("websockets.asyncio.client", package="websockets", extra="avatar", backend="liveavatar")
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
         try:
-            self._ws = await asyncio.wait_for(websockets.connect(self.ws_url, max_size=None), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                self._ws = await websockets.connect(self.ws_url, max_size=None)
         except (TimeoutError, OSError, Exception) as exc:
             raise BackendError(f"LiveAvatar LITE: cannot open the session websocket ({exc})", retryable=True) from exc
         self._reader = asyncio.get_running_loop().create_task(self._read(), name="liveavatar-ws")
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
         except TimeoutError:
             raise BackendError("LiveAvatar LITE: the session never reported 'connected'", retryable=True) from None
 
@@ -94,7 +97,8 @@ class LiteChannel:
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 3)
+                async with asyncio.timeout(3):
+                    await ws.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(BaseException):

@@ -20,7 +20,8 @@ async def connect_room(url: str, token: str, timeout_s: float, vendor: str) -> A
     rtc = import_sdk("livekit.rtc", package="livekit", extra="avatar", backend=vendor.lower())
     room = rtc.Room()
     try:
-        await asyncio.wait_for(room.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), timeout_s)
+        async with asyncio.timeout(timeout_s):  # not wait_for, which can swallow a cancellation on 3.11
+            await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
     except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the caller decides whether it is fatal
         log.warning("%s: could not join the avatar's LiveKit room %s (%s); going on without it", vendor, url, exc)
         with contextlib.suppress(Exception):
@@ -32,7 +33,8 @@ async def connect_room(url: str, token: str, timeout_s: float, vendor: str) -> A
 async def leave_room(room: Any) -> None:
     """Disconnect; a room that does not answer in time is left behind (it is the service's to close)."""
     try:
-        await asyncio.wait_for(room.disconnect(), 5)
+        async with asyncio.timeout(5):
+            await room.disconnect()
     except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the session is stopped either way
         log.debug("leaving the LiveKit room failed: %s", exc)
 
