@@ -45,6 +45,15 @@ class HeyGenSession:
     keepalives: int = 0
     speaking_until: float = 0.0
 
+    @property
+    def stopped(self) -> bool:
+        """Stopped by the client (not expired)."""
+        return self.status == "closed" and self.closed_reason == "stopped"
+
+    @property
+    def keep_alive_count(self) -> int:
+        return self.keepalives
+
 
 class FakeHeyGen(FakeService):
     """The fake service; inspect ``sessions`` and ``calls`` after a test."""

@@ -73,6 +73,16 @@ class LiveSession:
     def open(self) -> bool:
         return self.state in ("created", "started")
 
+    @property
+    def stopped(self) -> bool:
+        """Stopped by the client (not expired)."""
+        return self.state == "stopped"
+
+    @property
+    def keep_alive_count(self) -> int:
+        """Keep-alives by REST and over the LITE websocket."""
+        return self.keepalives + self.ws_keepalives
+
 
 class FakeLiveAvatar(FakeService):
     """The fake service; inspect ``sessions`` and ``calls`` after a test."""

@@ -67,6 +67,7 @@ import pytest
 from voicekit.clock import now
 from voicekit.ledger import RemoteSessions, SessionLedger
 from voicekit.roles import BackendContext, Output
+from voicekit.testing.contracts import _drain, _feed
 
 __all__ = ["ChatProfile", "RemoteSessionContract"]
 
@@ -437,25 +438,6 @@ def _waiting_at(coro: Any, package: str) -> str:
         return "an unknown place"
     frame = candidates[-1]
     return f"{frame.f_code.co_name}() at {frame.f_code.co_filename}:{frame.f_lineno}"
-
-
-async def _feed(texts: Iterable[str]) -> AsyncIterator[str]:
-    for text in texts:
-        yield text
-
-
-async def _drain(events: AsyncIterator[Any], timeout: float, what: str) -> list[Any]:
-    collected: list[Any] = []
-
-    async def collect() -> None:
-        async for event in events:
-            collected.append(event)
-
-    try:
-        await asyncio.wait_for(collect(), timeout)
-    except TimeoutError:
-        pytest.fail(f"{what} did not end within {timeout} s")
-    return collected
 
 
 def _tail(path: Path, chars: int = 1500) -> str:

@@ -106,23 +106,14 @@ class AvatarAPI:
         self._httpx = httpx
         self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        idempotent: bool = False,
-        auth: str = "key",
-    ) -> Any:
+    async def call(self, method: str, path: str, *, idempotent: bool = False, **request: Any) -> Any:
         """The ``data`` of a successful reply, tried again per the retry policy: an
-        ``idempotent`` call on every retryable failure, any other only on a 429."""
+        ``idempotent`` call on every retryable failure, any other only on a 429.
+        ``request``: what :meth:`call_once` takes."""
         retrier = Retrier(self.retry, label=f"{self.vendor} {_name(path)}")
         while True:
             try:
-                return await self.call_once(method, path, json=json, params=params, headers=headers, auth=auth)
+                return await self.call_once(method, path, **request)
             except AvatarAPIError as exc:
                 if not idempotent and exc.status != 429:
                     raise

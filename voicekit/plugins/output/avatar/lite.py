@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from voicekit.errors import BackendError
 from voicekit.events import AudioOut, SpeakingEnded, SpeakingStarted
@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 RATE = 24000  # the only rate the avatar takes
 
 
+class SessionEnded(Protocol):
+    """Told why the websocket closed; ``gone``: the service says the session itself is closed."""
+
+    def __call__(self, reason: str, *, gone: bool = False) -> None: ...
+
+
 class LiteChannel:
     """The session websocket: commands out, speaking signals in."""
 
-    def __init__(self, ws_url: str, timeline: SpeechTimeline, on_closed: Callable[[str], None]) -> None:
+    def __init__(self, ws_url: str, timeline: SpeechTimeline, on_closed: SessionEnded) -> None:
         self.ws_url = ws_url
         self.timeline = timeline
         self.on_closed = on_closed
@@ -55,7 +61,7 @@ class LiteChannel:
             raise BackendError("LiveAvatar LITE: the session never reported 'connected'", retryable=True) from None
 
     async def _read(self) -> None:
-        reason = "the websocket closed"
+        reason, gone = "the websocket closed", False
         try:
             async for raw in self._ws:
                 try:
@@ -69,6 +75,7 @@ class LiteChannel:
                         self._connected.set()
                     elif state in ("closing", "closed"):
                         reason = f"the service closed the session ({message.get('reason') or state})"
+                        gone = True
                 elif kind == "agent.speak_started":
                     self.timeline.signal("started", _event_id(message))
                 elif kind == "agent.speak_ended":
@@ -77,7 +84,7 @@ class LiteChannel:
             reason = f"the websocket failed ({exc})"
         finally:
             self._connected.clear()
-            self.on_closed(reason)
+            self.on_closed(reason, gone=gone)
 
     async def send(self, message: dict[str, Any]) -> None:
         if self._ws is None:
