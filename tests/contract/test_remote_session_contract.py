@@ -194,7 +194,6 @@ KEY = "test-key"
 
 class Broken(RemoteSessionContract):
     timeout_s = 5.0  # the fake answers at once; a session left open is not waited for long
-    settle_s = 0.5  # time for the fake to make the session whose create was in flight
     cls = NaiveAvatar
     name = "naive-avatar"
 
@@ -219,7 +218,7 @@ class Broken(RemoteSessionContract):
 
 
 class TestNaiveAvatar(Broken):
-    pass
+    settle_s = 0.5  # time for the fake to make the session whose create was in flight
 
 
 class TestNeverStops(Broken):
