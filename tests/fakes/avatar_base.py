@@ -34,6 +34,7 @@ from voicekit.roles import Output
 
 #: the parsed JSON body of a request (``request[JSON]``)
 JSON = web.RequestKey("json", object)
+SessionHandler = Callable[[web.Request, Any], Awaitable[web.Response]]
 
 
 @dataclass
@@ -80,6 +81,26 @@ class FakeService:
 
     def error(self, status: int, code: int, message: str) -> web.Response:
         return web.json_response({"code": code, "message": message}, status=status)
+
+    def find_session(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """The open session a call is about, or the error reply the service gives instead."""
+        raise NotImplementedError
+
+    def about_session(self, handler: SessionHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A route for calls about one open session: ``handler(request, session)`` once it is found."""
+
+        async def handle(request: web.Request) -> web.Response:
+            session, error = self.find_session(request)
+            if error is not None:
+                return error
+            return await handler(request, session)
+
+        return handle
+
+    async def keep_alive(self, request: web.Request, session: Any) -> web.Response:
+        session.keepalives += 1
+        session.last_activity = time.monotonic()
+        return self.envelope(None)
 
     # --- faults -----------------------------------------------------------------------
 

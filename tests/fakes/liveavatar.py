@@ -147,8 +147,8 @@ class FakeLiveAvatar(FakeService):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/sessions/token", self._token)
         app.router.add_post("/v1/sessions/start", self._start)
-        app.router.add_post("/v1/sessions/keep-alive", self._keep_alive)
-        app.router.add_post("/v1/sessions/stop", self._stop)
+        app.router.add_post("/v1/sessions/keep-alive", self.about_session(self.keep_alive))
+        app.router.add_post("/v1/sessions/stop", self.about_session(self._stop))
         app.router.add_get("/v1/sessions", self._list)
         app.router.add_get("/v1/ws/{session_id}", self._ws)
 
@@ -167,7 +167,7 @@ class FakeLiveAvatar(FakeService):
         token = auth.removeprefix("Bearer ")
         return next((s for s in self.sessions.values() if s.token == token), None)
 
-    def _target(self, request: web.Request) -> tuple[LiveSession | None, web.Response | None]:
+    def find_session(self, request: web.Request) -> tuple[LiveSession | None, web.Response | None]:
         """The session a keep-alive/stop is about: by API key + session_id, or by its token."""
         body = request[JSON] if isinstance(request[JSON], dict) else {}
         if self._by_key(request):
@@ -223,20 +223,7 @@ class FakeLiveAvatar(FakeService):
             }
         )
 
-    async def _keep_alive(self, request: web.Request) -> web.Response:
-        session, err = self._target(request)
-        if err is not None:
-            return err
-        assert session is not None
-        session.keepalives += 1
-        session.last_activity = time.monotonic()
-        return self.envelope(None)
-
-    async def _stop(self, request: web.Request) -> web.Response:
-        session, err = self._target(request)
-        if err is not None:
-            return err
-        assert session is not None
+    async def _stop(self, request: web.Request, session: LiveSession) -> web.Response:
         session.stop_body = request[JSON]
         self._close(session, "stopped", str((request[JSON] or {}).get("reason") or "USER_CLOSED"))
         return self.envelope(None)
