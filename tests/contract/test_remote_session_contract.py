@@ -4,14 +4,19 @@ and the contract fails avatars that leave sessions open."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import textwrap
+import types
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from tests.fakes.avatar_base import JSON, FakeService, collect, feed
 from tests.fakes.heygen import FakeHeyGen
 from tests.fakes.liveavatar import FakeLiveAvatar
 from voicekit.plugins.output.avatar.heygen import HeyGenOutput
@@ -33,6 +38,18 @@ def chat_profile_for(tmp_path: Path, output: dict[str, Any], env: dict[str, str]
     profile = tmp_path / "avatar-contract.yaml"
     profile.write_text(yaml.safe_dump({"language": "en", "llm": {"use": "echo"}, "output": output}))
     return ChatProfile(str(profile), env=env)
+
+
+def install_plugin(site: Path, module: str, source: str) -> Path:
+    """``module`` as an installed voicekit plugin of the folder ``site``: on ``PYTHONPATH``,
+    `voicekit chat` finds it through its entry point like any installed one."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(source)
+    dist = site / f"{module}-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(f"[voicekit]\n{module} = {module}\n")
+    return site
 
 
 class TestHeyGenRemoteSessions(RemoteSessionContract):
@@ -249,12 +266,7 @@ EXPECTED_FAILURES = {
 
 
 def test_contract_fails_avatars_that_leave_sessions_open(pytester: pytest.Pytester) -> None:
-    site = pytester.mkdir("site")
-    (site / "broken_avatars.py").write_text(textwrap.dedent(BROKEN_AVATARS))
-    dist = site / "broken_avatars-0.dist-info"  # an installed plugin as far as `voicekit chat` can tell
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-avatars\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("[voicekit]\nbroken_avatars = broken_avatars\n")
+    site = install_plugin(pytester.mkdir("site"), "broken_avatars", textwrap.dedent(BROKEN_AVATARS))
     pytester.syspathinsert(site)
     pytester.syspathinsert(Path(__file__).resolve().parents[2])  # tests.fakes
     pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
@@ -292,3 +304,104 @@ def test_contract_fails_avatars_that_leave_sessions_open(pytester: pytest.Pytest
         "still open after an exception raised inside a turn"
         in (messages["TestKeepsItsRow", "test_closed_after_an_error_in_a_turn"])
     )
+
+
+# --- the example of docs/plugins.md -----------------------------------------------------------
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+SECTION = DOC.split("### A backend with a billable remote session", 1)[1].split("\n## ", 1)[0]
+EXAMPLE_BACKEND, EXAMPLE_TEST = re.findall(r"```python\n(.*?)```", SECTION, flags=re.S)
+
+
+class FakeBeepCloud(FakeService):
+    """The service of the documented example: sessions, ``say``, ``ping``, ``stop``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sessions: dict[str, Any] = {}
+
+    def active(self) -> list[Any]:
+        return [session for session in self.sessions.values() if session.open]
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/sessions", self._create)
+        app.router.add_post("/v1/sessions/stop", self.about_session(self._stop))
+        app.router.add_post("/v1/sessions/ping", self.about_session(self.keep_alive))
+        app.router.add_post("/v1/say", self.about_session(self._say))
+
+    def find_session(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        if request.headers.get("x-api-key") != self.api_key:
+            return None, self.error(401, 401, "bad key")
+        session = self.sessions.get(str((request[JSON] or {}).get("session_id")))  # type: ignore[attr-defined]
+        if session is None or not session.open:
+            return None, self.error(404, 400004, "session does not exist")
+        return session, None
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if request.headers.get("x-api-key") != self.api_key:
+            return self.error(401, 401, "bad key")
+        session = types.SimpleNamespace(id=uuid.uuid4().hex, open=True, keepalives=0, last_activity=0.0, said=[])
+        self.sessions[session.id] = session
+        return self.envelope({"session_id": session.id})
+
+    async def _stop(self, request: web.Request, session: Any) -> web.Response:
+        session.open = False
+        return self.envelope(None)
+
+    async def _say(self, request: web.Request, session: Any) -> web.Response:
+        session.said.append(request[JSON]["text"])  # type: ignore[index]
+        return self.envelope(None)
+
+
+class TestDocumentedAvatar(RemoteSessionContract):
+    """The BeepCloud avatar of docs/plugins.md, as written there, passes the contract."""
+
+    @pytest.fixture
+    def fake(self) -> Iterator[FakeBeepCloud]:
+        with FakeBeepCloud(api_key=KEY) as service:
+            yield service  # type: ignore[misc]
+
+    @pytest.fixture
+    def plugin_site(self, tmp_path: Path) -> Path:
+        hooks = "\nfrom voicekit.hookspecs import hookimpl\n\n\n@hookimpl\ndef register_output(register):\n"
+        hooks += "    register('beepcloud', BeepCloudAvatar)\n"
+        return install_plugin(tmp_path / "site", "beepcloud_example", EXAMPLE_BACKEND + hooks)
+
+    @pytest.fixture
+    def backend_factory(self, fake: FakeBeepCloud) -> Callable[[BackendContext], Output]:
+        namespace: dict[str, Any] = {}
+        exec(compile(EXAMPLE_BACKEND, "docs/plugins.md", "exec"), namespace)
+        cls = namespace["BeepCloudAvatar"]
+        options = cls.Options(api_key=KEY, base_url=fake.base_url)
+        return lambda context: cls(options, context)
+
+    @pytest.fixture
+    def active_sessions(self, fake: FakeBeepCloud) -> Callable[[], list[str]]:
+        return lambda: [session.id for session in fake.active()]
+
+    @pytest.fixture
+    def chat_profile(self, fake: FakeBeepCloud, plugin_site: Path, tmp_path: Path) -> ChatProfile:
+        env = {"BEEPCLOUD_API_KEY": KEY, "BEEPCLOUD_BASE_URL": fake.base_url, "PYTHONPATH": str(plugin_site)}
+        return chat_profile_for(tmp_path, {"use": "beepcloud"}, env)
+
+    async def test_the_documented_avatar_speaks(self, make_backend: Callable[[], Output], fake: FakeBeepCloud) -> None:
+        async with make_backend() as out:
+            await collect(out, feed("Hello there."))
+        [session] = fake.sessions.values()
+        assert session.said == ["Hello there."] and session.keepalives == 0
+
+
+def test_the_documented_contract_test_uses_the_contracts_fixtures() -> None:
+    compile(EXAMPLE_TEST, "docs/plugins.md", "exec")
+    for fixture in ("backend_factory", "active_sessions", "chat_profile"):
+        assert f"def {fixture}(self" in EXAMPLE_TEST
+        assert f"def {fixture}(self" in inspect.getsource(RemoteSessionContract)
+
+
+def test_every_remote_session_contract_test_is_documented() -> None:
+    tests = [name for name in dir(RemoteSessionContract) if name.startswith("test_")]
+    assert len(tests) == 7
+    missing = [name for name in tests if f"`{name}`" not in SECTION]
+    assert not missing, f"RemoteSessionContract tests missing from docs/plugins.md: {missing}"
+    undocumented = [name for name in tests if not (getattr(RemoteSessionContract, name).__doc__ or "").strip()]
+    assert not undocumented, f"RemoteSessionContract tests without a docstring: {undocumented}"

@@ -61,7 +61,18 @@ class Fault:
 class FakeService:
     """Base of the fakes: routes are added by subclasses in :meth:`routes`."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-key",
+        avatars: tuple[str, ...] = (),
+        concurrent_limit: int = 3,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.avatars = set(avatars)
+        self.concurrent_limit = concurrent_limit  # sessions open at once, as a trial key allows
         self.host, self.port = host, port
         self.calls: list[Call] = []
         self._faults: dict[str, list[Fault]] = {}

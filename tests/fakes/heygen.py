@@ -69,10 +69,7 @@ class FakeHeyGen(FakeService):
         session_duration_limit: int = 600,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.api_key = api_key
-        self.avatars = set(avatars)
-        self.concurrent_limit = concurrent_limit
+        super().__init__(api_key=api_key, avatars=avatars, concurrent_limit=concurrent_limit, **kwargs)
         self.idle_timeout_s = idle_timeout_s
         self.ms_per_char = ms_per_char
         self.session_duration_limit = session_duration_limit

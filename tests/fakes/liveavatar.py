@@ -98,10 +98,7 @@ class FakeLiveAvatar(FakeService):
         speed: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.api_key = api_key
-        self.avatars = set(avatars)
-        self.concurrent_limit = concurrent_limit
+        super().__init__(api_key=api_key, avatars=avatars, concurrent_limit=concurrent_limit, **kwargs)
         self.idle_timeout_s = idle_timeout_s
         self.plan_max_duration_s = plan_max_duration_s
         self.speed = speed

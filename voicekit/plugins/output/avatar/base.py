@@ -22,6 +22,7 @@ from voicekit.options import CloudOptions
 from voicekit.plugins.output.avatar.api import AvatarAPI, AvatarAPIError, AvatarService
 from voicekit.plugins.output.avatar.room import leave_room, start_recorder, stop_recorder
 from voicekit.plugins.output.avatar.sessions import remote_sessions_of
+from voicekit.plugins.output.avatar.tasks import after, cancel, deadline_margin_s, every
 from voicekit.plugins.output.avatar.timeline import SpeechTimeline, Utterance, UtteranceQueue
 from voicekit.roles import BackendContext, Capabilities, Output, RemoteSessionHandle, RemoteSessionTracker
 
@@ -122,6 +123,7 @@ class RemoteAvatarOutput(Output):
         raise NotImplementedError
 
     def keepalive_interval_s(self) -> float:
+        """Seconds between keep-alives: well inside the service's idle timeout."""
         return 60.0
 
     async def keep_alive(self) -> None:
@@ -170,11 +172,11 @@ class RemoteAvatarOutput(Output):
             await self.begin(created)
             log.info("%s session %s started", self.service.vendor, self.session_id)
             name = self.service.backend
-            self._tasks.append(_every(self.keepalive_interval_s(), self._keep_alive, f"{name}-keepalive"))
+            self._tasks.append(every(self.keepalive_interval_s(), self._keep_alive, f"{name}-keepalive"))
             limit = self.duration_limit_s()
             if limit is not None and limit > 0:
                 delay = max(0.0, limit - deadline_margin_s(limit) - (now() - self._created_at))
-                self._tasks.append(_after(delay, lambda: self._end_at_limit(limit), f"{name}-deadline"))
+                self._tasks.append(after(delay, lambda: self._end_at_limit(limit), f"{name}-deadline"))
             self.recorder = await start_recorder(self.context, self.room, self.options.record, self.service.vendor)
         except BaseException:
             await self.aclose()
@@ -298,7 +300,7 @@ class RemoteAvatarOutput(Output):
     async def _close(self) -> None:
         self._interrupted.set()
         for task in self._tasks:
-            await _cancel(task)
+            await cancel(task)
         self._tasks.clear()
         if self.recorder is not None:
             recorder, self.recorder = self.recorder, None
@@ -342,7 +344,7 @@ class RemoteAvatarOutput(Output):
             async for event in self.timeline.play(items, interrupted):
                 yield event
         finally:
-            await _cancel(sender)
+            await cancel(sender)
         if self.ended_reason and not self._closed:
             raise BackendError(f"the {self.service.vendor} session ended: {self.ended_reason}")
 
@@ -372,47 +374,3 @@ class RemoteAvatarOutput(Output):
         self._interrupted.set()
         if self.speaking_possible:
             await self.interrupt_avatar()
-
-
-# --- background tasks ---------------------------------------------------------------
-
-
-def deadline_margin_s(limit_s: float) -> float:
-    """How long before a hard session limit we end the session ourselves."""
-    return min(15.0, max(0.1, limit_s * 0.1))
-
-
-def _every(interval_s: float, fn: Callable[[], Awaitable[Any]], name: str) -> asyncio.Task[None]:
-    """Call ``fn`` every ``interval_s`` seconds until cancelled; a failure is logged."""
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await fn()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the next tick may work; the session end will tell
-                log.warning("%s failed: %s", name, exc)
-
-    return asyncio.get_running_loop().create_task(loop(), name=name)
-
-
-def _after(delay_s: float, fn: Callable[[], Awaitable[Any]], name: str) -> asyncio.Task[None]:
-    """Call ``fn`` once after ``delay_s`` seconds (unless cancelled before)."""
-
-    async def later() -> None:
-        await asyncio.sleep(delay_s)
-        await fn()
-
-    return asyncio.get_running_loop().create_task(later(), name=name)
-
-
-async def _cancel(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` and wait until it is done (our own cancellation still reaches us)."""
-    if task.done():
-        return
-    task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("%s ended with %r while being cancelled", task, task.exception())
