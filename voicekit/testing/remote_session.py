@@ -11,33 +11,9 @@ subclassing :class:`RemoteSessionContract` in its tests and giving it three fixt
 - ``chat_profile``: a :class:`ChatProfile` with which ``voicekit chat`` uses the backend
   against the same fake, for the test that interrupts a real ``voicekit chat`` process.
 
-::
-
-    import pytest
-    from voicekit.testing.remote_session import ChatProfile, RemoteSessionContract
-
-    class TestBeepCloudSessions(RemoteSessionContract):
-        @pytest.fixture
-        def fake(self):
-            with FakeBeepCloud() as service:
-                yield service
-
-        @pytest.fixture
-        def backend_factory(self, fake):
-            def make(context):
-                return BeepCloudOutput(BeepCloudOutput.Options(base_url=fake.url, api_key="k"), context)
-
-            return make
-
-        @pytest.fixture
-        def active_sessions(self, fake):
-            return lambda: [session.id for session in fake.active()]
-
-        @pytest.fixture
-        def chat_profile(self, fake, tmp_path):
-            profile = tmp_path / "beepcloud.yaml"
-            profile.write_text("llm: {use: echo}\\noutput: {use: beepcloud}\\n")
-            return ChatProfile(str(profile), env={"BEEPCLOUD_API_KEY": "k", "BEEPCLOUD_BASE_URL": fake.url})
+A complete example, with the backend it tests, is in ``docs/plugins.md`` ("A backend with a
+billable remote session"); the built-in avatars pass it in
+``tests/contract/test_remote_session_contract.py``.
 
 Each test then ends with the same check: the service lists no session as active and the
 ledger has no open row, and a failure says which session was left, and after what. The
