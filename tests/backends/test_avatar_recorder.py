@@ -152,7 +152,7 @@ def test_sigkilled_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
 
 
 async def test_avatar_outputs_record_to_record_dir(tmp_path: Path) -> None:
-    from voicekit.plugins.output.avatar.base import start_recorder
+    from voicekit.plugins.output.avatar.room import start_recorder
     from voicekit.roles import BackendContext
 
     room = rtc.Room()

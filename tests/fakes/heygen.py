@@ -45,6 +45,15 @@ class HeyGenSession:
     keepalives: int = 0
     speaking_until: float = 0.0
 
+    @property
+    def stopped(self) -> bool:
+        """Stopped by the client (not expired)."""
+        return self.status == "closed" and self.closed_reason == "stopped"
+
+    @property
+    def keep_alive_count(self) -> int:
+        return self.keepalives
+
 
 class FakeHeyGen(FakeService):
     """The fake service; inspect ``sessions`` and ``calls`` after a test."""
@@ -60,10 +69,7 @@ class FakeHeyGen(FakeService):
         session_duration_limit: int = 600,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.api_key = api_key
-        self.avatars = set(avatars)
-        self.concurrent_limit = concurrent_limit
+        super().__init__(api_key=api_key, avatars=avatars, concurrent_limit=concurrent_limit, **kwargs)
         self.idle_timeout_s = idle_timeout_s
         self.ms_per_char = ms_per_char
         self.session_duration_limit = session_duration_limit
@@ -81,11 +87,11 @@ class FakeHeyGen(FakeService):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/streaming.new", self._new)
-        app.router.add_post("/v1/streaming.start", self._start)
-        app.router.add_post("/v1/streaming.task", self._task)
-        app.router.add_post("/v1/streaming.interrupt", self._interrupt)
-        app.router.add_post("/v1/streaming.keep_alive", self._keep_alive)
-        app.router.add_post("/v1/streaming.stop", self._stop)
+        app.router.add_post("/v1/streaming.start", self.about_session(self._start))
+        app.router.add_post("/v1/streaming.task", self.about_session(self._task))
+        app.router.add_post("/v1/streaming.interrupt", self.about_session(self._interrupt))
+        app.router.add_post("/v1/streaming.keep_alive", self.about_session(self.keep_alive))
+        app.router.add_post("/v1/streaming.stop", self.about_session(self._stop))
         app.router.add_get("/v1/streaming.list", self._list)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -94,7 +100,7 @@ class FakeHeyGen(FakeService):
     def _unauthorized(self) -> web.Response:
         return self.error(401, 400112, "Unauthorized")
 
-    def _session(self, request: web.Request) -> tuple[HeyGenSession | None, web.Response | None]:
+    def find_session(self, request: web.Request) -> tuple[HeyGenSession | None, web.Response | None]:
         if not self._authorized(request):
             return None, self._unauthorized()
         body = request[JSON] if isinstance(request[JSON], dict) else {}
@@ -141,22 +147,14 @@ class FakeHeyGen(FakeService):
             }
         )
 
-    async def _start(self, request: web.Request) -> web.Response:
-        session, err = self._session(request)
-        if err is not None:
-            return err
-        assert session is not None
+    async def _start(self, request: web.Request, session: HeyGenSession) -> web.Response:
         if session.status != "new":
             return self.error(400, 400006, "Session is not in correct state")
         session.status = "connected"
         session.last_activity = time.monotonic()
         return self.envelope(None)
 
-    async def _task(self, request: web.Request) -> web.Response:
-        session, err = self._session(request)
-        if err is not None:
-            return err
-        assert session is not None
+    async def _task(self, request: web.Request, session: HeyGenSession) -> web.Response:
         body = request[JSON]
         if session.status != "connected":
             return self.error(400, 400006, "Session is not in correct state")
@@ -172,29 +170,12 @@ class FakeHeyGen(FakeService):
         session.tasks.append({**body, "task_id": task_id, "t": now})
         return self.envelope({"task_id": task_id, "duration_ms": duration_ms})
 
-    async def _interrupt(self, request: web.Request) -> web.Response:
-        session, err = self._session(request)
-        if err is not None:
-            return err
-        assert session is not None
+    async def _interrupt(self, request: web.Request, session: HeyGenSession) -> web.Response:
         session.interrupts += 1
         session.speaking_until = time.monotonic()
         return self.envelope(None)
 
-    async def _keep_alive(self, request: web.Request) -> web.Response:
-        session, err = self._session(request)
-        if err is not None:
-            return err
-        assert session is not None
-        session.keepalives += 1
-        session.last_activity = time.monotonic()
-        return self.envelope(None)
-
-    async def _stop(self, request: web.Request) -> web.Response:
-        session, err = self._session(request)
-        if err is not None:
-            return err
-        assert session is not None
+    async def _stop(self, request: web.Request, session: HeyGenSession) -> web.Response:
         session.status, session.closed_reason = "closed", "stopped"
         return self.envelope({"status": "success"})
 

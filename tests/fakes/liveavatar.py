@@ -73,6 +73,16 @@ class LiveSession:
     def open(self) -> bool:
         return self.state in ("created", "started")
 
+    @property
+    def stopped(self) -> bool:
+        """Stopped by the client (not expired)."""
+        return self.state == "stopped"
+
+    @property
+    def keep_alive_count(self) -> int:
+        """Keep-alives by REST and over the LITE websocket."""
+        return self.keepalives + self.ws_keepalives
+
 
 class FakeLiveAvatar(FakeService):
     """The fake service; inspect ``sessions`` and ``calls`` after a test."""
@@ -88,10 +98,7 @@ class FakeLiveAvatar(FakeService):
         speed: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.api_key = api_key
-        self.avatars = set(avatars)
-        self.concurrent_limit = concurrent_limit
+        super().__init__(api_key=api_key, avatars=avatars, concurrent_limit=concurrent_limit, **kwargs)
         self.idle_timeout_s = idle_timeout_s
         self.plan_max_duration_s = plan_max_duration_s
         self.speed = speed
@@ -137,8 +144,8 @@ class FakeLiveAvatar(FakeService):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/sessions/token", self._token)
         app.router.add_post("/v1/sessions/start", self._start)
-        app.router.add_post("/v1/sessions/keep-alive", self._keep_alive)
-        app.router.add_post("/v1/sessions/stop", self._stop)
+        app.router.add_post("/v1/sessions/keep-alive", self.about_session(self.keep_alive))
+        app.router.add_post("/v1/sessions/stop", self.about_session(self._stop))
         app.router.add_get("/v1/sessions", self._list)
         app.router.add_get("/v1/ws/{session_id}", self._ws)
 
@@ -157,7 +164,7 @@ class FakeLiveAvatar(FakeService):
         token = auth.removeprefix("Bearer ")
         return next((s for s in self.sessions.values() if s.token == token), None)
 
-    def _target(self, request: web.Request) -> tuple[LiveSession | None, web.Response | None]:
+    def find_session(self, request: web.Request) -> tuple[LiveSession | None, web.Response | None]:
         """The session a keep-alive/stop is about: by API key + session_id, or by its token."""
         body = request[JSON] if isinstance(request[JSON], dict) else {}
         if self._by_key(request):
@@ -213,20 +220,7 @@ class FakeLiveAvatar(FakeService):
             }
         )
 
-    async def _keep_alive(self, request: web.Request) -> web.Response:
-        session, err = self._target(request)
-        if err is not None:
-            return err
-        assert session is not None
-        session.keepalives += 1
-        session.last_activity = time.monotonic()
-        return self.envelope(None)
-
-    async def _stop(self, request: web.Request) -> web.Response:
-        session, err = self._target(request)
-        if err is not None:
-            return err
-        assert session is not None
+    async def _stop(self, request: web.Request, session: LiveSession) -> web.Response:
         session.stop_body = request[JSON]
         self._close(session, "stopped", str((request[JSON] or {}).get("reason") or "USER_CLOSED"))
         return self.envelope(None)

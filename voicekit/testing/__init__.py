@@ -2,11 +2,13 @@
 
 Everything is imported on first use, so ``import voicekit.testing`` is cheap and needs
 neither pytest nor any vendor SDK. Only the contract classes
-(:class:`STTContract`, :class:`LLMContract`, :class:`OutputContract`) need pytest
-and pytest-asyncio::
+(:class:`STTContract`, :class:`LLMContract`, :class:`OutputContract`, and
+:class:`RemoteSessionContract` for a backend with a billable remote session) need
+pytest and pytest-asyncio::
 
     from voicekit.testing import ScriptedLLM, ScriptedOutput
     from voicekit.testing.contracts import OutputContract
+    from voicekit.testing.remote_session import ChatProfile, RemoteSessionContract
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _LAZY = {
     "STTContract": "voicekit.testing.contracts",
     "LLMContract": "voicekit.testing.contracts",
     "OutputContract": "voicekit.testing.contracts",
+    "RemoteSessionContract": "voicekit.testing.remote_session",
+    "ChatProfile": "voicekit.testing.remote_session",
     "WavSource": "voicekit.audio.wav",
     "synthesize": "voicekit.testing.speech",
 }
@@ -33,15 +37,18 @@ if TYPE_CHECKING:
     from voicekit.audio.wav import WavSource
     from voicekit.plugins.llm.echo import EchoLLM
     from voicekit.testing.contracts import LLMContract, OutputContract, STTContract
+    from voicekit.testing.remote_session import ChatProfile, RemoteSessionContract
     from voicekit.testing.scripted import LLMCall, NullOutput, ScriptedLLM, ScriptedOutput, ScriptedSTT
     from voicekit.testing.speech import synthesize
 
 __all__ = [
+    "ChatProfile",
     "EchoLLM",
     "LLMCall",
     "LLMContract",
     "NullOutput",
     "OutputContract",
+    "RemoteSessionContract",
     "STTContract",
     "ScriptedLLM",
     "ScriptedOutput",
@@ -52,8 +59,9 @@ __all__ = [
 
 # Under pytest, let it rewrite the contracts' asserts so that failures show the values.
 _rewrite = getattr(sys.modules.get("pytest"), "register_assert_rewrite", None)
-if _rewrite is not None and "voicekit.testing.contracts" not in sys.modules:
-    _rewrite("voicekit.testing.contracts")
+for _contracts in ("voicekit.testing.contracts", "voicekit.testing.remote_session"):
+    if _rewrite is not None and _contracts not in sys.modules:
+        _rewrite(_contracts)
 
 
 def __getattr__(name: str) -> Any:

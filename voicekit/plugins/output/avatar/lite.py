@@ -15,11 +15,11 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from voicekit.errors import BackendError
 from voicekit.events import AudioOut, SpeakingEnded, SpeakingStarted
-from voicekit.plugins.output.avatar.base import SpeechTimeline, Utterance
+from voicekit.plugins.output.avatar.timeline import SpeechTimeline, Utterance
 from voicekit.roles import Output
 from voicekit.sdk import import_sdk
 
@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 RATE = 24000  # the only rate the avatar takes
 
 
+class SessionEnded(Protocol):
+    """Told why the websocket closed; ``gone``: the service says the session itself is closed."""
+
+    def __call__(self, reason: str, *, gone: bool = False) -> None: ...
+
+
 class LiteChannel:
     """The session websocket: commands out, speaking signals in."""
 
-    def __init__(self, ws_url: str, timeline: SpeechTimeline, on_closed: Callable[[str], None]) -> None:
+    def __init__(self, ws_url: str, timeline: SpeechTimeline, on_closed: SessionEnded) -> None:
         self.ws_url = ws_url
         self.timeline = timeline
         self.on_closed = on_closed
@@ -41,18 +47,21 @@ class LiteChannel:
 
     async def open(self, timeout_s: float) -> None:
         websockets = import_sdk("websockets.asyncio.client", package="websockets", extra="avatar", backend="liveavatar")
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
         try:
-            self._ws = await asyncio.wait_for(websockets.connect(self.ws_url, max_size=None), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                self._ws = await websockets.connect(self.ws_url, max_size=None)
         except (TimeoutError, OSError, Exception) as exc:
             raise BackendError(f"LiveAvatar LITE: cannot open the session websocket ({exc})", retryable=True) from exc
         self._reader = asyncio.get_running_loop().create_task(self._read(), name="liveavatar-ws")
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
         except TimeoutError:
             raise BackendError("LiveAvatar LITE: the session never reported 'connected'", retryable=True) from None
 
     async def _read(self) -> None:
-        reason = "the websocket closed"
+        reason, gone = "the websocket closed", False
         try:
             async for raw in self._ws:
                 try:
@@ -66,6 +75,7 @@ class LiteChannel:
                         self._connected.set()
                     elif state in ("closing", "closed"):
                         reason = f"the service closed the session ({message.get('reason') or state})"
+                        gone = True
                 elif kind == "agent.speak_started":
                     self.timeline.signal("started", _event_id(message))
                 elif kind == "agent.speak_ended":
@@ -74,7 +84,7 @@ class LiteChannel:
             reason = f"the websocket failed ({exc})"
         finally:
             self._connected.clear()
-            self.on_closed(reason)
+            self.on_closed(reason, gone=gone)
 
     async def send(self, message: dict[str, Any]) -> None:
         if self._ws is None:
@@ -94,7 +104,8 @@ class LiteChannel:
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 3)
+                async with asyncio.timeout(3):
+                    await ws.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(BaseException):
@@ -113,13 +124,13 @@ async def stream_sentences(
     tts: Output,
     channel: LiteChannel,
     sentences: AsyncIterator[str],
-    items: asyncio.Queue[Any],
+    put: Callable[[Utterance], None],
     interrupted: asyncio.Event,
     *,
     chunk_ms: int,
     keep_audio: bool,
 ) -> None:
-    """Speak ``sentences`` with ``tts`` into the avatar; one :class:`Utterance` per sentence into ``items``."""
+    """Speak ``sentences`` with ``tts`` into the avatar; ``put`` one :class:`Utterance` per sentence."""
     import numpy as np
     import soxr
 
@@ -153,45 +164,38 @@ async def stream_sentences(
             if sentence.strip():
                 yield sentence
 
-    try:
-        async with contextlib.aclosing(tts.speak(only_text())) as events:  # type: ignore[type-var]
-            async for event in events:
-                if interrupted.is_set():
-                    break
-                if isinstance(event, SpeakingStarted):
-                    text, event_id = event.text, uuid.uuid4().hex
-                    resampler, in_rate, sent_samples, kept = None, 0, 0, []
+    async with contextlib.aclosing(tts.speak(only_text())) as events:  # type: ignore[type-var]
+        async for event in events:
+            if interrupted.is_set():
+                break
+            if isinstance(event, SpeakingStarted):
+                text, event_id = event.text, uuid.uuid4().hex
+                resampler, in_rate, sent_samples, kept = None, 0, 0, []
+                pending.clear()
+            elif isinstance(event, AudioOut):
+                if resampler is None and in_rate == 0:
+                    in_rate = event.sample_rate
+                    if in_rate != RATE:
+                        resampler = soxr.ResampleStream(in_rate, RATE, 1, dtype="int16")
+                pending.extend(to_24k(event.pcm))
+                if len(pending) >= chunk_bytes:
+                    whole = len(pending) // chunk_bytes * chunk_bytes
+                    await send_audio(bytes(pending[:whole]))
+                    del pending[:whole]
+            elif isinstance(event, SpeakingEnded):
+                pending.extend(to_24k(b"", last=True) if resampler is not None else b"")
+                if pending:
+                    await send_audio(bytes(pending))
                     pending.clear()
-                elif isinstance(event, AudioOut):
-                    if resampler is None and in_rate == 0:
-                        in_rate = event.sample_rate
-                        if in_rate != RATE:
-                            resampler = soxr.ResampleStream(in_rate, RATE, 1, dtype="int16")
-                    pending.extend(to_24k(event.pcm))
-                    if len(pending) >= chunk_bytes:
-                        whole = len(pending) // chunk_bytes * chunk_bytes
-                        await send_audio(bytes(pending[:whole]))
-                        del pending[:whole]
-                elif isinstance(event, SpeakingEnded):
-                    pending.extend(to_24k(b"", last=True) if resampler is not None else b"")
-                    if pending:
-                        await send_audio(bytes(pending))
-                        pending.clear()
-                    if sent_samples == 0:
-                        continue  # nothing to say (the voice made no sound)
-                    await channel.send({"type": "agent.speak_end", "event_id": event_id})
-                    items.put_nowait(
-                        Utterance(
-                            event.text or text,
-                            sent_samples / RATE,
-                            key=event_id,
-                            audio=kept,
-                            sample_rate=RATE,
-                        )
+                if sent_samples == 0:
+                    continue  # nothing to say (the voice made no sound)
+                await channel.send({"type": "agent.speak_end", "event_id": event_id})
+                put(
+                    Utterance(
+                        event.text or text,
+                        sent_samples / RATE,
+                        key=event_id,
+                        audio=kept,
+                        sample_rate=RATE,
                     )
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - handed to the reader, who raises it
-        items.put_nowait(exc)
-    finally:
-        items.put_nowait(None)
+                )
