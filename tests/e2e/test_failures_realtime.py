@@ -53,7 +53,8 @@ def arm(fake: FakeGeminiLive, failure: str) -> Callable[[], None] | None:
         for _ in range(3):
             fake.refuse_next(503)
     elif failure == "timeout":
-        fake.break_next_turn("stall")
+        for _ in range(3):  # on every try
+            fake.break_next_turn("stall")
     elif failure in ("auth_later", "dropped_socket"):
         status = 403 if failure == "auth_later" else 503
 
@@ -165,7 +166,7 @@ async def test_serve(
     ledger_path = tmp_path / "ledger.sqlite3"
     config = ServeConfig(profile="gemini-live", ledger=SessionLedger(ledger_path), overrides=overrides(fake, failure))
     async with running_server(config) as server, connect(server.ws_url) as client:
-        await client.ready()
+        await client.send_rtvi("client-ready", {"version": "2.1.0", "about": {"library": "tests"}})
         watcher = asyncio.create_task(when_answered(fake, then))
         if case.typed:
             await client.send_rtvi("send-text", {"content": "what time is it"})

@@ -299,8 +299,11 @@ class Conversation:
                 self.submit_text(line)
                 await self.turns.wait_idle()
         await self.turns.wait_idle()
-        if self.source is None:
-            self.playback.stop()
+        if self.source is None:  # typing was the only input: the conversation ends with it
+            if self.realtime is not None:
+                await self.realtime.end_input()  # lets the model finish, stops playback, closes the stream
+            else:
+                self.playback.stop()
 
     async def _read_stt(self) -> None:
         await self.listener.read_stt()
