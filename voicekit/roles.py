@@ -243,7 +243,13 @@ class Backend:
 
     @property
     def label(self) -> str:
+        """``role:name``, how messages name the backend."""
         return f"{self.role}:{self.name or type(self).__name__}"
+
+    @property
+    def profile_key(self) -> str:
+        """Where the backend sits in its profile, for messages: ``output``, ``output.tts``, ``llm.fallback.0``."""
+        return ".".join(str(part) for part in self.context.path) or self.role
 
 
 # --- STT ----------------------------------------------------------------------------

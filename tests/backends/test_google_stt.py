@@ -436,7 +436,9 @@ async def test_retries_give_up(fake: FakeSpeechServer) -> None:
         await transcribe(make_stt(fake, retry={"attempts": 3, "initial_ms": 0, "max_ms": 0}), bursts([0.8]))
     message = str(caught.value)
     assert message.startswith("stt:google: Speech-to-Text failed (UNAVAILABLE: ") and "\n" not in message
-    assert message.endswith("check the network and stt.base_url, or try again later; gave up after 3 tries (stt.retry)")
+    assert message.endswith(
+        "check the network and stt.base_url, or try again later; gave up after 3 tries: check stt.retry"
+    )
     assert not caught.value.retryable  # the policy is spent: the core must not spend it again
     assert len(fake.streams) == 3
 
@@ -452,7 +454,7 @@ async def test_retry_delay_of_the_service_is_surfaced(fake: FakeSpeechServer) ->
     with pytest.raises(BackendError) as caught:
         await transcribe(make_stt(fake, retry={"attempts": 5, "budget_ms": 15_000}), bursts([0.8]))
     assert caught.value.retry_after == 30
-    assert "over the project's quota, asked to wait 30 s; gave up after 1 try (stt.retry)" in str(caught.value)
+    assert "over the project's quota, asked to wait 30 s; gave up after 1 try: check stt.retry" in str(caught.value)
     assert len(fake.streams) == 1
 
 
@@ -478,7 +480,9 @@ async def test_drops_in_a_row_give_up_after_the_policy_attempts() -> None:
         await server.stop()
     message = str(caught.value)
     assert message.startswith("stt:google: Speech-to-Text failed (") and "\n" not in message
-    assert message.endswith("check the network and stt.base_url, or try again later; gave up after 3 tries (stt.retry)")
+    assert message.endswith(
+        "check the network and stt.base_url, or try again later; gave up after 3 tries: check stt.retry"
+    )
     assert [s.code for s in server.streams] == ["drop"] * 3
 
 

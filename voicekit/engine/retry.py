@@ -37,7 +37,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from voicekit.clock import now
-from voicekit.errors import VoicekitError
+from voicekit.errors import BackendError, VoicekitError
 from voicekit.options import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,21 @@ class Retrier:
             delay,
         )
         await self._sleep(delay)
+
+    async def wait_or_give_up(self, error: BaseException, *, check: str) -> None:
+        """:meth:`wait`; but once the policy is spent, raise one line that says so and what to
+        ``check`` (``"the network, stt.base_url and stt.retry"``) — no longer retryable, so
+        nobody retries it again (a fallback still may take over)."""
+        try:
+            await self.wait(error)
+        except VoicekitError as spent:
+            if not spent.retries_spent:
+                raise
+            tries = self.failures + 1
+            raise BackendError(
+                f"{spent}; gave up after {tries} {'try' if tries == 1 else 'tries'}: check {check}",
+                retry_after=getattr(spent, "retry_after", None),
+            ) from spent
 
 
 async def call(op: Callable[[], Awaitable[T]], policy: RetryPolicy | None = None, *, label: str = "") -> T:

@@ -107,11 +107,6 @@ class Chirp3Output(Output):
         if inflight is not None:
             inflight.cancel()
 
-    @property
-    def profile_key(self) -> str:
-        """Where this backend sits in the profile, for messages: ``output``, ``output.tts``…"""
-        return ".".join(str(part) for part in self.context.path) or self.role
-
     def _cut(self, turn: int) -> bool:
         return self._cut_turn >= turn
 

@@ -134,11 +134,6 @@ class ElevenLabsOutput(Output):
         return self.name or "elevenlabs"
 
     @property
-    def profile_key(self) -> str:
-        """Where this backend sits in the profile, for messages: ``output``, ``output.tts``…"""
-        return ".".join(str(part) for part in self.context.path) or self.role
-
-    @property
     def http_base_url(self) -> str:
         return self.options.http_base_url
 
@@ -229,17 +224,9 @@ class ElevenLabsOutput(Output):
     async def _wait(self, retrier: Retrier, error: BackendError) -> None:
         """Sleep before the next try; or raise ``error``, as one line saying what to check once
         the retry policy is spent."""
-        try:
-            await retrier.wait(error)
-        except BackendError as spent:
-            if not spent.retryable:
-                raise
-            tries = retrier.failures + 1
-            raise BackendError(
-                f"{spent}; gave up after {tries} {'try' if tries == 1 else 'tries'}: check the network, "
-                f"{self.profile_key}.base_url and {self.profile_key}.retry",
-                retry_after=spent.retry_after,
-            ) from spent
+        await retrier.wait_or_give_up(
+            error, check=f"the network, {self.profile_key}.base_url and {self.profile_key}.retry"
+        )
 
     async def _speak_context(
         self, socket: ContextSocket, ctx: str, queue: asyncio.Queue[Any], text: TurnText, timeline: SentenceTimeline

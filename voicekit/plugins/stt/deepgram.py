@@ -322,15 +322,6 @@ class DeepgramSTT(STT):
         code, reason = _close_of(exc)
         return code == 1011 and "net0001" in reason.lower().replace("-", "")
 
-    def gave_up(self, error: BackendError, tries: int) -> BackendError:
-        """The last error once the retry policy is spent, with what to check (one line)."""
-        where = ".".join(str(part) for part in self.context.path) or self.role
-        return BackendError(
-            f"{error}; gave up after {tries} {'try' if tries == 1 else 'tries'}: check the network, "
-            f"{where}.base_url and {where}.retry",
-            retry_after=error.retry_after,
-        )
-
 
 def _response_headers(handshake_error: BaseException | None) -> Mapping[str, str]:
     headers = getattr(handshake_error, "headers", None)  # websockets' legacy InvalidStatusCode
@@ -389,17 +380,14 @@ class DeepgramStream(STTStream):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classify() re-raises what is not transient
-                cause = exc
                 error = None if backend.closed_for_idling(exc) else backend.classify(exc)
             if self._finals_seen:
                 retrier.reset()  # the connection made progress: a new failure starts a new count
             if error is None:
                 log.info("%s: the service closed the idle stream; reconnecting", backend.label)
                 continue
-            try:
-                await retrier.wait(error)
-            except BackendError as spent:
-                raise backend.gave_up(spent, retrier.failures + 1) from cause
+            key = backend.profile_key
+            await retrier.wait_or_give_up(error, check=f"the network, {key}.base_url and {key}.retry")
 
     def _flush(self) -> None:
         for event in self._assembler.flush():

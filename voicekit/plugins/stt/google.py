@@ -144,7 +144,7 @@ class GoogleSTTStream(STTStream):
         self.heard = False  # the current stream answered at least once
         self.finalized = False  # the current stream sent a final result
         self.retry_policy = backend.context.retry
-        self.profile_key = ".".join(str(part) for part in backend.context.path) or backend.role
+        self.profile_key = backend.profile_key
         self.progress = asyncio.Event()  # set on every response
         self.streams_opened = 0
         self.opened_at = 0.0
@@ -198,14 +198,7 @@ class GoogleSTTStream(STTStream):
             if self.finalized:
                 retrier.reset()  # the stream made progress: a new failure starts a new count
             if failure is not None:
-                try:
-                    await retrier.wait(failure)
-                except BackendError as spent:
-                    tries = retrier.failures + 1
-                    raise BackendError(  # the error says what to check; this says the policy is spent
-                        f"{spent}; gave up after {tries} {'try' if tries == 1 else 'tries'} ({self.profile_key}.retry)",
-                        retry_after=spent.retry_after,
-                    ) from spent
+                await retrier.wait_or_give_up(failure, check=f"{self.profile_key}.retry")
             lazy = not self.utterance.in_progress  # mid-utterance: reopen at once to finish it
             self.utterance.stream_replaced()
             self._cap_carry()
