@@ -133,7 +133,7 @@ async def test_interrupt_ends_the_turn_at_once(english: EspeakOutput) -> None:
     await english.interrupt()
     rest = [e async for e in speech]
     assert rest == []
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 2.0, "interrupt() waited for synthesis to finish"
     # The next turn is spoken in full.
     events = await _speak(english, ["Hello again."])
     assert isinstance(events[-1], SpeakingEnded) and any(isinstance(e, AudioOut) for e in events)

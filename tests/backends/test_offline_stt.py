@@ -4,6 +4,7 @@ utterance, interims, padding, options, and an event loop that is never blocked."
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,7 @@ import pytest
 
 from voicekit.errors import AudioFormatError, ProfileError
 from voicekit.events import Final, Interim, SpeechEnded, SpeechStarted, UtteranceEnd
-from voicekit.plugins.stt.pocketsphinx import PocketsphinxSTT
+from voicekit.plugins.stt.pocketsphinx import PocketsphinxSTT, _Recognizer
 from voicekit.roles import BackendContext
 from voicekit.testing.speech import silence, synthesize
 
@@ -119,11 +120,33 @@ async def test_big_and_odd_chunks(stt: PocketsphinxSTT) -> None:
     assert len(finals) == 1 and "three four" in finals[0], finals
 
 
-async def test_the_event_loop_is_never_blocked(stt: PocketsphinxSTT) -> None:
-    """Decoding runs on a worker thread: pushing a chunk costs microseconds, the loop keeps ticking."""
+async def test_the_event_loop_is_never_blocked(stt: PocketsphinxSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding runs on a worker thread: pushing audio never waits for the decoder, and the
+    event loop runs while the decoder works.
+
+    The decoder is held at its first frame until the test has pushed every chunk: a
+    push_audio that waited for decoding would never get there. Then every decoded frame
+    waits for the loop to run a callback it scheduled, which a decoder on the loop's own
+    thread could never see. Both hold whatever the machine's speed.
+    """
+    loop = asyncio.get_running_loop()
+    pushed_all = threading.Event()
+    decoded_on: set[int] = set()
+    waits: list[bool] = []
+    real_frame = _Recognizer._frame
+
+    def frame(self: _Recognizer, data: bytes) -> None:
+        if not waits:
+            waits.append(pushed_all.wait(timeout=10))
+        decoded_on.add(threading.get_ident())
+        if len(waits) < 20 and waits[-1]:  # a few round trips through the loop are proof enough
+            ran = threading.Event()
+            loop.call_soon_threadsafe(ran.set)
+            waits.append(ran.wait(timeout=5))
+        real_frame(self, data)
+
+    monkeypatch.setattr(_Recognizer, "_frame", frame)
     pcm = synthesize("can you tell me the weather forecast for tomorrow") + silence(700)
-    push_costs: list[float] = []
-    gaps: list[float] = []
     async with stt.stream() as stream:
         finals: list[str] = []
 
@@ -131,21 +154,16 @@ async def test_the_event_loop_is_never_blocked(stt: PocketsphinxSTT) -> None:
             finals.extend([e.text async for e in stream if isinstance(e, Final)])
 
         reader = asyncio.create_task(read())
-        last = time.perf_counter()
         for i in range(0, len(pcm), CHUNK):
-            start = time.perf_counter()
             stream.push_audio(pcm[i : i + CHUNK])
-            push_costs.append(time.perf_counter() - start)
-            await asyncio.sleep(0.002)  # a fast producer; the decoder lags and catches up
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+            await asyncio.sleep(0)
+        pushed_all.set()
         stream.end_input()
         await asyncio.wait_for(reader, 60)
+    assert waits[0], "push_audio waited for the decoder"
+    assert all(waits), "the event loop did not run while pocketsphinx decoded"
+    assert threading.get_ident() not in decoded_on
     assert len(finals) == 1 and "forecast" in finals[0]
-    assert max(push_costs) < 0.005, f"push_audio took {max(push_costs) * 1000:.1f} ms"
-    gaps.sort()
-    assert gaps[len(gaps) // 2] < 0.01, f"median loop turn {gaps[len(gaps) // 2] * 1000:.1f} ms"
 
 
 async def test_closing_mid_utterance_is_prompt_and_the_decoder_is_reused(stt: PocketsphinxSTT) -> None:
@@ -156,7 +174,7 @@ async def test_closing_mid_utterance_is_prompt_and_the_decoder_is_reused(stt: Po
         await asyncio.sleep(0.2)
     start = time.perf_counter()
     await stream.aclose()
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5.0, "closing waited for the decoder to finish the utterance"
     await asyncio.sleep(0.3)  # the worker finishes its chunk and returns the decoder
     assert len(stt._idle["streaming"]) == 1
     finals = _finals(await _recognize(stt, synthesize("hello world")))

@@ -115,3 +115,38 @@ async def test_barge_in_stops_bot_audio_quickly_and_keeps_only_what_was_heard() 
     assert heard.text and len(heard.text) < len(reply) - 20
     assert reply.startswith(heard.text.rstrip("…").split("…")[0].strip())
     assert result.history[2].text == "stop"
+
+
+async def test_words_over_the_bot_without_speech_onset_are_answered_aloud() -> None:
+    """A final transcript that barges in (no SpeechStarted came first) interrupts the old reply
+    before the new one speaks: the interrupt never silences the new reply."""
+    llm = ScriptedLLM(ScriptedLLM.Options(replies=["One long reply that takes a while. " * 4, "Okay then, I stop."]))
+    out = ScriptedOutput(ScriptedOutput.Options(ms_per_char=10, realtime=True, sample_rate=16000))
+    sink = TimedSink(16000)
+    events: list[Event] = []
+    done = asyncio.Event()
+
+    async def typed() -> AsyncIterator[str]:
+        yield "hello"
+        await done.wait()
+
+    conv = Conversation(
+        llm=llm, output=out, sink=sink, text_input=typed(), mode="full_duplex", observers=[events.append]
+    )
+
+    def watch(event: Event) -> None:
+        if isinstance(event, BotTurn) and event.turn == 2:
+            done.set()
+
+    conv.add_observer(watch)
+    runner = asyncio.create_task(conv.run())
+    while len(sink.starts) < 3:  # the bot is speaking
+        await asyncio.sleep(0.005)
+    before = len(sink.starts)
+    conv.submit_text("stop")
+    await asyncio.wait_for(done.wait(), 10)
+    await asyncio.wait_for(runner, 10)
+    turns = [e for e in events if isinstance(e, BotTurn)]
+    assert [t.interrupted for t in turns] == [True, False]
+    assert turns[1].text == "Okay then, I stop."
+    assert len(sink.starts) > before + 1, "the new reply's audio reached the sink"

@@ -231,7 +231,9 @@ class Conversation:
             return
         if self.outputs is not None and self.replier is not None:
             output = self.outputs.active
-            self._spawn(quietly(output.interrupt(), f"interrupting {output.label}"), "output-interrupt")
+            self.replier.interrupting = self._spawn(
+                quietly(output.interrupt(), f"interrupting {output.label}"), "output-interrupt"
+            )
         if self.realtime is not None:
             self._spawn(quietly(self.realtime.interrupt(), "interrupting the realtime model"), "realtime-interrupt")
 

@@ -98,12 +98,18 @@ class Replier:
         self.playback = playback
         self.emit = emit
         self.remote_output = remote_output
+        #: the interrupt of the reply before (barge-in), which must land before this one speaks
+        self.interrupting: asyncio.Task[None] | None = None
 
     async def answer(self, turn: BotTurn, history: Sequence[Message]) -> None:
         """Speak the reply to ``turn`` (``history``: the conversation before it) to its end."""
         feed = SentenceFeed()
         writer = asyncio.ensure_future(self._write(turn, feed, history))
         try:
+            if self.interrupting is not None and not self.interrupting.done():
+                # the model already writes; the voice waits until the old reply's interrupt
+                # has landed, or that interrupt would silence this reply
+                await asyncio.wait([self.interrupting])
             while True:
                 try:
                     await self._speak(turn, feed)
