@@ -332,14 +332,23 @@ class ElevenLabsOutput(Output):
 
     # --- speaking -------------------------------------------------------------------
 
-    async def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        # the generation of this call, not of the first read: interrupt() from now on stops it
+        return self._speak(sentences, self.generation)
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
         if self.options.transport == "http":
             if self._http is None:
                 await self.start()
-            async for event in speak_http(self, self._http, sentences):
+            async for event in speak_http(self, self._http, sentences, generation):
                 yield event
             return
         ctx, queue = await self._begin_turn()
+        if generation != self.generation:
+            self._queues.pop(ctx, None)
+            self._turns.discard(ctx)
+            self._spawn(self._close_context(ctx))
+            return
         timeline = SentenceTimeline(self.sample_rate)
         state = {"closing": False}
         sender = asyncio.create_task(self._send_turn(ctx, sentences, timeline.attributor, queue, state))

@@ -1,0 +1,461 @@
+"""OutputContract fails outputs that are wrong in the ways real outputs have been wrong, each with a message
+that names the event, the sentence and what was expected.
+
+Every broken output below is correct but for one mistake; ``EXPECTED`` says which contract
+tests it fails and what each failure says. The cases are run by pytester (see
+``test_contracts_catch.run_cases``), so they are named ``...Case``, not ``Test...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.contract.test_contracts_catch import fails, run_cases
+from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
+from voicekit.options import BackendOptions
+from voicekit.roles import Capabilities, Output
+from voicekit.testing.contracts import OutputContract
+
+pytest_plugins = ["pytester"]
+
+RATE = 16000
+CHUNK = bytes(640)  # 20 ms of silence
+CHUNKS = 4  # per sentence
+
+
+class Voice(Output):
+    """A correct voice: per sentence a few chunks, each after a pause; interrupt() stops every turn begun."""
+
+    Options = BackendOptions
+    capabilities = Capabilities(produces_audio=True, sample_rates=(RATE,))
+    sample_rate = RATE
+
+    def __init__(self, options: Any = None, context: Any = None) -> None:
+        super().__init__(options, context)
+        self.generation = 0
+
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        return self._speak(sentences, self.generation)
+
+    def stopped(self, generation: int) -> bool:
+        return generation != self.generation
+
+    def say(self, text: str) -> list[OutputEvent]:
+        """The events of one sentence."""
+        started = SpeakingStarted(text=text)
+        chunks = [AudioOut(pcm=CHUNK, sample_rate=RATE) for _ in range(CHUNKS)]
+        return [started, *chunks, SpeakingEnded(text=text)]
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        async for text in sentences:
+            for event in self.say(text):
+                await asyncio.sleep(0)
+                if self.stopped(generation):
+                    return
+                yield event
+
+    async def interrupt(self) -> None:
+        self.generation += 1
+
+
+class VoiceCase(OutputContract):
+    """The correct voice passes every test: the broken ones below differ from it in one thing."""
+
+    timeout_s = 1.0
+    voice: type[Output] = Voice
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[Output]:
+        async with self.voice() as out:
+            yield out
+
+
+# --- audio and framing ----------------------------------------------------------------
+
+
+class AudioAfterEnd(Voice):
+    """Yields the audio of each sentence after its SpeakingEnded."""
+
+    def say(self, text: str) -> list[OutputEvent]:
+        return [SpeakingStarted(text=text), SpeakingEnded(text=text), AudioOut(pcm=CHUNK, sample_rate=RATE)]
+
+
+class OddBytes(Voice):
+    """Cuts its audio in the middle of a sample."""
+
+    def say(self, text: str) -> list[OutputEvent]:
+        return [SpeakingStarted(text=text), AudioOut(pcm=bytes(321), sample_rate=RATE), SpeakingEnded(text=text)]
+
+
+class WrongRate(Voice):
+    """Declares 16 kHz and yields 24 kHz."""
+
+    def say(self, text: str) -> list[OutputEvent]:
+        return [SpeakingStarted(text=text), AudioOut(pcm=CHUNK, sample_rate=24000), SpeakingEnded(text=text)]
+
+
+class SilentSentences(Voice):
+    """Declares produces_audio, and yields none for sentences that end with a full stop."""
+
+    def say(self, text: str) -> list[OutputEvent]:
+        return [SpeakingStarted(text=text), SpeakingEnded(text=text)] if text.endswith(".") else super().say(text)
+
+
+class WrongText(Voice):
+    """Reports the sentence it speaks in lower case."""
+
+    def say(self, text: str) -> list[OutputEvent]:
+        return super().say(text.lower())
+
+
+class WallClock(Voice):
+    """Stamps its events with time.time()."""
+
+    def say(self, text: str) -> list[OutputEvent]:
+        return [
+            SpeakingStarted(text=text, t=time.time()),
+            AudioOut(pcm=CHUNK, sample_rate=RATE, t=time.time()),
+            SpeakingEnded(text=text, t=time.time()),
+        ]
+
+
+class Buffering(Voice):
+    """Waits for the whole reply before it speaks the first sentence."""
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        texts = [text async for text in sentences]
+        for text in texts:
+            for event in self.say(text):
+                if self.stopped(generation):
+                    return
+                yield event
+
+
+class OneTurn(Voice):
+    """Closes its connection when a turn has been spoken to its end."""
+
+    closed = False
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        if self.closed:
+            raise RuntimeError("the connection is closed")
+        async for event in super()._speak(sentences, generation):
+            yield event
+        if not self.stopped(generation):
+            self.closed = True
+
+
+# --- interruption ---------------------------------------------------------------------
+
+
+class Deaf(Voice):
+    """Ignores interrupt()."""
+
+    async def interrupt(self) -> None:
+        pass
+
+
+class LateGeneration(Voice):
+    """Takes the generation when iteration starts, not when speak() is called."""
+
+    async def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:  # type: ignore[override]
+        async for event in self._speak(sentences, self.generation):
+            yield event
+
+
+class ResetPerSentence(Voice):
+    """A stop flag that every new sentence clears."""
+
+    stop = False
+
+    def stopped(self, generation: int) -> bool:
+        return self.stop
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        async for text in sentences:
+            self.stop = False
+            yield SpeakingStarted(text=text)
+            for _ in range(CHUNKS):
+                await asyncio.sleep(0)
+                if self.stop:
+                    return
+                yield AudioOut(pcm=CHUNK, sample_rate=RATE)
+            yield SpeakingEnded(text=text)
+
+    async def interrupt(self) -> None:
+        self.stop = True
+
+
+class ClearedByWhoNotices(Voice):
+    """interrupt() raises a flag while a turn is open; the turn that notices it clears it. A turn closed unread
+    never notices, and the flag silences the next turn."""
+
+    stop = False
+    open_turns = 0
+
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        self.open_turns += 1
+        return self._speak(sentences, 0)
+
+    def stopped(self, generation: int) -> bool:
+        if self.stop:
+            self.stop = False
+            return True
+        return False
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        try:
+            async for event in super()._speak(sentences, generation):
+                yield event
+        finally:
+            self.open_turns -= 1
+
+    async def interrupt(self) -> None:
+        if self.open_turns:
+            self.stop = True
+
+
+class SingleSlot(Voice):
+    """Keeps one "current turn" that every turn clears when it closes, also an old turn closed late."""
+
+    current: list[bool] | None = None
+
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        self.current = turn = [False]
+        return self._turn(sentences, turn)
+
+    async def _turn(self, sentences: AsyncIterator[str], turn: list[bool]) -> AsyncIterator[OutputEvent]:
+        try:
+            async for text in sentences:
+                if turn[0]:
+                    return
+                yield SpeakingStarted(text=text)
+                for _ in range(CHUNKS):
+                    await asyncio.sleep(0)
+                    if turn[0]:
+                        return
+                    yield AudioOut(pcm=CHUNK, sample_rate=RATE)
+                yield SpeakingEnded(text=text)
+        finally:
+            self.current = None
+
+    async def interrupt(self) -> None:
+        if self.current is not None:
+            self.current[0] = True
+
+
+class LeaksCancel(Voice):
+    """Synthesizes in a task that interrupt() cancels, and lets that CancelledError out of speak()."""
+
+    tasks: set[asyncio.Future[None]]
+
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        self.tasks = getattr(self, "tasks", set())
+        return self._speak(sentences, self.generation)
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        async for text in sentences:
+            if self.stopped(generation):
+                return
+            yield SpeakingStarted(text=text)
+            for _ in range(CHUNKS):
+                task = asyncio.ensure_future(asyncio.sleep(0.001))
+                self.tasks.add(task)
+                if self.stopped(generation):
+                    task.cancel()
+                await task  # CancelledError of our own task, let out
+                self.tasks.discard(task)
+                yield AudioOut(pcm=CHUNK, sample_rate=RATE)
+            yield SpeakingEnded(text=text)
+
+    async def interrupt(self) -> None:
+        self.generation += 1
+        for task in getattr(self, "tasks", ()):
+            task.cancel()
+
+
+class BlockingInterrupt(Voice):
+    """interrupt() waits until the turn it stops has been read to its end."""
+
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        self.done = asyncio.Event()
+        return self._until_done(sentences, self.generation)
+
+    async def _until_done(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        try:
+            async for event in self._speak(sentences, generation):
+                yield event
+        finally:
+            self.done.set()
+
+    async def interrupt(self) -> None:
+        self.generation += 1
+        if hasattr(self, "done"):
+            await self.done.wait()
+
+
+class NoAclose(Voice):
+    """Returns a hand-written iterator that cannot be closed."""
+
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        return _Plain(super().speak(sentences))
+
+
+class _Plain:
+    def __init__(self, inner: AsyncIterator[Any]) -> None:
+        self.inner = inner
+
+    def __aiter__(self) -> _Plain:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await anext(self.inner)
+
+
+def case(voice: type[Output]) -> type[VoiceCase]:
+    return type(f"{voice.__name__}Case", (VoiceCase,), {"voice": voice, "__module__": __name__})
+
+
+CASES = {
+    cls.__name__: cls
+    for cls in [
+        VoiceCase,
+        *map(
+            case,
+            [
+                AudioAfterEnd,
+                OddBytes,
+                WrongRate,
+                SilentSentences,
+                WrongText,
+                WallClock,
+                Buffering,
+                OneTurn,
+                Deaf,
+                LateGeneration,
+                ResetPerSentence,
+                ClearedByWhoNotices,
+                SingleSlot,
+                LeaksCancel,
+                BlockingInterrupt,
+                NoAclose,
+            ],
+        ),
+    ]
+}
+
+#: the tests that speak a whole turn and check it
+WHOLE_TURNS = (
+    "speak_two_sentences sentences_arriving_slowly each_sentence_spoken_as_it_arrives two_turns_in_a_row "
+    "interrupt_before_first_event speak_after_interrupt speak_after_barge_in interrupt_when_idle"
+)
+#: ... and those that read a turn to its first audio
+FIRST_AUDIO = "interrupt_mid_speak interrupt_from_another_task interrupt_after_late_close"
+LONG = r"'This sentence is long enough that speaki…can be cut off.'"
+SECOND = r"SpeakingStarted\('Nobody should ever hear this second sent…as interrupted.'\)"
+
+EXPECTED: dict[str, dict[str, str]] = {
+    "AudioAfterEndCase": fails(
+        f"{WHOLE_TURNS} {FIRST_AUDIO}",
+        rf"^Failed: .*: AudioOut\(640 bytes at 16000 Hz\) after SpeakingEnded\(('Hello there.'|{LONG})\): "
+        r"audio belongs between a sentence's SpeakingStarted and its SpeakingEnded$",
+    ),
+    "OddBytesCase": fails(
+        WHOLE_TURNS,
+        r"^Failed: .*: AudioOut\(321 bytes at 16000 Hz\) of 'Hello there.' has an odd number of bytes: "
+        r"pcm is whole 16-bit samples$",
+    ),
+    "WrongRateCase": fails(
+        WHOLE_TURNS,
+        r"^Failed: .*: AudioOut\(640 bytes at 24000 Hz\) of 'Hello there.' is at 24000 Hz, "
+        r"but the backend's sample_rate is 16000$",
+    ),
+    "SilentSentencesCase": fails(
+        f"{WHOLE_TURNS} {FIRST_AUDIO}",
+        rf"^Failed: .*: (no AudioOut between SpeakingStarted\('Hello there.'\) and its SpeakingEnded|"
+        rf"SpeakingEnded\(('Hello there.'|{LONG})\) without any AudioOut before it), "
+        r"although capabilities.produces_audio is set",
+    ),
+    "WrongTextCase": fails(
+        WHOLE_TURNS,
+        r"^Failed: .*: SpeakingStarted\('hello there.'\) for sentence 1, expected SpeakingStarted\('Hello there.'\)$",
+    ),
+    "WallClockCase": fails(
+        WHOLE_TURNS,
+        r"^Failed: SpeakingStarted\('Hello there.'\) from .* is stamped 1.\de\+09 s in the future: "
+        r"stamp with voicekit.clock.now\(\), not time.time\(\)$",
+    ),
+    "BufferingCase": fails(
+        "each_sentence_spoken_as_it_arrives interrupt_from_another_task",
+        rf"^Failed: .*: no AudioOut for ('Hello there.'|{LONG}) within 1 s while the next sentence was held back; "
+        r"it yielded nothing: speak each sentence as it arrives, without waiting for more$",
+    ),
+    "OneTurnCase": {
+        "test_two_turns_in_a_row": r"^Failed: the second turn, right after a whole first one raised RuntimeError: "
+        r"the connection is closed",
+        "test_speak_after_barge_in": r"^Failed: speak\(\) of the long reply raised RuntimeError: "
+        r"the connection is closed",
+    },
+    "DeafCase": {
+        "test_interrupt_mid_speak": rf"^Failed: AudioOut\(640 bytes at 16000 Hz\) after interrupt\(\) at "
+        rf"AudioOut\(640 bytes at 16000 Hz\) of {LONG}; after it came 3 × AudioOut \(1920 bytes at 16000 Hz\), "
+        r".*: no audio and no new sentence may come after interrupt\(\)$",
+        "test_interrupt_from_another_task": rf"^Failed: {SECOND} after interrupt\(\), called from another task while "
+        r"the reader waited inside speak\(\); after it came .*: no audio and no new sentence may come after",
+        "test_interrupt_before_first_event": r"^Failed: speak\(\) interrupted before its first event was read still "
+        r"spoke: SpeakingStarted\('Hello there.'\), 4 × AudioOut .*; interrupt\(\) stops every speak\(\) called "
+        r"before it, so take the turn's interrupt state when speak\(\) is called, not when iteration starts$",
+        "test_interrupt_after_late_close": r"^Failed: AudioOut\(640 bytes at 16000 Hz\) after interrupt\(\) at "
+        r"AudioOut\(640 bytes at 16000 Hz\) of the second turn, once the first turn's speak\(\) was closed; ",
+    },
+    "LateGenerationCase": fails(
+        "interrupt_before_first_event",
+        r"^Failed: speak\(\) interrupted before its first event was read still spoke: SpeakingStarted\('Hello there.'\)"
+        r".*take the turn's interrupt state when speak\(\) is called, not when iteration starts$",
+    ),
+    "ResetPerSentenceCase": {
+        "test_interrupt_from_another_task": rf"^Failed: {SECOND} after interrupt\(\), called from another task while "
+        r"the reader waited inside speak\(\)",
+        "test_interrupt_before_first_event": r"^Failed: speak\(\) interrupted before its first event was read still "
+        r"spoke: SpeakingStarted\('Hello there.'\)",
+    },
+    "ClearedByWhoNoticesCase": {
+        "test_speak_after_barge_in": r"^Failed: the turn after a barge-in \(interrupt\(\), then the reader cancelled; "
+        r"speak\(\) closed unread\) ended after 0 of 2 sentences, without SpeakingStarted\('Hello there.'\); "
+        r"it yielded nothing: the interrupt of the turn before leaked into this one$",
+        "test_interrupt_after_late_close": r"^Failed: speak\(\) of the turn after an interrupted one ended before its "
+        r"first AudioOut; it yielded nothing: the interrupt of the turn before leaked into this one$",
+    },
+    "SingleSlotCase": fails(
+        "interrupt_after_late_close",
+        r"^Failed: AudioOut\(640 bytes at 16000 Hz\) after interrupt\(\) at AudioOut\(640 bytes at 16000 Hz\) of the "
+        r"second turn, once the first turn's speak\(\) was closed; after it came .*: no audio and no new sentence may "
+        r"come after interrupt\(\) \(closing an old turn must not unhook the current one\)$",
+    ),
+    "LeaksCancelCase": fails(
+        "interrupt_mid_speak speak_after_interrupt interrupt_after_late_close",
+        r"^Failed: speak\(\) (of the second turn )?after interrupt\(\) raised CancelledError although nothing "
+        r"cancelled its reader \(it had yielded nothing\): a backend that cancels its own tasks keeps their "
+        r"CancelledError in$",
+    ),
+    "BlockingInterruptCase": fails(
+        "interrupt_mid_speak interrupt_from_another_task interrupt_before_first_event speak_after_interrupt "
+        "interrupt_after_late_close",
+        r"^Failed: interrupt\(\) .* did not return within 1 s$",
+    ),
+    "NoAcloseCase": fails(
+        "each_sentence_spoken_as_it_arrives interrupt_mid_speak interrupt_from_another_task "
+        "interrupt_before_first_event speak_after_interrupt speak_after_barge_in interrupt_after_late_close",
+        r"^Failed: .* returned a _Plain without aclose\(\): the engine closes each turn with contextlib.aclosing\(\), "
+        r"so return an async generator$",
+    ),
+}
+
+
+def test_output_contract_fails_broken_outputs(pytester: pytest.Pytester) -> None:
+    run_cases(pytester, __name__, CASES, EXPECTED)
