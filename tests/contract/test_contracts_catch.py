@@ -378,6 +378,24 @@ class _Plain:
         return await anext(self.inner)
 
 
+class Producer(ScriptedLLM):
+    """Writes the reply in a task of its own, which goes on when the reply is closed or cancelled."""
+
+    async def _stream(self, start: float, reply: str) -> AsyncIterator[LLMEvent]:
+        queue: asyncio.Queue[LLMEvent] = asyncio.Queue()
+
+        async def produce() -> None:
+            async for event in ScriptedLLM._stream(self, start, reply):
+                queue.put_nowait(event)
+            await asyncio.sleep(2)  # "the rest of the billed tokens"
+
+        producer = asyncio.ensure_future(produce())
+        while not isinstance(event := await queue.get(), LLMDone):
+            yield event
+        yield event
+        producer.cancel()
+
+
 def llm_case(model: type[ScriptedLLM]) -> type[ReplyCase]:
     return type(f"{model.__name__}Case", (ReplyCase,), {"model": model, "__module__": __name__})
 
@@ -418,6 +436,7 @@ CASES: dict[str, type] = {
                 ClosesOnAclose,
                 IgnoresClose,
                 NoAclose,
+                Producer,
             ],
         ),
     ]
@@ -514,8 +533,9 @@ EXPECTED: dict[str, dict[str, str]] = {
         r"let CancelledError through",
     ),
     "ClosesAfterReplyCase": fails(
-        "two_replies_in_a_row",
-        r"^Failed: the second reply, right after a whole first one raised RuntimeError: the client is closed$",
+        "two_replies_in_a_row stop_reading_mid_stream cancel_mid_stream",
+        r"^Failed: (the second reply, right after a whole first one|respond\(\) after a whole reply) raised "
+        r"RuntimeError: the client is closed$",
     ),
     "ClosesOnCancelCase": fails(
         "cancel_mid_stream", r"^Failed: the reply after a cancelled one raised RuntimeError: the client is closed$"
@@ -528,6 +548,12 @@ EXPECTED: dict[str, dict[str, str]] = {
         "stop_reading_mid_stream",
         r"^Failed: closing the reply \(aclose\(\)\) after its first TextDelta raised RuntimeError: "
         r"async generator ignored GeneratorExit$",
+    ),
+    "ProducerCase": fails(
+        "stop_reading_mid_stream cancel_mid_stream",
+        r"^Failed: once the (reply was closed after its first TextDelta|task reading the reply was cancelled), tasks "
+        r"the reply started were still running 1 s later: Task-\d+ \(Producer._stream.<locals>.produce\); stop what "
+        r"a reply started when it is cancelled or closed$",
     ),
     "NoAcloseCase": fails(
         "stop_reading_mid_stream",

@@ -74,7 +74,8 @@ class LLMContract(BackendContract):
 
     @pytest.mark.asyncio
     async def test_history_accepted(self, backend: LLM) -> None:
-        """A history of user and assistant turns, one of them interrupted, gives a reply like the one above."""
+        """A history of user and assistant turns, one of them interrupted, gives a reply as well formed as one
+        without history."""
         await self._reply(backend, list(self.history), "respond() with a history")
 
     @pytest.mark.asyncio
@@ -83,13 +84,30 @@ class LLMContract(BackendContract):
         await self._reply(backend, [], "the first of two replies")
         await self._reply(backend, [], "the second reply, right after a whole first one")
 
+    async def _no_tasks_left(self, before: set[asyncio.Task[Any]], when: str) -> None:
+        """Tasks started since ``before`` end within ``timeout_s``."""
+        __tracebackhide__ = True
+        left = [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()]
+        if left:
+            await asyncio.wait(left, timeout=self.timeout_s)
+        running = [f"{t.get_name()} ({getattr(t.get_coro(), '__qualname__', '?')})" for t in left if not t.done()]
+        expect(
+            not running,
+            f"{when}, tasks the reply started were still running {self.timeout_s:g} s later: {', '.join(running)}; "
+            "stop what a reply started when it is cancelled or closed",
+        )
+
     @pytest.mark.asyncio
     async def test_stop_reading_mid_stream(self, backend: LLM) -> None:
-        """A reply has ``aclose()`` (the engine closes replies with ``contextlib.aclosing``); closing one after
-        its first ``TextDelta`` returns within ``timeout_s`` without an error, and the next reply works."""
-        reply = call("respond()", backend.respond, [], self.prompt)
-        first = await next_event(reply, self.timeout_s, "respond()")
-        expect(isinstance(first, TextDelta), f"the first event of respond() is {describe(first)}, not a TextDelta")
+        """A reply has ``aclose()`` (the engine closes replies with ``contextlib.aclosing``); after a whole reply,
+        closing the next one after its first ``TextDelta`` returns within ``timeout_s`` without an error, leaves
+        no task of it running, and the reply after it works."""
+        await self._reply(backend, [], "the first reply")
+        before = asyncio.all_tasks()
+        what = "respond() after a whole reply"
+        reply = call(what, backend.respond, [], self.prompt)
+        first = await next_event(reply, self.timeout_s, what)
+        expect(isinstance(first, TextDelta), f"the first event of {what} is {describe(first)}, not a TextDelta")
         aclose: Any = getattr(reply, "aclose", None)
         expect(
             callable(aclose),
@@ -97,16 +115,19 @@ class LLMContract(BackendContract):
             "contextlib.aclosing(), so return an async generator",
         )
         await within(self.timeout_s, "closing the reply (aclose()) after its first TextDelta", aclose())
+        await self._no_tasks_left(before, "once the reply was closed after its first TextDelta")
         await self._reply(backend, [], "the reply after one closed after its first TextDelta")
 
     @pytest.mark.asyncio
     async def test_cancel_mid_stream(self, backend: LLM) -> None:
-        """Cancelling the task that reads a reply after its first ``TextDelta`` (barge-in) ends that task with
-        ``CancelledError`` within ``timeout_s`` (not with ``LLMDone``, another error or more deltas), and the next
-        reply works."""
+        """After a whole reply, cancelling the task that reads the next one after its first ``TextDelta``
+        (barge-in) ends that task with ``CancelledError`` within ``timeout_s`` (not with ``LLMDone``, another
+        error or more deltas) and leaves no task of the reply running; the reply after it works."""
+        await self._reply(backend, [], "the first reply")
+        before = asyncio.all_tasks()
         events: list[Any] = []
         started = asyncio.Event()
-        reply = call("respond()", backend.respond, [], self.prompt)
+        reply = call("respond() after a whole reply", backend.respond, [], self.prompt)
 
         async def read() -> None:
             async for event in reply:
@@ -127,6 +148,7 @@ class LLMContract(BackendContract):
             await self._check_cancelled(task, events, seen)
         elif not task.cancelled() and (error := task.exception()) is not None:
             fail(f"respond() raised {type(error).__name__}: {error} after {short(events)}")
+        await self._no_tasks_left(before, "once the task reading the reply was cancelled")
         await self._reply(backend, [], "the reply after a cancelled one")
 
     async def _check_cancelled(self, task: asyncio.Task[None], events: list[Any], seen: int) -> None:

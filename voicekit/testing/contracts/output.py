@@ -91,8 +91,8 @@ class _Reader:
             self.task.cancel()
             fail(f"{what} did not end within {timeout:g} s")
         if not self.task.cancelled() and (error := self.task.exception()) is not None:
-            if isinstance(error, BaseException) and not isinstance(error, Exception):
-                raise error  # a failure of the contract itself
+            if not isinstance(error, Exception):
+                raise error  # a failure of the contract itself (pytest.fail)
             fail(f"{what} raised {type(error).__name__}: {error}")
 
 
@@ -221,7 +221,11 @@ class OutputContract(BackendContract):
         reader = _Reader(backend, speech, self.timeout_s, what, held_back=self.long_sentences[0])
         try:
             await reader.cued()
-            await within(self.timeout_s, f"{what}: asking for the next sentence", held.asked.wait())
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await held.asked.wait()
+            except TimeoutError:
+                fail(f"{what}: the output did not ask for the sentence after the first within {self.timeout_s:g} s")
             await self._interrupt(backend, "interrupt() from another task while speak() was being read")
             mark = len(reader.events)
             held.release()
