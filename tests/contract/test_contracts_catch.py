@@ -194,6 +194,17 @@ class Only8kCase(SpeechCase):
             yield stt
 
 
+class ZeroRateSTT(ScriptedSTT):
+    capabilities = Capabilities(sample_rates=(16000, 0), languages=("en", ""))
+
+
+class ZeroRateCase(SpeechCase):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[ScriptedSTT]:
+        async with ZeroRateSTT(ScriptedSTT.Options(transcripts=["hello"])) as stt:
+            yield stt
+
+
 class NoInterimsDeclared(ScriptedSTT):
     capabilities = Capabilities(interim_results=False)
 
@@ -245,6 +256,24 @@ class BadDone(ScriptedLLM):
     async def _stream(self, start: float, reply: str) -> AsyncIterator[LLMEvent]:
         async for event in super()._stream(start, reply):
             yield LLMDone(text=reply.split()[0]) if isinstance(event, LLMDone) else event
+
+
+class NoDone(ScriptedLLM):
+    """Forgets LLMDone."""
+
+    async def _stream(self, start: float, reply: str) -> AsyncIterator[LLMEvent]:
+        async for event in super()._stream(start, reply):
+            if isinstance(event, TextDelta):
+                yield event
+
+
+class DeltaAfterDone(ScriptedLLM):
+    """Sends a last delta after LLMDone."""
+
+    async def _stream(self, start: float, reply: str) -> AsyncIterator[LLMEvent]:
+        async for event in super()._stream(start, reply):
+            yield event
+        yield TextDelta(text=" Bye.")
 
 
 class WallClockLLM(ScriptedLLM):
@@ -419,6 +448,7 @@ CASES: dict[str, type] = {
         ),
         WrongWordsCase,
         Only8kCase,
+        ZeroRateCase,
         UndeclaredInterimCase,
         ReplyCase,
         LooseCase,
@@ -426,6 +456,8 @@ CASES: dict[str, type] = {
             llm_case,
             [
                 BadDone,
+                NoDone,
+                DeltaAfterDone,
                 WallClockLLM,
                 DoneOnCancel,
                 GoesOnAfterCancel,
@@ -492,6 +524,10 @@ EXPECTED: dict[str, dict[str, str]] = {
         "streams_at_16k",
         r"^Failed: capabilities.sample_rates is \(8000,\): the engine streams 16000 Hz audio to the STT$",
     ),
+    "ZeroRateCase": fails(
+        "capabilities_declared",
+        r"^Failed: capabilities.sample_rates holds \[0\]: rates are positive integers in Hz$",
+    ),
     "UndeclaredInterimCase": fails(
         "events_are_typed_and_in_order",
         r"^Failed: the STT stream yielded Interim\('hello'\), but capabilities.interim_results is not set$",
@@ -505,6 +541,17 @@ EXPECTED: dict[str, dict[str, str]] = {
         "respond_streams_deltas_then_done history_accepted two_replies_in_a_row stop_reading_mid_stream "
         "cancel_mid_stream",
         r"^Failed: .*: LLMDone.text is 'Hello' but the TextDeltas join to 'Hello there, friend.'$",
+    ),
+    "NoDoneCase": fails(
+        "respond_streams_deltas_then_done history_accepted two_replies_in_a_row stop_reading_mid_stream "
+        "cancel_mid_stream",
+        r"^Failed: .* ended without an LLMDone after TextDelta\('Hello '\), TextDelta\('there, '\), "
+        r"TextDelta\('friend.'\)$",
+    ),
+    "DeltaAfterDoneCase": fails(
+        "respond_streams_deltas_then_done history_accepted two_replies_in_a_row stop_reading_mid_stream "
+        "cancel_mid_stream",
+        r"^Failed: .* yielded TextDelta\(' Bye.'\) after LLMDone\('Hello there, friend.'\): LLMDone comes last$",
     ),
     "WallClockLLMCase": fails(
         "respond_streams_deltas_then_done history_accepted two_replies_in_a_row stop_reading_mid_stream "

@@ -113,6 +113,58 @@ class WrongText(Voice):
         return super().say(text.lower())
 
 
+class Overlapping(Voice):
+    """Starts the next sentence before it ends the last one."""
+
+    def say(self, text: str) -> list[OutputEvent]:
+        return [SpeakingStarted(text=text), AudioOut(pcm=CHUNK, sample_rate=RATE)]
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        last = ""
+        async for event in super()._speak(sentences, generation):
+            yield event
+            if isinstance(event, SpeakingStarted):
+                if last:
+                    yield SpeakingEnded(text=last)
+                last = event.text
+        if last:
+            yield SpeakingEnded(text=last)
+
+
+class Unfinished(Voice):
+    """Leaves the last sentence of a turn without its SpeakingEnded."""
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        held: OutputEvent | None = None
+        async for event in super()._speak(sentences, generation):
+            if held is not None:
+                yield held
+                held = None
+            if isinstance(event, SpeakingEnded):
+                held = event
+            else:
+                yield event
+
+
+class SpeaksSilence(Voice):
+    """Says an empty sentence when the reply has none."""
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
+        said = False
+        async for event in super()._speak(sentences, generation):
+            said = True
+            yield event
+        if not said and not self.stopped(generation):
+            yield SpeakingStarted(text="")
+            yield SpeakingEnded(text="")
+
+
+class UndeclaredRate(Voice):
+    """Speaks at a rate it does not list in its capabilities."""
+
+    capabilities = Capabilities(produces_audio=True, sample_rates=(24000,))
+
+
 class WallClock(Voice):
     """Stamps its events with time.time()."""
 
@@ -249,6 +301,22 @@ class SingleSlot(Voice):
             self.current[0] = True
 
 
+class ResetInSpeak(Voice):
+    """A stop flag shared by all turns, which every speak() clears."""
+
+    stop = False
+
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        self.stop = False
+        return self._speak(sentences, 0)
+
+    def stopped(self, generation: int) -> bool:
+        return self.stop
+
+    async def interrupt(self) -> None:
+        self.stop = True
+
+
 class LeaksCancel(Voice):
     """Synthesizes in a task that interrupt() cancels, and lets that CancelledError out of speak()."""
 
@@ -333,6 +401,10 @@ CASES = {
                 WrongRate,
                 SilentSentences,
                 WrongText,
+                Overlapping,
+                Unfinished,
+                SpeaksSilence,
+                UndeclaredRate,
                 WallClock,
                 Buffering,
                 OneTurn,
@@ -341,6 +413,7 @@ CASES = {
                 ResetPerSentence,
                 ClearedByWhoNotices,
                 SingleSlot,
+                ResetInSpeak,
                 LeaksCancel,
                 BlockingInterrupt,
                 NoAclose,
@@ -352,7 +425,8 @@ CASES = {
 #: the tests that speak a whole turn and check it
 WHOLE_TURNS = (
     "speak_two_sentences sentences_arriving_slowly each_sentence_spoken_as_it_arrives two_turns_in_a_row "
-    "interrupt_before_first_event speak_after_interrupt speak_after_barge_in interrupt_when_idle"
+    "interrupt_before_first_event speak_after_interrupt speak_after_barge_in next_speak_keeps_the_interrupt "
+    "interrupt_when_idle"
 )
 #: ... and those that read a turn to its first audio
 FIRST_AUDIO = "interrupt_mid_speak interrupt_from_another_task interrupt_after_late_close"
@@ -385,6 +459,23 @@ EXPECTED: dict[str, dict[str, str]] = {
         WHOLE_TURNS,
         r"^Failed: .*: SpeakingStarted\('hello there.'\) for sentence 1, expected SpeakingStarted\('Hello there.'\)$",
     ),
+    "OverlappingCase": fails(
+        WHOLE_TURNS,
+        r"^Failed: .*: SpeakingStarted\('How are you today\?'\) before SpeakingEnded\('Hello there.'\): "
+        r"a sentence ends before the next one starts$",
+    ),
+    "UnfinishedCase": fails(
+        WHOLE_TURNS,
+        r"^Failed: .* ended inside sentence 2: SpeakingStarted\('How are you today\?'\) without its SpeakingEnded$",
+    ),
+    "SpeaksSilenceCase": fails(
+        "no_sentences",
+        r"^Failed: speak\(\) of a reply without sentences yielded SpeakingStarted\(''\), SpeakingEnded\(''\); "
+        r"it must yield nothing and end$",
+    ),
+    "UndeclaredRateCase": fails(
+        "sample_rate_declared", r"^Failed: sample_rate 16000 is not among capabilities.sample_rates \(24000,\)$"
+    ),
     "WallClockCase": fails(
         WHOLE_TURNS,
         r"^Failed: SpeakingStarted\('Hello there.'\) from .* is stamped 1.\de\+09 s in the future: "
@@ -412,6 +503,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         r"before it, so take the turn's interrupt state when speak\(\) is called, not when iteration starts$",
         "test_interrupt_after_late_close": r"^Failed: AudioOut\(640 bytes at 16000 Hz\) after interrupt\(\) at "
         r"AudioOut\(640 bytes at 16000 Hz\) of the second turn, once the first turn's speak\(\) was closed; ",
+        "test_next_speak_keeps_the_interrupt": r"^Failed: AudioOut\(640 bytes at 16000 Hz\) after interrupt\(\) at "
+        r"AudioOut\(640 bytes at 16000 Hz\) of the first turn and the next turn's speak\(\); ",
     },
     "LateGenerationCase": fails(
         "interrupt_before_first_event",
@@ -437,20 +530,27 @@ EXPECTED: dict[str, dict[str, str]] = {
         r"second turn, once the first turn's speak\(\) was closed; after it came .*: no audio and no new sentence may "
         r"come after interrupt\(\) \(closing an old turn must not unhook the current one\)$",
     ),
+    "ResetInSpeakCase": fails(
+        "next_speak_keeps_the_interrupt",
+        r"^Failed: AudioOut\(640 bytes at 16000 Hz\) after interrupt\(\) at AudioOut\(640 bytes at 16000 Hz\) of the "
+        r"first turn and the next turn's speak\(\); after it came .*: no audio and no new sentence may come after "
+        r"interrupt\(\) \(a new speak\(\) must not undo the interrupt of a turn before it\)$",
+    ),
     "LeaksCancelCase": fails(
-        "interrupt_mid_speak speak_after_interrupt interrupt_after_late_close",
-        r"^Failed: speak\(\) (of the second turn )?after interrupt\(\) raised CancelledError although nothing "
-        r"cancelled its reader \(it had yielded nothing\): a backend that cancels its own tasks keeps their "
-        r"CancelledError in$",
+        "interrupt_mid_speak speak_after_interrupt interrupt_after_late_close next_speak_keeps_the_interrupt",
+        r"^Failed: (speak\(\) (of the second turn )?after interrupt\(\)|the interrupted turn, read on after the next "
+        r"speak\(\) was called) raised CancelledError although nothing cancelled its reader \(it had yielded "
+        r"nothing\): a backend that cancels its own tasks keeps their CancelledError in$",
     ),
     "BlockingInterruptCase": fails(
         "interrupt_mid_speak interrupt_from_another_task interrupt_before_first_event speak_after_interrupt "
-        "interrupt_after_late_close",
+        "interrupt_after_late_close next_speak_keeps_the_interrupt",
         r"^Failed: interrupt\(\) .* did not return within 1 s$",
     ),
     "NoAcloseCase": fails(
         "each_sentence_spoken_as_it_arrives interrupt_mid_speak interrupt_from_another_task "
-        "interrupt_before_first_event speak_after_interrupt speak_after_barge_in interrupt_after_late_close",
+        "interrupt_before_first_event speak_after_interrupt speak_after_barge_in interrupt_after_late_close "
+        "next_speak_keeps_the_interrupt",
         r"^Failed: .* returned a _Plain without aclose\(\): the engine closes each turn with contextlib.aclosing\(\), "
         r"so return an async generator$",
     ),

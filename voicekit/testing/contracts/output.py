@@ -314,6 +314,27 @@ class OutputContract(BackendContract):
         )
 
     @pytest.mark.asyncio
+    async def test_next_speak_keeps_the_interrupt(self, backend: Output) -> None:
+        """An interrupted turn stays stopped when the next turn's ``speak()`` is called: read on, it yields no
+        ``AudioOut`` and no ``SpeakingStarted``, and the next turn is spoken in full."""
+        what = "speak() of the first turn"
+        first = self._start(backend, feed(self.long_sentences), what)
+        before = await read_to_cue(backend, first, self.timeout_s, what)
+        await self._interrupt(backend, "interrupt() of the first turn")
+        start = now()
+        second = self._start(backend, feed(self.sentences), "speak() of the next turn")
+        after = await drain(first, self.timeout_s, "the interrupted turn, read on after the next speak() was called")
+        expect_silent_after(
+            after,
+            f"interrupt() at {describe(before[-1])} of the first turn and the next turn's speak()",
+            "a new speak() must not undo the interrupt of a turn before it",
+        )
+        what = "the turn after an interrupted one, begun before that one was read to its end"
+        events = await drain(second, self.timeout_s, what)
+        check_turn(backend, events, self.sentences, what, LEAKED)
+        check_stamps(events, start, what)
+
+    @pytest.mark.asyncio
     async def test_interrupt_when_idle(self, backend: Output) -> None:
         """``interrupt()`` with nothing being spoken returns within ``timeout_s`` and does not silence the next
         turn."""
