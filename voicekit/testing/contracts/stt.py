@@ -90,6 +90,7 @@ class _Recognition:
 
     async def end(self) -> list[Any]:
         """``end_input()``, then every event until the stream ends."""
+        __tracebackhide__ = True
         assert self.reader is not None
         self.stream.end_input()
         done, _ = await asyncio.wait([self.reader], timeout=self.timeout)
