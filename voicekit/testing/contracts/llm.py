@@ -43,6 +43,7 @@ class LLMContract(BackendContract):
 
     async def _reply(self, backend: LLM, history: Sequence[Message], what: str = "respond()") -> list[Any]:
         """One whole reply, checked: TextDeltas, then exactly one LLMDone holding them all."""
+        __tracebackhide__ = True
         start = now()
         events = await drain(call(what, backend.respond, history, self.prompt), self.timeout_s, what)
         expect(events, f"{what} ended without yielding anything; a reply is TextDelta events, then one LLMDone")
@@ -152,6 +153,7 @@ class LLMContract(BackendContract):
         await self._reply(backend, [], "the reply after a cancelled one")
 
     async def _check_cancelled(self, task: asyncio.Task[None], events: list[Any], seen: int) -> None:
+        __tracebackhide__ = True
         done, _ = await asyncio.wait([task], timeout=self.timeout_s)
         after = events[seen:]
         if not done:

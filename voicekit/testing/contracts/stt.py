@@ -162,6 +162,7 @@ class STTContract(BackendContract):
 
     async def _recognize(self, backend: STT, pcm: bytes, what: str) -> list[Any]:
         """Push ``pcm``, ``end_input()``, and return every event until the stream ends."""
+        __tracebackhide__ = True
         async with self._open(backend, what) as recognition:
             await self._push(recognition, pcm)
             return await recognition.end()
