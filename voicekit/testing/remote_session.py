@@ -43,7 +43,8 @@ import pytest
 from voicekit.clock import now
 from voicekit.ledger import RemoteSessions, SessionLedger
 from voicekit.roles import BackendContext, Output
-from voicekit.testing.contracts import _drain, _feed
+from voicekit.testing.contracts._support import drain as _drain
+from voicekit.testing.contracts._support import feed as _feed
 
 __all__ = ["ChatProfile", "RemoteSessionContract"]
 

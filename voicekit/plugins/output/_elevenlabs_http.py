@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from voicekit.plugins.output.elevenlabs import ElevenLabsOutput
 
 
-async def speak_http(out: ElevenLabsOutput, client: Any, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
-    """``speak`` through the SDK's async HTTP client; stops as soon as ``out.interrupt()`` is called."""
+async def speak_http(
+    out: ElevenLabsOutput, client: Any, sentences: AsyncIterator[str], generation: int
+) -> AsyncIterator[OutputEvent]:
+    """``speak`` through the SDK's async HTTP client; stops once ``out.generation`` is no longer ``generation``
+    (``out.interrupt()`` was called)."""
     sdk_types = import_sdk("elevenlabs.types", package="elevenlabs", extra="elevenlabs")
     core = import_sdk("elevenlabs.core.api_error", package="elevenlabs", extra="elevenlabs")
-    generation = out.generation
     options = out.options
     settings = sdk_types.VoiceSettings(**out.voice_settings())
     extra = {"language_code": out.language_code} if out.language_code else {}

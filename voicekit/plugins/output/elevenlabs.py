@@ -155,17 +155,20 @@ class ElevenLabsOutput(Output):
 
     # --- speaking -------------------------------------------------------------------
 
-    async def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        # the generation of this call, not of the first read: interrupt() from now on stops it
+        return self._speak(sentences, self.generation)
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
         if self.options.transport == "http":
             if self._http is None:
                 await self.start()
-            async for event in speak_http(self, self._http, sentences):
+            async for event in speak_http(self, self._http, sentences, generation):
                 yield event
             return
         if self._closed:
             raise BackendError(f"{self.label}: speak() after aclose()")
         socket = self._websocket()
-        generation = self.generation
         text = TurnText(sentences)
         timeline = SentenceTimeline(self.sample_rate)
         retrier = Retrier(self.context.retry, label=self.label)

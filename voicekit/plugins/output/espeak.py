@@ -82,10 +82,13 @@ class EspeakOutput(Output):
         for cancel in list(self._active):
             cancel.set()
 
-    async def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        # the generation of this call, not of the first read: interrupt() from now on stops it
+        return self._speak(sentences, self._generation)
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
         if self._engine is None:
             await self.start()
-        generation = self._generation
         async for sentence in sentences:
             if self._generation != generation:
                 return

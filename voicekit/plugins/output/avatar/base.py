@@ -333,10 +333,19 @@ class RemoteAvatarOutput(Output):
 
     # --- speaking -------------------------------------------------------------------
 
-    async def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
-        """Hand each sentence to the avatar at once; yield its speaking events as it says it."""
-        self._check_open()
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        """Hand each sentence to the avatar at once; yield its speaking events as it says it.
+
+        The turn's interrupt state is taken here, when ``speak`` is called: an ``interrupt()``
+        from then on stops this turn, even before its first event is read.
+        """
         self._interrupted = interrupted = asyncio.Event()
+        return self._speak(sentences, interrupted)
+
+    async def _speak(self, sentences: AsyncIterator[str], interrupted: asyncio.Event) -> AsyncIterator[OutputEvent]:
+        self._check_open()
+        if interrupted.is_set():
+            return
         self.timeline.reset()
         items: UtteranceQueue = asyncio.Queue()
         sender = asyncio.ensure_future(self._deliver(sentences, items, interrupted))
