@@ -48,6 +48,13 @@ from voicekit.testing.contracts._support import feed as _feed
 
 __all__ = ["ChatProfile", "RemoteSessionContract"]
 
+
+async def _read_all(events: AsyncIterator[object]) -> None:
+    """Read every event; what the iteration raises goes to the caller."""
+    async for _ in events:
+        pass
+
+
 BackendFactory = Callable[[BackendContext], Output]
 ActiveSessions = Callable[[], "Iterable[str] | Awaitable[Iterable[str]]"]
 
@@ -209,7 +216,7 @@ class RemoteSessionContract:
         backend = make_backend()
         try:
             async with backend:
-                await _drain(backend.speak(failing()), self.timeout_s, "speak()")
+                await asyncio.wait_for(_read_all(backend.speak(failing())), self.timeout_s)
         except _TurnFailed:
             pass
         except Exception as exc:  # noqa: BLE001 - said in the failure
