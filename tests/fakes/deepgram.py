@@ -129,9 +129,13 @@ class FakeDeepgram:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+            server, self._server = self._server, None
+            server.close()
+            try:
+                await asyncio.wait_for(server.wait_closed(), 10)
+            except TimeoutError:  # a connection that will not finish closing: cut it
+                for connection in list(server.connections):
+                    connection.transport.abort()
 
     async def __aenter__(self) -> FakeDeepgram:
         return await self.start()
@@ -244,7 +248,11 @@ class _Session:
         except ConnectionClosed:
             pass
         finally:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            if self.tasks:  # a close still under way; a client that vanished may never finish it
+                _, stuck = await asyncio.wait(self.tasks, timeout=5)
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*self.tasks, return_exceptions=True)
             watchdog.cancel()
             sender.cancel()
             await asyncio.gather(watchdog, sender, return_exceptions=True)
