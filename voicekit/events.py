@@ -225,7 +225,16 @@ STTEvent = SpeechStarted | SpeechEnded | Interim | Final | UtteranceEnd
 LLMEvent = TextDelta | LLMDone | ToolCall
 OutputEvent = AudioOut | SpeakingStarted | SpeakingEnded
 RealtimeEvent = (
-    SpeechStarted | SpeechEnded | Interim | Final | TextDelta | AudioOut | Interrupted | LLMDone | ToolCall | ToolCallsCancelled
+    SpeechStarted
+    | SpeechEnded
+    | Interim
+    | Final
+    | TextDelta
+    | AudioOut
+    | Interrupted
+    | LLMDone
+    | ToolCall
+    | ToolCallsCancelled
 )
 ConversationEvent = (
     STTEvent

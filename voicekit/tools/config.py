@@ -133,7 +133,9 @@ def _shorthand(value: Any) -> Any:
 
 ToolEntry = Annotated[
     Annotated[PluginToolEntry, Tag("use")] | Annotated[MCPToolEntry, Tag("mcp")],
-    Discriminator(_entry_kind, custom_error_type="tool_entry", custom_error_message="expected {use: NAME} or {mcp: {...}}"),
+    Discriminator(
+        _entry_kind, custom_error_type="tool_entry", custom_error_message="expected {use: NAME} or {mcp: {...}}"
+    ),
 ]
 
 

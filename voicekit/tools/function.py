@@ -45,7 +45,7 @@ class FunctionTool(Tool):
     def __init__(self, function: Callable[..., Any], *, name: str | None = None, source: str = "") -> None:
         self.function = function
         self.source = source
-        tool_name = name or getattr(function, "__name__", "")
+        tool_name = str(name or getattr(function, "__name__", ""))
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", tool_name or ""):
             raise ToolsError(f"tool name {tool_name!r} must be letters, digits, _ or -, at most 64 characters")
         description, parameter_docs = parse_docstring(inspect.getdoc(function) or "")
@@ -72,7 +72,7 @@ def arguments_model(function: Callable[..., Any], name: str, docs: dict[str, str
     """A pydantic model of ``function``'s parameters (every one needs a type hint)."""
     try:
         hints = typing.get_type_hints(function, include_extras=True)
-    except Exception as exc:  # noqa: BLE001 - a hint that does not resolve is the author's to fix
+    except Exception as exc:  # a hint that does not resolve is the author's to fix
         raise ToolsError(f"tool {name}: its type hints do not resolve: {exc}") from exc
     fields: dict[str, Any] = {}
     for parameter in inspect.signature(function).parameters.values():
@@ -83,9 +83,8 @@ def arguments_model(function: Callable[..., Any], name: str, docs: dict[str, str
         default = ... if parameter.default is parameter.empty else parameter.default
         description = docs.get(parameter.name)
         fields[parameter.name] = (hints[parameter.name], Field(default, description=description))
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model: type[BaseModel] = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+    return model
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:

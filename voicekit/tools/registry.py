@@ -78,7 +78,7 @@ def load_tool_registry(pm: pluggy.PluginManager | None = None) -> ToolRegistry:
         label = "voicekit" if impl.plugin_name == BUILTIN_TOOLS else plugin_label(pm, impl.plugin)
         try:
             impl.function(*([_register(label, registry)] if impl.argnames else []))
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, the others work
+        except Exception as exc:  # a broken plugin is reported, the others work
             registry.broken[label] = f"register_tools: {type(exc).__name__}: {exc}"
             log.debug("plugin %s failed to register its tools", label, exc_info=True)
     return registry

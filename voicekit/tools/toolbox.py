@@ -113,7 +113,7 @@ class Toolbox:
             text = await tool.call(parsed)
         except ToolError as exc:
             return ToolOutcome(f"error: {exc}", "error")
-        except Exception as exc:  # noqa: BLE001 - a failing tool is news for the model, not the end of the conversation
+        except Exception as exc:  # a failing tool is news for the model, not the end of the conversation
             log.debug("tool %s failed", name, exc_info=True)
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return ToolOutcome(f"error: {detail}", "error")
