@@ -83,8 +83,8 @@ class ToolLoop:
     async def start(self) -> None:
         """Start the tools (MCP servers); safe to call again."""
         if not self._started:
-            self._started = True
             await self.tools.start()
+            self._started = True
 
     async def aclose(self) -> None:
         """Stop the tools; safe to call twice."""

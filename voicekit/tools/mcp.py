@@ -48,6 +48,7 @@ class MCPServer:
     async def start(self) -> list[MCPTool]:
         """Connect (start the process), list the tools; raise :class:`ToolsError` when it cannot."""
         import_sdk("mcp", package="mcp", extra="mcp", backend=f"mcp server {self.label}")
+        self._stop = asyncio.Event()
         ready: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._serve(ready), name=f"mcp:{self.label}")
         try:

@@ -72,7 +72,7 @@ class Toolbox:
         what started and raise one :class:`ToolsError`."""
         if self.started:
             return
-        self.started = True
+        plugin_tools = dict(self.tools)
         results = await asyncio.gather(*(server.start() for server in self.servers), return_exceptions=True)
         errors = [result for result in results if isinstance(result, BaseException)]
         try:
@@ -83,8 +83,10 @@ class Toolbox:
                 for tool in tools:
                     self._add(tool)
         except BaseException:
+            self.tools = plugin_tools
             await self.aclose()
             raise
+        self.started = True
 
     async def aclose(self) -> None:
         """Disconnect every MCP server and stop its process; safe to call twice."""
