@@ -105,22 +105,20 @@ class Message:
     """One entry of the conversation history the core keeps.
 
     ``user`` and ``assistant`` messages hold text (an interrupted assistant message only
-    what was heard). With tools, an ``assistant`` message may also carry the calls the
-    model made (``tool_calls``, its ``text`` then being whatever it said before them), and
-    each call's result follows as a ``tool`` message (``tool_result``; ``text`` is the
-    result's content). Only LLMs that declare ``Capabilities.tools`` ever see the last two.
+    what was heard). With tools, one round of a reply is one ``assistant`` message that
+    also carries the calls the model made (``tool_calls``, its ``text`` then being whatever
+    it said before them) and their results (``tool_results``, one per call, in the calls'
+    order); a backend spreads it over its vendor's messages (OpenAI: the assistant message
+    and a ``tool`` message per result; Gemini: a ``functionCall`` content and a
+    ``functionResponse`` one). Only LLMs that declare ``Capabilities.tools`` ever see a
+    message with calls.
     """
 
-    role: Literal["user", "assistant", "tool"]
+    role: Literal["user", "assistant"]
     text: str
     interrupted: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
-    tool_result: ToolResult | None = None
-
-    @classmethod
-    def tool(cls, result: ToolResult) -> Message:
-        """The ``tool`` message that hands ``result`` to the model."""
-        return cls("tool", result.content, tool_result=result)
+    tool_results: tuple[ToolResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -440,11 +438,11 @@ class LLM(Backend):
     ``respond(history, user_text, tools=specs)``; it declares ``specs`` to its service in
     the vendor's format and yields a :class:`~voicekit.events.ToolCall` for each call the
     model makes, then ``LLMDone``. The engine runs the calls and calls ``respond`` again
-    with the whole exchange in ``history`` (the user's message, the assistant message with
-    its ``tool_calls``, one ``tool`` message per result) and ``user_text=""``: no new user
-    message, the model goes on from the results. ``tools`` may be empty (the last round
-    allowed): then the model must answer in text. A backend without ``tools`` in its
-    capabilities is never passed the keyword and never sees a tool message.
+    with the whole exchange in ``history`` (the user's message, then one assistant message
+    per round carrying its ``tool_calls`` and ``tool_results``) and ``user_text=""``: no new
+    user message, the model goes on from the results. ``tools`` may be empty (the last
+    round allowed): then the model must answer in text. A backend without ``tools`` in its
+    capabilities is never passed the keyword and never sees a message with calls.
     """
 
     role: ClassVar[Role] = "llm"

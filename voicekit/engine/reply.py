@@ -158,10 +158,10 @@ class Replier:
         splitter = SentenceSplitter()
         try:
             while True:
-                calls = await self._one_call(turn, feed, splitter, history)
+                said, calls = await self._one_call(turn, feed, splitter, history)
                 if not calls:
                     break
-                await self._run_tools(turn, feed, splitter, calls)
+                await self._run_tools(turn, feed, splitter, said, calls)
             for sentence in splitter.flush():
                 self._queue(turn, feed, sentence)
         except BaseException:
@@ -171,8 +171,9 @@ class Replier:
 
     async def _one_call(
         self, turn: BotTurn, feed: SentenceFeed, splitter: SentenceSplitter, history: Sequence[Message]
-    ) -> list[ToolCall]:
-        """One model call: its text to the feed; the tool calls it made, if it may make any."""
+    ) -> tuple[str, list[ToolCall]]:
+        """One model call: its text to the feed; what it said and the tool calls it made (if it
+        may make any)."""
         llm = self.llms.active
         tools = self.tools
         reply: AsyncIterator[LLMEvent]
@@ -208,16 +209,14 @@ class Replier:
                     self.emit(event)
         if calls and not specs:
             log.warning("%s asked for tools it was not offered; the reply ends here", llm.label)
-            return []
-        if calls:
-            exchange.append(Message("assistant", said, tool_calls=tuple(calls)))
-        return calls
+            return said, []
+        return said, calls
 
     async def _run_tools(
-        self, turn: BotTurn, feed: SentenceFeed, splitter: SentenceSplitter, calls: Sequence[ToolCall]
+        self, turn: BotTurn, feed: SentenceFeed, splitter: SentenceSplitter, said: str, calls: Sequence[ToolCall]
     ) -> None:
         """Run one round of calls; meanwhile say what came before them (and the filler, if
-        they take long); the results go into the turn's exchange."""
+        they take long); the round, with its results, goes into the turn's exchange."""
         tools = self.tools
         assert tools is not None
         for sentence in splitter.flush():
@@ -235,7 +234,9 @@ class Replier:
                 running.cancel()
                 await asyncio.wait([running])
             turn.clock.add_tool_time(now() - started)
-        tools.exchange(turn.index).extend(Message.tool(result) for result in results)
+        tools.exchange(turn.index).append(
+            Message("assistant", said, tool_calls=tuple(calls), tool_results=tuple(results))
+        )
 
     def _queue(self, turn: BotTurn, feed: SentenceFeed, sentence: str) -> None:
         event = BotSentence(sentence, turn.index)

@@ -9,10 +9,10 @@ conversation. Cancelling the reply (barge-in) cancels the calls still running; e
 as ``cancelled``. ``max_tool_rounds`` bounds the rounds of one reply: the model call after
 the last round gets no tools and answers in text.
 
-The exchange of a turn (the assistant messages with their calls, one ``tool`` message per
-result) goes into the conversation's history just before the turn's final assistant
-message, so the model remembers what it looked up; LLMs without tool support get the
-history without it (:func:`plain_history`).
+The rounds of a turn (one assistant message each, with its calls and their results) go
+into the conversation's history just before the turn's final assistant message, so the
+model remembers what it looked up; a round cut by the user is left out. LLMs without tool
+support get the history without them (:func:`plain_history`).
 """
 
 from __future__ import annotations
@@ -130,39 +130,25 @@ class ToolLoop:
     # --- history --------------------------------------------------------------------------
 
     def exchange(self, turn: int) -> list[Message]:
-        """The messages of ``turn``'s tool rounds so far (the loop appends to this list)."""
+        """The finished tool rounds of ``turn`` (one assistant message each, calls and results)."""
         return self._exchanges.setdefault(turn, [])
 
     def on_event(self, event: Event) -> None:
-        """Observer: when a turn ends, file its exchange before its final assistant message."""
+        """Observer: when a turn ends, file its tool rounds before its final assistant message."""
         if not isinstance(event, BotTurn):
             return
         exchange = self._exchanges.pop(event.turn, None)
         history = self.history
         if not exchange or history is None or not history or history[-1].role != "assistant":
             return
-        history[len(history) - 1 : len(history) - 1] = sealed(exchange)
-
-
-def sealed(exchange: Sequence[Message]) -> list[Message]:
-    """``exchange`` with a ``cancelled`` result for every call that has none (a reply cut
-    while its tools ran), so every call in the history has its answer."""
-    answered = {m.tool_result.id for m in exchange if m.tool_result is not None}
-    out: list[Message] = []
-    for message in exchange:
-        out.append(message)
-        for call in message.tool_calls:
-            if call.id not in answered:
-                out.append(Message.tool(ToolResult(call.id, call.name, "cancelled: the user interrupted", "cancelled")))
-                answered.add(call.id)
-    return out
+        history[len(history) - 1 : len(history) - 1] = exchange
 
 
 def plain_history(history: Sequence[Message]) -> Sequence[Message]:
     """The history as an LLM without tool support reads it: user and assistant text only."""
-    if not any(m.role == "tool" or m.tool_calls for m in history):
+    if not any(m.tool_calls for m in history):
         return history
-    return [Message(m.role, m.text, m.interrupted) for m in history if m.role != "tool" and m.text.strip()]
+    return [Message(m.role, m.text, m.interrupted) for m in history if m.text.strip()]
 
 
-__all__ = ["ToolLoop", "ToolSource", "plain_history", "sealed"]
+__all__ = ["ToolLoop", "ToolSource", "plain_history"]

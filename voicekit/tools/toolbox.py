@@ -53,6 +53,16 @@ class Toolbox:
         if not self.servers:
             self.started = True
 
+    @classmethod
+    def of(cls, tools: Sequence[Tool | Any]) -> Toolbox:
+        """A toolbox of ready tools: :class:`Tool` objects or typed Python functions."""
+        from voicekit.tools.function import FunctionTool
+
+        box = cls(ToolsConfig())
+        for tool in tools:
+            box._add(tool if isinstance(tool, Tool) else FunctionTool(tool, source="python"))
+        return box
+
     @property
     def specs(self) -> tuple[ToolSpec, ...]:
         """What the model is told, in the profile's order."""

@@ -126,9 +126,7 @@ class OpenAILLM(LLM):
         if self.options.system:
             out.append({"role": "system", "content": self.options.system})
         for message in history:
-            if message.role == "tool" and message.tool_result is not None:
-                out.append({"role": "tool", "tool_call_id": message.tool_result.id, "content": message.text})
-            elif message.role == "assistant" and message.tool_calls:
+            if message.tool_calls:
                 out.append(
                     {
                         "role": "assistant",
@@ -139,7 +137,11 @@ class OpenAILLM(LLM):
                         ],
                     }
                 )
-            elif message.role in ("user", "assistant") and message.text.strip():
+                results = {result.id: result.content for result in message.tool_results}
+                for call in message.tool_calls:
+                    content = results.get(call.id, "cancelled: no result")
+                    out.append({"role": "tool", "tool_call_id": call.id, "content": content})
+            elif message.text.strip():
                 out.append({"role": message.role, "content": message.text})
         if user_text.strip():
             out.append({"role": "user", "content": user_text})
