@@ -216,7 +216,7 @@ def _known_keys(path: tuple[str | int, ...]) -> list[str]:
         return ["use", "max_result_chars", "mcp"]
     if len(path) == 4 and path[2] == "mcp":
         return list(MCPServerConfig.model_fields)
-    if len(path) == 3 and path[0] == "tools_filler":
+    if len(path) == 2 and path[0] == "tools_filler":
         return list(FillerConfig.model_fields)
     return []
 

@@ -136,8 +136,11 @@ def cap(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, saying how much was left out."""
     if len(text) <= limit:
         return text
-    note = f"\n[… {len(text) - limit} more characters cut]"
-    return text[: max(0, limit - len(note))] + note
+    kept = limit
+    for _ in range(3):  # the note's own length depends on the number it states
+        note = f"\n[… {len(text) - kept} more characters cut]"
+        kept = max(0, limit - len(note))
+    return text[:kept] + f"\n[… {len(text) - kept} more characters cut]"
 
 
 def describe(tools: Sequence[Tool]) -> list[dict[str, Any]]:
