@@ -199,9 +199,11 @@ class OpenAIFake(AiohttpService):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         for index, chunk in enumerate(chunks):
             if fault and fault.kind in ("drop", "stall") and index >= fault.after_chunks:
-                if fault.kind == "stall":
-                    await asyncio.sleep(3600)
                 assert request.transport is not None
+                if fault.kind == "stall":  # send nothing more until the client gives up
+                    while not request.transport.is_closing():
+                        await asyncio.sleep(0.05)
+                    return response
                 request.transport.abort()  # no finish_reason, no [DONE]: the client sees a cut stream
                 return response
             await asyncio.sleep(self.first_chunk_delay_s if index == 0 else self.chunk_delay_s)
