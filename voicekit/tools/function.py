@@ -50,8 +50,7 @@ class FunctionTool(Tool):
             raise ToolsError(f"tool name {tool_name!r} must be letters, digits, _ or -, at most 64 characters")
         description, parameter_docs = parse_docstring(inspect.getdoc(function) or "")
         self.arguments_model = arguments_model(function, tool_name, parameter_docs)
-        schema = self.arguments_model.model_json_schema()
-        schema.pop("title", None)
+        schema = untitled(self.arguments_model.model_json_schema())
         self.spec = ToolSpec(tool_name, description or tool_name, schema)
         self._is_async = inspect.iscoroutinefunction(function)
 
@@ -114,6 +113,19 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
         else:
             description.append(line)
     return " ".join(" ".join(description).split()), params
+
+
+def untitled(schema: Any) -> Any:
+    """``schema`` without pydantic's ``title`` keywords: words a model pays for and gains nothing from."""
+    if isinstance(schema, dict):
+        return {
+            key: ({name: untitled(sub) for name, sub in value.items()} if key in ("properties", "$defs") else untitled(value))
+            for key, value in schema.items()
+            if key != "title"
+        }
+    if isinstance(schema, list):
+        return [untitled(item) for item in schema]
+    return schema
 
 
 def result_text(result: Any) -> str:

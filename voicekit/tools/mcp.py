@@ -95,11 +95,12 @@ class MCPServer:
         if config.command is not None:
             # the server's stderr, kept so that one that fails to start can say why; closed in aclose()
             self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+            command = [expand_variables(part, where) for part in (*config.command, *config.args)]
             params = StdioServerParameters(
-                command=config.command[0],
-                args=[*config.command[1:], *config.args],
+                command=command[0],
+                args=command[1:],
                 env={key: expand_variables(value, where) for key, value in config.env.items()} or None,
-                cwd=config.cwd,
+                cwd=expand_variables(config.cwd, where) if config.cwd else None,
             )
             from mcp.client.stdio import stdio_client
 
@@ -111,7 +112,7 @@ class MCPServer:
         http = create_mcp_http_client(headers=headers)
         stack.push_async_callback(http.aclose)
         assert config.url is not None
-        return Client(streamable_http_client(config.url, http_client=http))
+        return Client(streamable_http_client(expand_variables(config.url, where), http_client=http))
 
     def _select(self, listed: Sequence[Any]) -> list[MCPTool]:
         names = [tool.name for tool in listed]

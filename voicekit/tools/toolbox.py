@@ -58,7 +58,7 @@ class Toolbox:
         """A toolbox of ready tools: :class:`Tool` objects or typed Python functions."""
         from voicekit.tools.function import FunctionTool
 
-        box = cls(ToolsConfig())
+        box = cls(ToolsConfig.model_validate({}))
         for tool in tools:
             box._add(tool if isinstance(tool, Tool) else FunctionTool(tool, source="python"))
         return box
