@@ -118,8 +118,9 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 def untitled(schema: Any) -> Any:
     """``schema`` without pydantic's ``title`` keywords: words a model pays for and gains nothing from."""
     if isinstance(schema, dict):
+        named = ("properties", "$defs")  # their keys are names, not keywords: a property may be called "title"
         return {
-            key: ({name: untitled(sub) for name, sub in value.items()} if key in ("properties", "$defs") else untitled(value))
+            key: {name: untitled(sub) for name, sub in value.items()} if key in named else untitled(value)
             for key, value in schema.items()
             if key != "title"
         }
