@@ -17,7 +17,7 @@ from voicekit.tools.base import ToolError, ToolsError
 from voicekit.tools.builtin import clock
 from voicekit.tools.config import ToolsConfig, tool_problems
 from voicekit.tools.function import FunctionTool
-from voicekit.tools.registry import load_tool_registry
+from voicekit.tools.registry import load_tool_registry, unknown_tool_problems
 from voicekit.tools.toolbox import Toolbox, cap
 
 
@@ -194,3 +194,12 @@ def test_results_are_capped_saying_how_much_was_cut() -> None:
     capped = cap("x" * 1000, 200)
     kept, note = capped.split("\n")
     assert len(capped) <= 200 and note == f"[… {1000 - len(kept)} more characters cut]" and len(kept) > 150
+
+
+def test_validation_names_unknown_tools_by_their_path() -> None:
+    registry = load_tool_registry(manager(_Plugin()))
+    data = {"tools": ["clock", {"mcp": {"command": "x"}}, {"use": "wether"}]}
+    assert unknown_tool_problems(data, registry) == [
+        (("tools", 2, "use"), "unknown tool 'wether' (did you mean 'weather'?); known: clock, time_now, weather")
+    ]
+    assert unknown_tool_problems({"tools": [{"mcp": {"command": "x"}}]}) == []

@@ -66,6 +66,25 @@ class ToolRegistry:
             raise ToolsError(f"unknown tool '{name}'{hint}; known: {known}") from None
 
 
+def unknown_tool_problems(data: Any, registry: ToolRegistry | None = None) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each ``tools: [{use: NAME}]`` entry of a profile document that names no registered
+    tool, with its YAML path (``profiles validate`` asks this; MCP servers are not started)."""
+    from voicekit.tools.config import PluginToolEntry, ToolsConfig
+
+    config = ToolsConfig.from_profile(data)
+    if not any(isinstance(entry, PluginToolEntry) for entry in config.tools):
+        return []
+    registry = registry or load_tool_registry()
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for index, entry in enumerate(config.tools):
+        if isinstance(entry, PluginToolEntry):
+            try:
+                registry.entry(entry.use)
+            except ToolsError as exc:
+                problems.append((("tools", index, "use"), str(exc)))
+    return problems
+
+
 def load_tool_registry(pm: pluggy.PluginManager | None = None) -> ToolRegistry:
     """Ask every plugin (and voicekit's built-in tools) to register its tools."""
     from voicekit.registry import get_plugin_manager, plugin_label
@@ -101,4 +120,4 @@ def _register(plugin: str, registry: ToolRegistry) -> Callable[..., None]:
     return register
 
 
-__all__ = ["BUILTIN_TOOLS", "RegisteredTool", "ToolRegistry", "load_tool_registry"]
+__all__ = ["BUILTIN_TOOLS", "RegisteredTool", "ToolRegistry", "load_tool_registry", "unknown_tool_problems"]
