@@ -80,8 +80,9 @@ def arguments_model(function: Callable[..., Any], name: str, docs: dict[str, str
         if parameter.name not in hints:
             raise ToolsError(f"tool {name}: argument '{parameter.name}' has no type hint")
         default = ... if parameter.default is parameter.empty else parameter.default
-        description = docs.get(parameter.name)
-        fields[parameter.name] = (hints[parameter.name], Field(default, description=description))
+        # without a docstring line, a description in Annotated[..., Field(description=...)] stays
+        field = Field(default, description=docs[parameter.name]) if parameter.name in docs else Field(default)
+        fields[parameter.name] = (hints[parameter.name], field)
     model: type[BaseModel] = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     return model
 
