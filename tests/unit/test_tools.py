@@ -203,3 +203,22 @@ def test_validation_names_unknown_tools_by_their_path() -> None:
         (("tools", 2, "use"), "unknown tool 'wether' (did you mean 'weather'?); known: clock, time_now, weather")
     ]
     assert unknown_tool_problems({"tools": [{"mcp": {"command": "x"}}]}) == []
+
+
+def test_the_chat_display_shows_one_dim_line_per_call_and_result() -> None:
+    from rich.console import Console
+
+    from voicekit.display import ChatDisplay
+    from voicekit.events import ToolCall, ToolResult
+
+    console = Console(record=True, width=200, force_terminal=False)
+    display = ChatDisplay(console)
+    display(ToolCall("c1", "clock", '{"timezone": "Europe/Paris"}'))
+    display(ToolResult("c1", "clock", "Friday 04 December 2026, 20:15 in Europe/Paris", duration_ms=3.4))
+    display(ToolResult("c2", "wipe", "refused: not allowed " + "x" * 300, "refused"))
+    display.close()
+    lines = console.export_text().splitlines()
+    assert lines[0] == '  ⚙ clock({"timezone": "Europe/Paris"})'
+    assert lines[1] == "  ↳ clock: Friday 04 December 2026, 20:15 in Europe/Paris (3 ms)"
+    assert lines[2].startswith("  ↳ wipe [refused]: refused: not allowed x") and lines[2].endswith("…")
+    assert len(lines) == 3
