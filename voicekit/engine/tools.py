@@ -138,6 +138,8 @@ class ToolLoop:
         if not isinstance(event, BotTurn):
             return
         exchange = self._exchanges.pop(event.turn, None)
+        for dropped in [turn for turn in self._exchanges if turn < event.turn]:
+            del self._exchanges[dropped]  # turns answered afresh together with the next words
         history = self.history
         if not exchange or history is None or not history or history[-1].role != "assistant":
             return
