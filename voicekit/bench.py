@@ -133,7 +133,7 @@ async def run_bench(request: BenchRequest, on_turn: Callable[[int], None] | None
 
 
 def plot(report: BenchReport, path: Path) -> None:
-    """A stacked bar per turn: STT, LLM first token, output first audio, the rest."""
+    """A stacked bar per turn: STT, LLM first token, tools, output first audio, the engine."""
     try:
         import matplotlib
 
@@ -147,6 +147,7 @@ def plot(report: BenchReport, path: Path) -> None:
     parts = [
         ("stt_ms", "STT final"),
         ("llm_ttft_ms", "LLM first token"),
+        ("tool_ms", "tools"),
         ("output_ttfa_ms", "first audio"),
         ("engine_ms", "engine"),
     ]

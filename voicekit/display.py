@@ -16,14 +16,19 @@ from voicekit.events import (
     Event,
     Interim,
     TextDelta,
+    ToolCall,
+    ToolResult,
     TurnMetrics,
     UserTurn,
 )
 
+_TOOL_TEXT_CHARS = 100
+
 
 class ChatDisplay:
-    """Shows the user's partial and final words, the bot's text as it streams, and a
-    latency line per turn. On a terminal the partial text updates in place."""
+    """Shows the user's partial and final words, the bot's text as it streams, one dim line
+    per tool call and per result, and a latency line per turn. On a terminal the partial
+    text updates in place."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, emoji=False)
@@ -60,6 +65,12 @@ class ChatDisplay:
             self.console.print(Text.assemble(("bot: ", "bold cyan"), event.text or "…", suffix))
         elif isinstance(event, BargeIn):
             self._bot = ""
+        elif isinstance(event, ToolCall):
+            self.console.print(Text(f"  ⚙ {event.name}({_short(event.arguments)})", style="dim"))
+        elif isinstance(event, ToolResult):
+            status = "" if event.status == "ok" else f" [{event.status}]"
+            took = f" ({event.duration_ms:.0f} ms)" if event.duration_ms is not None else ""
+            self.console.print(Text(f"  ↳ {event.name}{status}: {_short(event.content)}{took}", style="dim"))
         elif isinstance(event, TurnMetrics):
             self.console.print(Text(f"  ⏱  {format_turn(event)}", style="dim"))
         elif isinstance(event, BackendSwitched):
@@ -76,3 +87,8 @@ class ChatDisplay:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _TOOL_TEXT_CHARS else text[: _TOOL_TEXT_CHARS - 1] + "…"

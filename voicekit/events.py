@@ -80,6 +80,52 @@ class Interrupted(Event):
     """A realtime model stopped its own reply because the user spoke."""
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCall(Event):
+    """The model asks for a tool to run (yielded by an LLM that was given tools).
+
+    ``id`` names this call among the turn's calls (the vendor's id, or one the backend
+    makes up when its service has none); ``arguments`` is the JSON object the model wrote,
+    as text, exactly as it came (the engine parses and checks it). An LLM yields its calls,
+    then its ``LLMDone``; the engine runs them and asks the model again with the results.
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+ToolStatus = Literal["ok", "error", "timeout", "refused", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult(Event):
+    """What a tool call gave back, as the model receives it (made by the engine).
+
+    ``content`` is text (a tool's error message when ``status`` is not ``"ok"``), capped in
+    size; ``status`` says how the call ended: ``ok``, ``error`` (the tool raised or does not
+    exist), ``timeout``, ``refused`` (a destructive tool the profile does not allow) or
+    ``cancelled`` (the user interrupted). ``duration_ms`` is how long the tool ran.
+    """
+
+    id: str
+    name: str
+    content: str
+    status: ToolStatus = "ok"
+    duration_ms: float | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.status != "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallsCancelled(Event):
+    """A realtime model withdrew tool calls it had asked for (the user interrupted)."""
+
+    ids: tuple[str, ...]
+
+
 # --- output -------------------------------------------------------------------------
 
 
@@ -151,6 +197,7 @@ class TurnMetrics(Event):
     voice_to_voice_ms: float | None = None
     turn_ms: float | None = None
     engine_ms: float | None = None  # the part of voice-to-voice spent in voicekit, not in services
+    tool_ms: float | None = None  # time tools ran during the turn (rounds in parallel count once)
     backends: tuple[tuple[str, str], ...] = ()
 
 
@@ -175,14 +222,27 @@ class ErrorEvent(Event):
 
 
 STTEvent = SpeechStarted | SpeechEnded | Interim | Final | UtteranceEnd
-LLMEvent = TextDelta | LLMDone
+LLMEvent = TextDelta | LLMDone | ToolCall
 OutputEvent = AudioOut | SpeakingStarted | SpeakingEnded
-RealtimeEvent = SpeechStarted | SpeechEnded | Interim | Final | TextDelta | AudioOut | Interrupted | LLMDone
+RealtimeEvent = (
+    SpeechStarted
+    | SpeechEnded
+    | Interim
+    | Final
+    | TextDelta
+    | AudioOut
+    | Interrupted
+    | LLMDone
+    | ToolCall
+    | ToolCallsCancelled
+)
 ConversationEvent = (
     STTEvent
     | LLMEvent
     | OutputEvent
     | Interrupted
+    | ToolResult
+    | ToolCallsCancelled
     | UserTurn
     | BotSentence
     | BotTurn

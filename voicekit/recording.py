@@ -1,8 +1,8 @@
 """Record a conversation as it happens: both sides' audio, the transcript and the metrics.
 
 ``DIR/conversation.wav`` is 16 kHz stereo, the user on the left and the bot on the
-right, time-aligned; ``DIR/transcript.jsonl`` gets one line per transcript event as
-it happens (flushed, so a crash keeps what came before); ``DIR/metrics.json`` is
+right, time-aligned; ``DIR/transcript.jsonl`` gets one line per transcript event (tool calls and
+their results included) as it happens (flushed, so a crash keeps what came before); ``DIR/metrics.json`` is
 written when the conversation ends.
 """
 
@@ -28,13 +28,28 @@ from voicekit.events import (
     ErrorEvent,
     Event,
     Final,
+    ToolCall,
+    ToolCallsCancelled,
+    ToolResult,
     TurnMetrics,
     UserTurn,
 )
 
 RATE = 16000
 _FLUSH_SAMPLES = RATE // 2
-_LOGGED = (Final, UserTurn, BotSentence, BotTurn, BargeIn, TurnMetrics, BackendSwitched, ErrorEvent)
+_LOGGED = (
+    Final,
+    UserTurn,
+    BotSentence,
+    ToolCall,
+    ToolResult,
+    ToolCallsCancelled,
+    BotTurn,
+    BargeIn,
+    TurnMetrics,
+    BackendSwitched,
+    ErrorEvent,
+)
 
 
 class ConversationRecorder:

@@ -14,6 +14,10 @@ Who does what:
   conversation (a streaming STT, a live model) reconnects with the core's policy, through
   :class:`voicekit.engine.retry.Retrier` and ``context.retry``.
 - The core keeps the conversation history and hands it to the LLM on every turn.
+- The core runs tools: an LLM that declares ``Capabilities.tools`` receives the tools'
+  declarations (:class:`ToolSpec`) with every ``respond`` and yields
+  :class:`~voicekit.events.ToolCall` events; the engine runs the calls and asks again with
+  the results in the history. An LLM that does not declare it never sees a tool.
 - The core opens and closes nothing for a backend but the backend itself: a backend
   closes what it opened in ``aclose()``, remote billable sessions included (opened
   through ``context.remote_sessions`` so that the ledger always knows about them).
@@ -34,7 +38,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from voicekit.errors import MissingSecretError
-from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent
+from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent, ToolCall, ToolResult
 from voicekit.options import RetryPolicy
 from voicekit.sdk import import_sdk as import_sdk  # re-exported for plugins written before voicekit.sdk
 
@@ -64,6 +68,7 @@ class Capabilities:
     accepts_audio: bool = False  # a realtime LLM that takes microphone PCM
     produces_audio: bool = False  # an LLM or output that yields AudioOut
     remote_session: bool = False  # opens a billable remote session
+    tools: bool = False  # an LLM that takes tool declarations and yields ToolCall events
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,34 @@ def missing_roles(
 
 @dataclass(frozen=True)
 class Message:
-    """One entry of the conversation history the core keeps."""
+    """One entry of the conversation history the core keeps.
+
+    ``user`` and ``assistant`` messages hold text (an interrupted assistant message only
+    what was heard). With tools, one round of a reply is one ``assistant`` message that
+    also carries the calls the model made (``tool_calls``, its ``text`` then being whatever
+    it said before them) and their results (``tool_results``, one per call, in the calls'
+    order); a backend spreads it over its vendor's messages (OpenAI: the assistant message
+    and a ``tool`` message per result; Gemini: a ``functionCall`` content and a
+    ``functionResponse`` one). Only LLMs that declare ``Capabilities.tools`` ever see a
+    message with calls.
+    """
 
     role: Literal["user", "assistant"]
     text: str
     interrupted: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as the model is told about it: its name, what it does (for the model to
+    read), and the JSON Schema of its arguments (an ``object`` schema). An LLM backend turns
+    it into its vendor's declaration; it never calls the tool itself."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class RemoteSessionHandle(Protocol):
@@ -383,6 +411,11 @@ class RealtimeStream:
     async def interrupt(self) -> None:
         """The user barged in locally: stop the current reply."""
 
+    async def send_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """Hand the model the results of the ``ToolCall`` events it yielded (a stream opened
+        with tools; the engine runs the calls and calls this as each one ends)."""
+        raise NotImplementedError(f"{type(self).__name__} yielded a tool call but takes no tool results")
+
     def __aiter__(self) -> AsyncIterator[RealtimeEvent]:
         raise NotImplementedError
 
@@ -406,16 +439,43 @@ class LLM(Backend):
     ``history`` is the conversation so far, kept by the core: user turns and what the bot
     actually said (an interrupted reply holds only the words that were heard). The
     backend does not keep its own copy between turns.
+
+    Tools: a backend that declares ``Capabilities(tools=True)`` is called as
+    ``respond(history, user_text, tools=specs)``; it declares ``specs`` to its service in
+    the vendor's format and yields a :class:`~voicekit.events.ToolCall` for each call the
+    model makes, then ``LLMDone``. The engine runs the calls and calls ``respond`` again
+    with the whole exchange in ``history`` (the user's message, then one assistant message
+    per round carrying its ``tool_calls`` and ``tool_results``) and ``user_text=""``: no new
+    user message, the model goes on from the results. ``tools`` may be empty (the last
+    round allowed): then the model must answer in text. A backend without ``tools`` in its
+    capabilities is never passed the keyword and never sees a message with calls.
     """
 
     role: ClassVar[Role] = "llm"
 
     def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+        """Stream the reply; a backend with ``Capabilities.tools`` adds the keyword ``tools``
+        (see :class:`ToolCallingLLM`)."""
         raise NotImplementedError
 
     def realtime(self, history: Sequence[Message] = ()) -> RealtimeStream:
-        """For ``accepts_audio`` models: open a speech-to-speech stream."""
+        """For ``accepts_audio`` models: open a speech-to-speech stream.
+
+        One that declares ``tools`` is called as ``realtime(history, tools=specs)``, yields
+        ``ToolCall`` (and ``ToolCallsCancelled``) events and takes the results through
+        :meth:`RealtimeStream.send_tool_results`.
+        """
         raise NotImplementedError(f"{self.label} does not take audio")
+
+
+class ToolCallingLLM(Protocol):
+    """How the engine calls an LLM that declares ``Capabilities.tools`` (see :class:`LLM`)."""
+
+    def respond(
+        self, history: Sequence[Message], user_text: str, *, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LLMEvent]: ...
+
+    def realtime(self, history: Sequence[Message] = (), *, tools: Sequence[ToolSpec] = ()) -> RealtimeStream: ...
 
 
 # --- Output -------------------------------------------------------------------------

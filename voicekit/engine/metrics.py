@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from voicekit.events import TurnMetrics
 
-STAGES = ("stt_ms", "llm_ttft_ms", "output_ttfa_ms", "voice_to_voice_ms", "turn_ms", "engine_ms")
+STAGES = ("stt_ms", "llm_ttft_ms", "tool_ms", "output_ttfa_ms", "voice_to_voice_ms", "turn_ms", "engine_ms")
 STAGE_LABELS = {
     "stt_ms": "end of speech → STT final",
-    "llm_ttft_ms": "STT final → LLM first token",
+    "llm_ttft_ms": "STT final → LLM first token (or first tool call)",
+    "tool_ms": "tools running (turns that called tools)",
     "output_ttfa_ms": "first sentence → first audio",
     "voice_to_voice_ms": "end of speech → first audio out",
     "turn_ms": "end of speech → end of turn",
@@ -37,6 +38,11 @@ class TurnClock:
     first_output: float | None = None  # first AudioOut (or SpeakingStarted for avatars) from the output
     first_played: float | None = None  # first bot audio reached the sink
     end: float | None = None
+    tool_s: float | None = None  # wall time tool rounds took (parallel calls count once)
+
+    def add_tool_time(self, seconds: float) -> None:
+        """A tool round took ``seconds``."""
+        self.tool_s = (self.tool_s or 0.0) + seconds
 
     def mark(self, name: str, t: float) -> None:
         """Record a milestone the first time it happens."""
@@ -58,6 +64,7 @@ class TurnClock:
             voice_to_voice_ms=_ms(start, self.first_played),
             turn_ms=_ms(start, self.end),
             engine_ms=self.engine_share(),
+            tool_ms=round(self.tool_s * 1000, 2) if self.tool_s is not None else None,
             backends=tuple(backends),
         )
 
@@ -105,6 +112,7 @@ def format_turn(m: TurnMetrics) -> str:
     for stage, label in (
         ("stt_ms", "stt"),
         ("llm_ttft_ms", "llm"),
+        ("tool_ms", "tools"),
         ("output_ttfa_ms", "tts"),
         ("voice_to_voice_ms", "voice→voice"),
     ):

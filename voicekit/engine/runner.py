@@ -2,8 +2,9 @@
 
 :func:`prepare` loads the profile, builds each role's backends (the one named by ``use``
 and its ``fallback:`` list, with the role's ``retry:`` policy), the audio source and sink,
-the recorder and the ledger row; :func:`run_chat` runs it with signal handling. Whatever
-ends the conversation — its end, an error, Ctrl-C, SIGTERM, SIGHUP — the recording is
+the recorder and the ledger row, and the profile's tools; :func:`run_chat` runs it with
+signal handling. Whatever ends the conversation — its end, an error, Ctrl-C, SIGTERM,
+SIGHUP — the tools' servers are stopped (MCP child processes included), the recording is
 flushed and the ledger row is closed with the status and the reason.
 """
 
@@ -16,7 +17,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from voicekit.audio.sinks import AudioSink, NullSink, WavFileSink
 from voicekit.engine.conversation import Conversation, ConversationResult
@@ -26,6 +27,10 @@ from voicekit.events import ErrorEvent, Event
 from voicekit.ledger.ledger import SessionLedger
 from voicekit.ledger.remote import RemoteSessions
 from voicekit.roles import BackendContext
+
+if TYPE_CHECKING:
+    from voicekit.engine.tools import ToolLoop
+    from voicekit.tools.config import ToolsConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class ChatRequest:
     ledger: SessionLedger | None = None
     registry: Any = None  # a loaded voicekit.registry.Registry to reuse; None: load the plugins now
     warn: Callable[[str], None] = log.warning
+    tools: ToolsConfig | None = None  # the tools the model gets; None: the profile's
 
 
 @dataclass
@@ -114,6 +120,7 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
             else None
         )
         vad = _make_vad(profile) if source is not None else None
+        toolbox = _make_toolbox(request, profile, registry, llm)
     except BaseException as exc:
         _end_row(ledger, conversation_id, 0, None, "failed", str(exc) or type(exc).__name__)
         raise
@@ -138,10 +145,13 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         warn=request.warn,
     )
     conversation.conversation_id = conversation_id  # type: ignore[attr-defined]
+    tool_loop = _hand_tools(conversation, toolbox, request.tools or _tools_config(profile))
 
     def finish(status: str, reason: str | None = None) -> None:
         """Close the recording and the ledger row; a ledger failure here only warns."""
         remote.stop_heartbeat()
+        if tool_loop is not None:
+            _close_soon(tool_loop)  # run_prepared has closed them; a server's own run may not have
         if reason:
             conversation.emit(ErrorEvent(reason, fatal=True))
         if recorder is not None:
@@ -159,6 +169,91 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         )
 
     return conversation, finish
+
+
+def _tools_config(profile: Any) -> ToolsConfig:
+    """The profile's tool settings; bad ones are a :class:`ProfileError` naming the key."""
+    from voicekit.tools.config import ToolsConfig, tool_problems
+
+    problems = tool_problems(profile.data)
+    if problems:
+        path, message = problems[0]
+        where = ".".join(str(part) for part in path)
+        raise ProfileError(f"profile '{profile.name}': {where}: {message}")
+    return ToolsConfig.from_profile(profile.data)
+
+
+def _make_toolbox(request: ChatRequest, profile: Any, registry: Any, llm: Any) -> Any:
+    """The conversation's tools (MCP servers not started yet), or ``None`` without tools."""
+    config = request.tools or _tools_config(profile)
+    if not config.enabled:
+        return None
+    from voicekit.tools.registry import load_tool_registry
+    from voicekit.tools.toolbox import Toolbox
+
+    toolbox = Toolbox(config, load_tool_registry(getattr(registry, "pm", None)))
+    if not llm.capabilities.tools:
+        request.warn(f"llm '{llm.name}' does not call tools: the profile's tools are not offered to it")
+    return toolbox
+
+
+def _hand_tools(conversation: Conversation, toolbox: Any, config: ToolsConfig) -> ToolLoop | None:
+    """Give the conversation's reply and realtime stages the tool loop; file each turn's
+    tool exchange into the history as the turn ends."""
+    if toolbox is None:
+        return None
+    from voicekit.engine.tools import ToolLoop
+
+    filler = config.tools_filler
+    loop = ToolLoop(
+        toolbox,
+        timeout_s=config.tools_timeout_s,
+        max_rounds=config.max_tool_rounds,
+        filler=filler.text if filler else None,
+        filler_after_s=filler.after_ms / 1000 if filler else 1.0,
+        emit=conversation.emit,
+        history=conversation.history,
+    )
+    conversation.add_observer(loop.on_event)
+    if conversation.replier is not None:
+        conversation.replier.tools = loop
+    if conversation.realtime is not None:
+        conversation.realtime.tools = loop
+    return loop
+
+
+def tool_loop_of(conversation: Conversation) -> ToolLoop | None:
+    """The tool loop :func:`prepare` gave ``conversation``, if its profile has tools."""
+    for stage in (conversation.replier, conversation.realtime):
+        loop = getattr(stage, "tools", None)
+        if loop is not None:
+            return cast("ToolLoop", loop)
+    return None
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_soon(loop: ToolLoop) -> None:
+    """Stop the tools' servers from a synchronous finisher (``voicekit serve`` ends a
+    conversation through it): the stop runs on, shielded, after the finisher returns."""
+    try:
+        task = asyncio.get_running_loop().create_task(loop.aclose())
+    except RuntimeError:
+        return
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close_tools(loop: ToolLoop | None) -> None:
+    if loop is None:
+        return
+    try:
+        await loop.aclose()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the conversation's own ending matters more
+        log.warning("stopping the tools failed: %s", exc)
 
 
 def _end_row(
@@ -234,7 +329,10 @@ async def run_prepared(
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
     status, reason = "failed", None
+    tools = tool_loop_of(conversation)
     try:
+        if tools is not None:
+            await tools.start()  # MCP servers start with the conversation, and stop with it below
         result = await conversation.run()
         status = "ended"
         return result, None
@@ -250,9 +348,17 @@ async def run_prepared(
         reason = str(exc) or type(exc).__name__
         raise
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-        finish(status, reason)
+        try:
+            closing = asyncio.ensure_future(_close_tools(tools))
+            try:
+                await asyncio.shield(closing)  # cancelled again meanwhile: no server process is left behind
+            except asyncio.CancelledError:
+                await asyncio.wait([closing])
+                raise
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            finish(status, reason)
 
 
 async def run_chat(request: ChatRequest) -> ChatOutcome:
