@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -25,31 +24,11 @@ from tests.fakes.openai_compat import DEFAULT_KEY, OpenAIFake, Reply, ScriptedCa
 from voicekit.audio.pcm import silence
 from voicekit.audio.sinks import NullSink
 from voicekit.engine.runner import ChatRequest, prepare, run_prepared
-from voicekit.errors import ProfileError
 from voicekit.events import BotTurn, Event, ToolResult
-from voicekit.profiles import load_profile
 from voicekit.testing.speech import synthesize
 from voicekit.tools.config import ToolsConfig
 
 CLOCK_SAYS = r"\w+day \d\d \w+ 20\d\d, \d\d:\d\d in UTC \(UTC\+00:00\)"
-
-
-def _profiles_take_tools() -> bool:
-    with tempfile.TemporaryDirectory() as folder:
-        probe = Path(folder) / "probe.yaml"
-        probe.write_text("llm: {use: echo}\ntools: [clock]\n")
-        try:
-            load_profile(probe)
-        except ProfileError:
-            return False
-    return True
-
-
-needs_profile_tools = pytest.mark.skipif(
-    not _profiles_take_tools(),
-    reason="the profile loader does not take the top-level tools: key yet "
-    "(voicekit/profiles must accept voicekit.tools.config.PROFILE_KEYS)",
-)
 
 
 @pytest.fixture
@@ -240,7 +219,6 @@ async def test_ctrl_c_with_a_stdio_mcp_server_running_leaves_no_child_process(fa
     assert wait_gone(child, 5), "the stdio MCP server outlived the conversation"
 
 
-@needs_profile_tools
 async def test_chat_text_with_tools_in_the_profile(fake: OpenAIFake, tmp_path: Path) -> None:
     fake.triggers = {"time": "clock"}
     path = profile(tmp_path, fake, extra="tools: [clock]\n")
@@ -257,7 +235,6 @@ async def test_chat_text_with_tools_in_the_profile(fake: OpenAIFake, tmp_path: P
     assert re.search(rf"bot: The tool said: {CLOCK_SAYS}\.", stdout), stdout
 
 
-@needs_profile_tools
 async def test_bench_shows_the_tool_stage(fake: OpenAIFake, tmp_path: Path) -> None:
     fake.triggers = {"time": "clock"}
     path = profile(

@@ -33,6 +33,7 @@ from voicekit.engine.listening import VAD, AudioFilter, Listener
 from voicekit.engine.playback import Playback, Recorder
 from voicekit.engine.realtime import RealtimeBridge
 from voicekit.engine.reply import Replier, quietly
+from voicekit.engine.tools import ToolLoop
 from voicekit.engine.turns import BotTurn, DuplexMode, TurnTaking
 from voicekit.errors import ProfileError
 from voicekit.events import Event, Final, TurnMetrics
@@ -90,6 +91,7 @@ class Conversation:
         drain_timeout_s: float = 30.0,
         retry: Mapping[str, RetryPolicy] | None = None,
         warn: Callable[[str], None] = log.warning,
+        tools: ToolLoop | None = None,
     ) -> None:
         self.observers = list(observers)
         policies = dict(retry or {})
@@ -124,8 +126,12 @@ class Conversation:
             backends=self._serving,
         )
         self.playback = Playback(sink, self.turns, recorder=recorder, fast=fast, remote_output=remote_output)
+        self.tools = tools
+        if tools is not None:
+            tools.emit, tools.history = self._emit, self.turns.history
+            self.observers.append(tools.on_event)  # files each turn's tool rounds into the history
         self.replier = (
-            Replier(self.llms, self.outputs, self.playback, self._emit, remote_output=remote_output)
+            Replier(self.llms, self.outputs, self.playback, self._emit, remote_output=remote_output, tools=tools)
             if self.outputs is not None and not self.is_realtime
             else None
         )
@@ -141,6 +147,8 @@ class Conversation:
             if self.is_realtime
             else None
         )
+        if self.realtime is not None:
+            self.realtime.tools = tools
         self.listener = Listener(
             self.turns, self._emit, self._spawn, source=source, stts=self.stts, realtime=self.realtime,
             vad=vad, filters=filters, recorder=recorder, fast=fast, language=language,
@@ -259,7 +267,10 @@ class Conversation:
 
     async def _start(self) -> None:
         chains = [c for c in (self.stts, self.llms, self.outputs) if c is not None]
-        results = await asyncio.gather(*(c.start() for c in chains), return_exceptions=True)
+        starting: list[Any] = [c.start() for c in chains]
+        if self.tools is not None:
+            starting.append(self.tools.start())  # MCP servers start with the conversation, and stop with it
+        results = await asyncio.gather(*starting, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
@@ -278,6 +289,8 @@ class Conversation:
             await _close_quietly(self.listener.aclose(), "the stt stream")
             if self.realtime is not None:
                 await _close_quietly(self.realtime.aclose(), "the realtime stream")
+            if self.tools is not None:
+                await _close_quietly(self.tools.aclose(), "stopping the tools")
             for chain in (self.outputs, self.llms, self.stts):
                 if chain is not None:
                     await chain.aclose()

@@ -143,15 +143,13 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         language=profile.language,
         remote_sessions=remote,
         warn=request.warn,
+        tools=_tool_loop(toolbox, request.tools or _tools_config(profile)),
     )
     conversation.conversation_id = conversation_id  # type: ignore[attr-defined]
-    tool_loop = _hand_tools(conversation, toolbox, request.tools or _tools_config(profile))
 
     def finish(status: str, reason: str | None = None) -> None:
         """Close the recording and the ledger row; a ledger failure here only warns."""
         remote.stop_heartbeat()
-        if tool_loop is not None:
-            _close_soon(tool_loop)  # run_prepared has closed them; a server's own run may not have
         if reason:
             conversation.emit(ErrorEvent(reason, fatal=True))
         if recorder is not None:
@@ -197,63 +195,21 @@ def _make_toolbox(request: ChatRequest, profile: Any, registry: Any, llm: Any) -
     return toolbox
 
 
-def _hand_tools(conversation: Conversation, toolbox: Any, config: ToolsConfig) -> ToolLoop | None:
-    """Give the conversation's reply and realtime stages the tool loop; file each turn's
-    tool exchange into the history as the turn ends."""
+def _tool_loop(toolbox: Any, config: ToolsConfig) -> ToolLoop | None:
+    """The loop that runs the model's tool calls, or ``None`` without tools (the conversation
+    starts and stops its servers)."""
     if toolbox is None:
         return None
     from voicekit.engine.tools import ToolLoop
 
     filler = config.tools_filler
-    loop = ToolLoop(
+    return ToolLoop(
         toolbox,
         timeout_s=config.tools_timeout_s,
         max_rounds=config.max_tool_rounds,
         filler=filler.text if filler else None,
         filler_after_s=filler.after_ms / 1000 if filler else 1.0,
-        emit=conversation.emit,
-        history=conversation.history,
     )
-    conversation.add_observer(loop.on_event)
-    if conversation.replier is not None:
-        conversation.replier.tools = loop
-    if conversation.realtime is not None:
-        conversation.realtime.tools = loop
-    return loop
-
-
-def tool_loop_of(conversation: Conversation) -> ToolLoop | None:
-    """The tool loop :func:`prepare` gave ``conversation``, if its profile has tools."""
-    for stage in (conversation.replier, conversation.realtime):
-        loop = getattr(stage, "tools", None)
-        if loop is not None:
-            return cast("ToolLoop", loop)
-    return None
-
-
-_closing: set[asyncio.Task[None]] = set()
-
-
-def _close_soon(loop: ToolLoop) -> None:
-    """Stop the tools' servers from a synchronous finisher (``voicekit serve`` ends a
-    conversation through it): the stop runs on, shielded, after the finisher returns."""
-    try:
-        task = asyncio.get_running_loop().create_task(loop.aclose())
-    except RuntimeError:
-        return
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
-
-
-async def _close_tools(loop: ToolLoop | None) -> None:
-    if loop is None:
-        return
-    try:
-        await loop.aclose()
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the conversation's own ending matters more
-        log.warning("stopping the tools failed: %s", exc)
 
 
 def _end_row(
@@ -329,10 +285,7 @@ async def run_prepared(
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
     status, reason = "failed", None
-    tools = tool_loop_of(conversation)
     try:
-        if tools is not None:
-            await tools.start()  # MCP servers start with the conversation, and stop with it below
         result = await conversation.run()
         status = "ended"
         return result, None
@@ -348,17 +301,9 @@ async def run_prepared(
         reason = str(exc) or type(exc).__name__
         raise
     finally:
-        try:
-            closing = asyncio.ensure_future(_close_tools(tools))
-            try:
-                await asyncio.shield(closing)  # cancelled again meanwhile: no server process is left behind
-            except asyncio.CancelledError:
-                await asyncio.wait([closing])
-                raise
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
-            finish(status, reason)
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        finish(status, reason)
 
 
 async def run_chat(request: ChatRequest) -> ChatOutcome:

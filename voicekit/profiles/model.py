@@ -18,8 +18,11 @@ from voicekit.options import RetryPolicy
 from voicekit.profiles.document import YPath, is_secret_key, shown, where
 from voicekit.profiles.read import has_placeholder
 from voicekit.roles import ROLES
+from voicekit.tools.config import PROFILE_KEYS as TOOL_KEYS
 
-TOP_LEVEL_KEYS = ("description", "extends", "abstract", "language", "stt", "llm", "output", "turns", "audio")
+TOP_LEVEL_KEYS = (
+    "description", "extends", "abstract", "language", "stt", "llm", "output", "turns", "audio", *TOOL_KEYS,
+)  # fmt: skip
 
 
 class ProfileValidationError(ProfileError):

@@ -287,7 +287,21 @@ def validate_profile(profile: Profile, registry: Registry) -> list[str]:
         problems += needs_problems(llm_chain[0], has_stt=has_stt, has_output=has_output, at=profile.where(()))
         problems += fallback_problems(llm_chain, has_stt=has_stt, has_output=has_output, at=checker.at)
     problems += _vad_problems(profile)
+    problems += _tool_problems(profile, registry)
     return problems
+
+
+def _tool_problems(profile: Profile, registry: Registry) -> list[str]:
+    """``tools: [{use: NAME}]`` entries that name no registered tool."""
+    if not profile.data.get("tools"):
+        return []
+    from voicekit.tools.registry import load_tool_registry, unknown_tool_problems
+
+    tools = load_tool_registry(getattr(registry, "pm", None))
+    return [
+        f"{profile.where(path)}: {'.'.join(str(p) for p in path)}: {message}"
+        for path, message in unknown_tool_problems(profile.data, tools)
+    ]
 
 
 def _vad_problems(profile: Profile) -> list[str]:
