@@ -62,7 +62,7 @@ class WhisperOptions(BackendOptions):
     compute_type: ComputeType = Field(
         "int8", description="CTranslate2 precision: int8 (fastest on CPU), float16 (GPU), float32, default (as stored)"
     )
-    beam_size: int = Field(1, ge=1, le=10, description="Beam search width: 1 is greedy and fastest, 5 is Whisper's")
+    beam_size: int = Field(5, ge=1, le=10, description="Beam search width: 5 as Whisper; 1 (greedy) is ~30 % faster and less accurate")
     cpu_threads: int = Field(0, ge=0, le=64, description="CPU threads per transcription; 0: the cores, up to 4")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs")
     prompt: str | None = Field(
