@@ -150,9 +150,11 @@ async def test_streams_one_after_another_share_the_model(stt: WhisperSTT) -> Non
 
 
 def test_options_checked_when_the_profile_is_read() -> None:
-    with pytest.raises(UnknownModelError, match="did you mean 'whisper:tiny.en'"):
+    with pytest.raises(UnknownModelError, match=r"did you mean 'whisper:tiny\.en'"):
         WhisperSTT(WhisperSTT.Options(model="tiny.eng"))
-    with pytest.raises(ProfileError, match=r"tiny.en hears only English, not 'ru'; use a multilingual model \(model: tiny\)"):
+    with pytest.raises(
+        ProfileError, match=r"tiny.en hears only English, not 'ru'; use a multilingual model \(model: tiny\)"
+    ):
         WhisperSTT(WhisperSTT.Options(model="tiny.en"), BackendContext(language="ru"))
     assert WhisperSTT(WhisperSTT.Options(model="small"), BackendContext(language="ru-RU")).capabilities.languages == ()
     assert WhisperSTT.capabilities_for(WhisperSTT.Options(model="base.en")).languages == ("en",)

@@ -5,8 +5,9 @@ What the hub client uses to download one file (``hf_hub_download``), as the hub 
 - ``HEAD /{repo}/resolve/{revision}/{path}``: ``X-Repo-Commit`` and ``ETag`` (the git blob
   sha1, quoted). Small files answer 200 with their ``Content-Length``; large (LFS) files
   answer ``302`` to the file store (a server on another port, as the hub's is on
-  another host) with ``X-Linked-Etag`` (their sha256) and ``X-Linked-Size``. Unknown repository, revision or file: 404 with ``X-Error-Code``
-  ``RepoNotFound`` / ``RevisionNotFound`` / ``EntryNotFound``, as the hub says it.
+  another host) with ``X-Linked-Etag`` (their sha256) and ``X-Linked-Size``. Unknown
+  repository, revision or file: 404 with ``X-Error-Code`` ``RepoNotFound`` /
+  ``RevisionNotFound`` / ``EntryNotFound``, as the hub says it.
 - ``GET`` of the same path (redirected the same way) and ``GET /lfs/{sha256}``, both honouring
   ``Range: bytes=N-`` with ``206 Partial Content``.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import re
 import socket
 import threading
@@ -126,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     fake: FakeHub
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_HEAD(self) -> None:
@@ -157,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {match['revision']}")
         stored = files.get(match["file"])
         if stored is None:
-            return self._error(404, "EntryNotFound", f"{match['file']} does not exist on \"{match['revision']}\"")
+            return self._error(404, "EntryNotFound", f'{match["file"]} does not exist on "{match["revision"]}"')
         if match["file"] in fake.status:
             return self._error(fake.status[match["file"]], None, "injected failure")
         headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{stored.git_sha1}"'}
@@ -205,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(view[offset : offset + (1 << 20)])
 
     def _error(self, code: int, error_code: str | None, message: str) -> None:
-        payload = ('{"error": "%s"}' % message).encode()
+        payload = json.dumps({"error": message}).encode()
         self.send_response(code)
         if error_code:
             self.send_header("X-Error-Code", error_code)

@@ -58,7 +58,9 @@ def test_unknown_names_fail_with_one_line_and_a_hint(name: str, message: str) ->
 def test_a_new_model_is_one_line() -> None:
     """The registry's own promise: a turn detector's single ONNX file, described in one expression."""
     turn = models.ModelFamily("turn", module="onnxruntime", extra="turn", role="turns")
-    spec = ModelSpec(turn, "smart-turn-v3", "pipecat-ai/smart-turn-v3", ("smart-turn-v3.0.onnx",), 8, entry="smart-turn-v3.0.onnx")
+    spec = ModelSpec(
+        turn, "smart-turn-v3", "pipecat-ai/smart-turn-v3", ("smart-turn-v3.0.onnx",), 8, entry="smart-turn-v3.0.onnx"
+    )
     assert spec.name == "turn:smart-turn-v3"
     assert spec.revision == "main"
 

@@ -128,7 +128,9 @@ def pull(names: Annotated[list[str], typer.Argument(help="Models to download (wh
             path = download(spec, progress=progress)
         typer.echo(f"{spec.name}: {_size(models.disk_bytes(spec))} in {path}")
         if not _installed(spec.family):
-            console.print(f"note: the {spec.family.name} backend is not installed: pip install 'voicekit[{spec.family.extra}]'")
+            console.print(
+                f"note: the {spec.family.name} backend is not installed: pip install 'voicekit[{spec.family.extra}]'"
+            )
 
 
 @app.command("path")
@@ -138,5 +140,7 @@ def path(name: Annotated[str, typer.Argument(help="A model name (whisper:tiny.en
 
     spec = models.resolve(name)
     if not models.is_cached(spec):
-        raise models.ModelUnavailableError(f"{spec.name} is not in the model cache; run 'voicekit models pull {spec.name}'")
+        raise models.ModelUnavailableError(
+            f"{spec.name} is not in the model cache; run 'voicekit models pull {spec.name}'"
+        )
     typer.echo(str(models.entry_path(spec)))

@@ -10,7 +10,6 @@ that is not cached yet, and the files it finished are kept for the next one.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from pathlib import Path
 
 from voicekit.errors import VoicekitError
 from voicekit.models.registry import FAMILIES, ModelSpec, UnknownModelError, resolve
-
-log = logging.getLogger(__name__)
 
 MODELS_DIR_ENV = "VOICEKIT_MODELS_DIR"
 
@@ -104,12 +101,6 @@ def ensure(spec: ModelSpec, *, option: str) -> Path:
         return entry_path(spec)
     from voicekit.models.hub import ModelDownloadError, download
 
-    log.warning(
-        "%s is not in the model cache: downloading it now (~%d MB; 'voicekit models pull %s' does this ahead)",
-        spec.name,
-        spec.size_mb,
-        spec.name,
-    )
     try:
         if sys.stderr.isatty():
             from rich.console import Console
@@ -117,8 +108,8 @@ def ensure(spec: ModelSpec, *, option: str) -> Path:
             from voicekit.models.hub import download_progress
 
             with download_progress(Console(stderr=True), transient=True) as progress:
-                return download(spec, progress=progress)
-        return download(spec)
+                return download(spec, progress=progress, announce=True)
+        return download(spec, announce=True)
     except ModelDownloadError as exc:
         raise ModelUnavailableError(
             f"{spec.name} is not in the model cache and could not be downloaded ({exc.reason}); "

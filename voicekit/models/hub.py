@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from voicekit.sdk import import_sdk
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -47,11 +50,12 @@ def hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
-def download(spec: ModelSpec, *, progress: Progress | None = None) -> Path:
+def download(spec: ModelSpec, *, progress: Progress | None = None, announce: bool = False) -> Path:
     """Fetch every missing file of ``spec`` into the cache; its entry path.
 
-    ``progress`` (a rich :class:`~rich.progress.Progress`) gets one task per file.
-    Blocking: call it off the event loop.
+    ``progress`` (a rich :class:`~rich.progress.Progress`) gets one task per file;
+    ``announce`` logs a warning with the size once the hub has answered (a backend that
+    downloads as it starts says why it takes a while). Blocking: call it off the event loop.
     """
     hub = import_sdk("huggingface_hub", package="huggingface-hub", extra=spec.family.extra, backend=spec.family.name)
     endpoint = hub_endpoint()
@@ -60,13 +64,22 @@ def download(spec: ModelSpec, *, progress: Progress | None = None) -> Path:
     target = model_dir(spec)
     missing = [name for name in spec.files if not (target / name).is_file()]
     expected: dict[str, str | None] = {}
+    total = 0
     for name in missing:
         url = hub.hf_hub_url(spec.repo, name, revision=spec.revision, endpoint=endpoint)
         try:
             metadata = hub.get_hf_file_metadata(url=url, timeout=10)
-        except Exception as exc:  # noqa: BLE001 - every hub client failure becomes one line
+        except Exception as exc:
             raise ModelDownloadError(spec.name, _reason(exc, spec, name, endpoint)) from exc
         expected[name] = metadata.etag if metadata.etag and _SHA256.match(metadata.etag) else None
+        total += metadata.size or 0
+    if announce and missing:
+        log.warning(
+            "%s is not in the model cache: downloading %.0f MB ('voicekit models pull %s' does this ahead)",
+            spec.name,
+            total / 1e6,
+            spec.name,
+        )
     extra: dict[str, Any] = {}
     if progress is not None and "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters:
         extra["tqdm_class"] = _bars_for(progress, spec)
@@ -81,7 +94,7 @@ def download(spec: ModelSpec, *, progress: Progress | None = None) -> Path:
                 endpoint=endpoint,
                 **extra,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelDownloadError(spec.name, _reason(exc, spec, name, endpoint)) from exc
         digest = expected[name]
         if digest is not None and _sha256(Path(path)) != digest:

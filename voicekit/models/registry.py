@@ -70,7 +70,9 @@ _CT2 = ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")
 _CT2_V3 = ("config.json", "model.bin", "preprocessor_config.json", "tokenizer.json", "vocabulary.json")
 
 _PIPER_REPO = "rhasspy/piper-voices"
-_PIPER_VOICE = re.compile(r"^(?P<family>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<speaker>[^-/]+)-(?P<quality>x_low|low|medium|high)$")
+_PIPER_VOICE = re.compile(
+    r"^(?P<family>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<speaker>[^-/]+)-(?P<quality>x_low|low|medium|high)$"
+)
 _PIPER_SIZE_MB = {"x_low": 21, "low": 63, "medium": 63, "high": 114}
 
 

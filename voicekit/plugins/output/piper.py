@@ -44,7 +44,8 @@ class PiperOptions(BackendOptions):
         "or the path of a .onnx voice; default from the language: en → en_US-lessac-medium, ru → ru_RU-irina-medium",
     )
     model_path: str | None = Field(
-        None, description="A local .onnx voice (its .onnx.json beside it) to use instead of voice; nothing is downloaded"
+        None,
+        description="A local .onnx voice (its .onnx.json beside it) to use instead of voice; nothing is downloaded",
     )
     language: str | None = Field(None, description="Language of the text, to pick a voice; default: the profile's")
     speaker: int | str | None = Field(None, description="Speaker of a multi-speaker voice: its number or name")
@@ -123,7 +124,9 @@ class PiperOutput(Output):
             where = f"{self.option_path}.{'model_path' if o.model_path else 'voice'}"
             for needed in (onnx, Path(f"{onnx}.json")):
                 if not needed.is_file():
-                    raise ProfileError(f"piper: {where}: {needed} does not exist (a voice is a .onnx and its .onnx.json)")
+                    raise ProfileError(
+                        f"piper: {where}: {needed} does not exist (a voice is a .onnx and its .onnx.json)"
+                    )
             return onnx
         from voicekit.models import ensure
 

@@ -62,7 +62,9 @@ class WhisperOptions(BackendOptions):
     compute_type: ComputeType = Field(
         "int8", description="CTranslate2 precision: int8 (fastest on CPU), float16 (GPU), float32, default (as stored)"
     )
-    beam_size: int = Field(5, ge=1, le=10, description="Beam search width: 5 as Whisper; 1 (greedy) is ~30 % faster and less accurate")
+    beam_size: int = Field(
+        5, ge=1, le=10, description="Beam search width: 5 as Whisper; 1 (greedy) is ~30 % faster and less accurate"
+    )
     cpu_threads: int = Field(0, ge=0, le=64, description="CPU threads per transcription; 0: the cores, up to 4")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs")
     prompt: str | None = Field(
@@ -154,7 +156,9 @@ class WhisperSTT(STT):
         code = _language_code(self.options.language or self.context.language)
         if code not in (None, "en") and not self._model.model.is_multilingual:
             await self.aclose()
-            raise ProfileError(f"the whisper model in {folder} hears only English, not '{code}'; use a multilingual model")
+            raise ProfileError(
+                f"the whisper model in {folder} hears only English, not '{code}'; use a multilingual model"
+            )
 
     def _model_folder(self) -> Path:
         o = self.options
@@ -162,7 +166,9 @@ class WhisperSTT(STT):
             folder = Path(o.model_path or o.model).expanduser()
             if not (folder / "model.bin").is_file():
                 where = f"{self.option_path}.model_path" if o.model_path else f"{self.option_path}.model"
-                raise ProfileError(f"whisper: {where}: {folder} is not a CTranslate2 Whisper model folder (no model.bin)")
+                raise ProfileError(
+                    f"whisper: {where}: {folder} is not a CTranslate2 Whisper model folder (no model.bin)"
+                )
             return folder
         from voicekit.models import ensure
 
@@ -175,7 +181,9 @@ class WhisperSTT(STT):
             return sdk.WhisperModel(str(folder), device=o.device, compute_type=o.compute_type, cpu_threads=threads)
         except (RuntimeError, ValueError, OSError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ProfileError(f"whisper could not load the model in {folder} ({reason}); check stt.device and stt.compute_type") from exc
+            raise ProfileError(
+                f"whisper could not load the model in {folder} ({reason}); check stt.device and stt.compute_type"
+            ) from exc
 
     async def aclose(self) -> None:
         executor, self._executor = self._executor, None
