@@ -120,3 +120,28 @@ def test_chat_with_a_model_it_cannot_get(env: dict[str, str], tmp_path: Path) ->
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "whisper:tiny.en is not in the model cache and could not be downloaded (cannot reach" in errors[0]
     assert "run 'voicekit models pull whisper:tiny.en'" in errors[0] and "set stt.model_path" in errors[0]
+
+
+def _readme_section() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("### Local models: `stt: whisper`, `output: piper`")
+    return readme[start : readme.index("\n### ", start + 1)]
+
+
+def test_readme_local_models_snippets_are_valid(tmp_path: Path, env: dict[str, str]) -> None:
+    """The README's commands and profile lines name real models and options."""
+    section = _readme_section()
+    commands = section.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    pull = next(line for line in commands if line.startswith("voicekit models pull")).split("#")[0].split()[3:]
+    listed = _rows(env, "--all")
+    assert pull and all(name in listed for name in pull), pull
+    chat = next(line for line in commands if line.startswith("voicekit chat")).split()[2:]
+    result = voicekit("profiles", "validate", "offline", *chat, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    profile = tmp_path / "local-ru.yaml"
+    profile.write_text("extends: offline\nlanguage: ru\n" + snippet)
+    result = voicekit("profiles", "validate", str(profile), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    typo = voicekit("profiles", "validate", "offline", *chat, "--set", "stt.model=bas", env=env)
+    assert typo.returncode != 0 and "stt.model: unknown model 'whisper:bas' (did you mean" in typo.stdout + typo.stderr

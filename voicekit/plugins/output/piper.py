@@ -21,7 +21,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from voicekit.errors import ProfileError, VoicekitError
 from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
@@ -53,6 +53,19 @@ class PiperOptions(BackendOptions):
         None, gt=0.2, le=4.0, description="Pace: above 1 speaks slower, below 1 faster; default: the voice's own"
     )
 
+    @field_validator("voice")
+    @classmethod
+    def _voice_name(cls, voice: str | None) -> str | None:
+        """A malformed voice name fails when the profile is validated."""
+        if voice is not None and not _is_path(voice):
+            from voicekit.models import UnknownModelError, piper_voice
+
+            try:
+                piper_voice(voice)
+            except UnknownModelError as exc:
+                raise ValueError(str(exc)) from None
+        return voice
+
 
 def _is_path(voice: str) -> bool:
     return voice.endswith(".onnx") or "/" in voice or voice.startswith((".", "~"))
@@ -82,7 +95,7 @@ class PiperOutput(Output):
         if self.options.model_path is None and not _is_path(self.voice_name):
             from voicekit.models import piper_voice
 
-            self._spec = piper_voice(self.voice_name)  # a malformed name fails when the profile is validated
+            self._spec = piper_voice(self.voice_name)
 
     @property
     def voice_name(self) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from voicekit.errors import AudioFormatError, ProfileError, VoicekitError
 from voicekit.events import Final, Interim, SpeechEnded, SpeechStarted, UtteranceEnd
@@ -82,6 +82,19 @@ class WhisperOptions(BackendOptions):
     min_speech_ms: int = Field(150, ge=20, le=2000, description="Speech must last this long to start an utterance")
     pad_ms: int = Field(300, ge=0, le=2000, description="Audio kept from before the detected start of speech")
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        """A typo in a model name fails when the profile is validated, with a close match."""
+        if not _is_path(model):
+            from voicekit.models import UnknownModelError, resolve
+
+            try:
+                resolve(f"whisper:{model}")
+            except UnknownModelError as exc:
+                raise ValueError(str(exc)) from None
+        return model
+
 
 def _is_path(model: str) -> bool:
     return "/" in model or os.sep in model or model.startswith((".", "~"))
@@ -122,7 +135,7 @@ class WhisperSTT(STT):
         if o.model_path is None and not _is_path(o.model):
             from voicekit.models import resolve
 
-            self._spec = resolve(f"whisper:{o.model}")  # a typo fails when the profile is validated
+            self._spec = resolve(f"whisper:{o.model}")
         self._check_language(o.language or self.context.language)
 
     def _check_language(self, language: str | None) -> None:
