@@ -55,6 +55,7 @@ def test_pull_then_list_and_path(hub: FakeHub, env: dict[str, str], tmp_path: Pa
     folder = tmp_path / "models" / "whisper" / "tiny.en"
     assert (folder / "model.bin").read_bytes() == WEIGHTS
     assert pulled.stdout.strip() == f"whisper:tiny.en: 3.1 MB in {folder}"
+    assert f"whisper:tiny.en: downloading 3.1 MB from {REPO}" in pulled.stderr
 
     row = _rows(env)["whisper:tiny.en"]
     assert row["cached"] is True and row["path"] == str(folder) and row["bytes"] == len(WEIGHTS) + 6

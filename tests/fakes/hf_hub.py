@@ -189,6 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Disposition", f'attachment; filename="{name.rsplit("/", 1)[-1]}"')
         self.send_header("Content-Length", str(len(data) - start))
         if match:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")

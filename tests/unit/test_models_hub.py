@@ -49,8 +49,10 @@ def _closed_port() -> int:
 
 def test_download_puts_every_file_in_the_model_folder(hub: FakeHub) -> None:
     spec = models.resolve("whisper:tiny.en")
-    path = download(spec)
+    announced: list[int] = []
+    path = download(spec, on_start=announced.append)
     assert path == models.model_dir(spec) and models.is_cached(spec)
+    assert announced == [models.disk_bytes(spec)]  # the size to come, told once before it comes
     assert (path / "model.bin").read_bytes() == BIG
     assert (path / "vocabulary.txt").read_bytes() == b"a\nb\n"
     # the large file came from the file store the hub redirected to, the small ones from the hub

@@ -124,8 +124,12 @@ def pull(names: Annotated[list[str], typer.Argument(help="Models to download (wh
         if models.is_cached(spec):
             typer.echo(f"{spec.name} is already cached: {models.entry_path(spec)}")
             continue
+
+        def starting(size: int, spec: ModelSpec = spec) -> None:
+            console.print(f"{spec.name}: downloading {_size(size)} from {spec.repo}", soft_wrap=True)
+
         with download_progress(console) as progress:
-            path = download(spec, progress=progress)
+            path = download(spec, progress=progress, on_start=starting)
         typer.echo(f"{spec.name}: {_size(models.disk_bytes(spec))} in {path}")
         if not _installed(spec.family):
             console.print(

@@ -10,6 +10,7 @@ that is not cached yet, and the files it finished are kept for the next one.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from voicekit.errors import VoicekitError
 from voicekit.models.registry import FAMILIES, ModelSpec, UnknownModelError, resolve
+
+log = logging.getLogger(__name__)
 
 MODELS_DIR_ENV = "VOICEKIT_MODELS_DIR"
 
@@ -101,6 +104,14 @@ def ensure(spec: ModelSpec, *, option: str) -> Path:
         return entry_path(spec)
     from voicekit.models.hub import ModelDownloadError, download
 
+    def announce(size: int) -> None:
+        log.warning(
+            "%s is not in the model cache: downloading %.0f MB ('voicekit models pull %s' does this ahead)",
+            spec.name,
+            size / 1e6,
+            spec.name,
+        )
+
     try:
         if sys.stderr.isatty():
             from rich.console import Console
@@ -108,8 +119,8 @@ def ensure(spec: ModelSpec, *, option: str) -> Path:
             from voicekit.models.hub import download_progress
 
             with download_progress(Console(stderr=True), transient=True) as progress:
-                return download(spec, progress=progress, announce=True)
-        return download(spec, announce=True)
+                return download(spec, progress=progress, on_start=announce)
+        return download(spec, on_start=announce)
     except ModelDownloadError as exc:
         raise ModelUnavailableError(
             f"{spec.name} is not in the model cache and could not be downloaded ({exc.reason}); "

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +28,6 @@ from voicekit.sdk import import_sdk
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
-
-log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -50,12 +47,14 @@ def hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
-def download(spec: ModelSpec, *, progress: Progress | None = None, announce: bool = False) -> Path:
+def download(
+    spec: ModelSpec, *, progress: Progress | None = None, on_start: Callable[[int], None] | None = None
+) -> Path:
     """Fetch every missing file of ``spec`` into the cache; its entry path.
 
     ``progress`` (a rich :class:`~rich.progress.Progress`) gets one task per file;
-    ``announce`` logs a warning with the size once the hub has answered (a backend that
-    downloads as it starts says why it takes a while). Blocking: call it off the event loop.
+    ``on_start`` is told the bytes to come once the hub has answered for every file, just
+    before the first byte is fetched. Blocking: call it off the event loop.
     """
     hub = import_sdk("huggingface_hub", package="huggingface-hub", extra=spec.family.extra, backend=spec.family.name)
     endpoint = hub_endpoint()
@@ -73,17 +72,11 @@ def download(spec: ModelSpec, *, progress: Progress | None = None, announce: boo
             raise ModelDownloadError(spec.name, _reason(exc, spec, name, endpoint)) from exc
         expected[name] = metadata.etag if metadata.etag and _SHA256.match(metadata.etag) else None
         total += metadata.size or 0
-    if announce and missing:
-        log.warning(
-            "%s is not in the model cache: downloading %.0f MB ('voicekit models pull %s' does this ahead)",
-            spec.name,
-            total / 1e6,
-            spec.name,
-        )
-    extra: dict[str, Any] = {}
-    if progress is not None and "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters:
-        extra["tqdm_class"] = _bars_for(progress, spec)
+    if on_start is not None and missing:
+        on_start(total)
+    bars = progress if "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters else None
     for name in missing:
+        extra: dict[str, Any] = {"tqdm_class": _bars_for(bars, Path(name).name)} if bars is not None else {}
         try:
             path = hub.hf_hub_download(
                 spec.repo,
@@ -126,12 +119,11 @@ def download_progress(console: Console, *, transient: bool = False) -> Iterator[
         yield progress
 
 
-def _bars_for(progress: Progress, spec: ModelSpec) -> type:
+def _bars_for(progress: Progress, label: str) -> type:
     """A tqdm-shaped class whose bars are tasks of ``progress`` (the hub client's ``tqdm_class``)."""
 
     class RichBar:
-        def __init__(self, *args: Any, total: int | None = None, initial: int = 0, desc: str = "", **kwargs: Any):
-            label = f"{spec.name} {Path(str(desc)).name}".strip()
+        def __init__(self, *args: Any, total: int | None = None, initial: int = 0, **kwargs: Any):
             self.task = progress.add_task(label, total=total, completed=initial)
 
         def update(self, n: int | float = 1) -> None:
