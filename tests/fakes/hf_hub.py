@@ -26,13 +26,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
+
+# The hub client asks {ENDPOINT}/api/agent-harnesses once per process for its user agent, with the
+# ENDPOINT it read when first imported, which may be before a test points HF_ENDPOINT here: switch
+# that look-up off so that no test process ever talks to the real hub.
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+if "huggingface_hub.constants" in sys.modules:
+    sys.modules["huggingface_hub.constants"].HF_HUB_DISABLE_TELEMETRY = True
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _LFS_SUFFIXES = (".bin", ".onnx")
