@@ -218,3 +218,9 @@ async def test_a_missing_model_that_cannot_be_downloaded(hub: FakeHub, monkeypat
     message = str(caught.value)
     assert "run 'voicekit models pull whisper:tiny.en'" in message
     assert "or set stt.fallback.0.model_path to a local copy" in message and "\n" not in message
+
+
+async def test_an_english_only_folder_refuses_a_stream_in_another_language(stt: WhisperSTT) -> None:
+    with pytest.raises(ProfileError, match="hears only English, not 'ru'"):
+        stt.stream(language="ru")
+    assert stt.stream(language="en-US").language == "en"

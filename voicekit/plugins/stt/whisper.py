@@ -139,11 +139,19 @@ class WhisperSTT(STT):
         self._check_language(o.language or self.context.language)
 
     def _check_language(self, language: str | None) -> None:
+        """An English-only model (by its name, or once loaded by what it is) refuses another language."""
         code = _language_code(language)
-        if code not in (None, "en") and _english_only(self.options):
+        if code in (None, "en"):
+            return
+        if _english_only(self.options):
             raise ProfileError(
                 f"whisper model {self.options.model} hears only English, not '{language}'; "
                 f"use a multilingual model (model: {self.options.model.removesuffix('.en')})"
+            )
+        if self._model is not None and not self._model.model.is_multilingual:
+            folder = self.options.model_path or self.options.model
+            raise ProfileError(
+                f"the whisper model in {folder} hears only English, not '{language}'; use a multilingual model"
             )
 
     @property
@@ -166,12 +174,11 @@ class WhisperSTT(STT):
             executor.shutdown(wait=False)
             raise
         self._executor = executor
-        code = _language_code(self.options.language or self.context.language)
-        if code not in (None, "en") and not self._model.model.is_multilingual:
+        try:
+            self._check_language(self.options.language or self.context.language)
+        except ProfileError:
             await self.aclose()
-            raise ProfileError(
-                f"the whisper model in {folder} hears only English, not '{code}'; use a multilingual model"
-            )
+            raise
 
     def _model_folder(self) -> Path:
         o = self.options
@@ -195,7 +202,8 @@ class WhisperSTT(STT):
         except (RuntimeError, ValueError, OSError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ProfileError(
-                f"whisper could not load the model in {folder} ({reason}); check stt.device and stt.compute_type"
+                f"whisper could not load the model in {folder} ({reason}); "
+                f"check {self.option_path}.device and {self.option_path}.compute_type"
             ) from exc
 
     async def aclose(self) -> None:
