@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-from voicekit.commands import bench, chat, devices, plugins, profiles, serve, sessions, tools
+from voicekit.commands import bench, chat, devices, models, plugins, profiles, serve, sessions, tools
 
 app = typer.Typer(
     name="voicekit",
@@ -28,6 +28,7 @@ app.add_typer(plugins.app, name="plugins")
 app.add_typer(profiles.app, name="profiles")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(tools.app, name="tools")
+app.add_typer(models.app, name="models")
 
 _state = {"verbose": False}
 

@@ -8,4 +8,5 @@ def register_stt(register: Register) -> None:
     register("pocketsphinx", "voicekit.plugins.stt.pocketsphinx:PocketsphinxSTT")
     register("deepgram", "voicekit.plugins.stt.deepgram:DeepgramSTT")
     register("google", "voicekit.plugins.stt.google:GoogleSTT")
+    register("whisper", "voicekit.plugins.stt.whisper:WhisperSTT")
     register("scripted", "voicekit.testing.scripted:ScriptedSTT")
