@@ -182,10 +182,13 @@ class PiperOutput(Output):
         for cancel in list(self._active):
             cancel.set()
 
-    async def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
+        # the generation of this call, not of the first read: interrupt() from now on stops it
+        return self._speak(sentences, self._generation)
+
+    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
         if self._voice is None:
             await self.start()
-        generation = self._generation
         step = int(self.sample_rate * _CHUNK_S) * 2
         async for sentence in sentences:
             if self._generation != generation:
