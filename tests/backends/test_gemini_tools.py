@@ -113,7 +113,9 @@ async def test_function_call_and_response_round_trip(fake: GeminiFake, make_llm:
         {"role": "user", "parts": [{"text": prompt}]},
         {
             "role": "model",
-            "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": signature}],
+            "parts": [
+                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": signature}
+            ],
         },
         {
             "role": "user",
@@ -131,7 +133,9 @@ async def test_what_was_said_before_the_calls_stays_in_the_model_turn(
     call = first[3]
     history = [
         Message("user", prompt),
-        Message("assistant", "Let me look.", tool_calls=(call,), tool_results=(ToolResult(call.id, call.name, "rain"),)),
+        Message(
+            "assistant", "Let me look.", tool_calls=(call,), tool_results=(ToolResult(call.id, call.name, "rain"),)
+        ),
     ]
     await collect(llm, history, "", (WEATHER,))
     model_turn = fake.requests[1].body["contents"][1]
@@ -186,7 +190,10 @@ async def test_a_history_of_unknown_tools_declares_their_names(
     """A backend that never got the tools (it took over from another) names the called functions."""
     fake.thought_signatures = False
     call = ToolCall("call_abc", "lookup", '{"q": "x"}')
-    history = [*round_of("look it up", [call], ToolResult("call_abc", "lookup", "found")), Message("assistant", "Found.")]
+    history = [
+        *round_of("look it up", [call], ToolResult("call_abc", "lookup", "found")),
+        Message("assistant", "Found."),
+    ]
     events = await collect(make_llm(), history, "thanks", ())
     assert events[-1].text == "You said: thanks."
     body = fake.requests[0].body
@@ -287,4 +294,3 @@ async def test_a_typed_conversation_where_gemini_calls_the_clock(fake: GeminiFak
     assert follow_up[-1]["parts"][0]["functionResponse"]["name"] == "clock"
     next_turn = [c["role"] for c in fake.requests[2].body["contents"]]
     assert next_turn == ["user", "model", "user", "model", "user"], "the next turn remembers the tool round"
-

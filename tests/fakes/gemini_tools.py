@@ -68,7 +68,9 @@ def plan_for(text: str, declared: Mapping[str, Mapping[str, Any]], plans: Sequen
 def sample_arguments(schema: Mapping[str, Any]) -> dict[str, Any]:
     """Values for the schema's required properties, by their type."""
     properties = schema.get("properties") or {}
-    return {key: _SAMPLES.get(str((properties.get(key) or {}).get("type")), "test") for key in schema.get("required") or []}
+    return {
+        key: _SAMPLES.get(str((properties.get(key) or {}).get("type")), "test") for key in schema.get("required") or []
+    }
 
 
 def answer_for(responses: Sequence[Mapping[str, Any]]) -> str:

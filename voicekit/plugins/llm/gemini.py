@@ -69,9 +69,10 @@ class GeminiLLM(LLM):
 
     ``respond`` yields a :class:`TextDelta` per streamed chunk, a :class:`ToolCall` per
     function call (when given tools), then :class:`LLMDone` with the whole text. It remembers
-    the model's last few hundred call parts, to send each back as it came. The key comes from ``api_key``, ``GEMINI_API_KEY`` or, failing
-    both, ``GOOGLE_API_KEY``. Each request is tried once; the core retries ``respond()``
-    per the role's ``retry:`` policy until the first event.
+    the model's last few hundred call parts, to send each back as it came. The key comes from
+    ``api_key``, ``GEMINI_API_KEY`` or, failing both, ``GOOGLE_API_KEY``. Each request is
+    tried once; the core retries ``respond()`` per the role's ``retry:`` policy until the
+    first event.
     """
 
     Options: ClassVar[type[GeminiOptions]] = GeminiOptions
@@ -173,7 +174,8 @@ class GeminiLLM(LLM):
         parts = []
         for call in calls:
             sent = self._calls.get(call.id)
-            service_id = sent.function_call.id if sent is not None else None  # only an id Gemini gave
+            # only an id Gemini gave goes back (the call's own one, when it had any)
+            service_id = sent.function_call.id if sent is not None and sent.function_call is not None else None
             response = types.FunctionResponse(
                 id=service_id, name=call.name, response=functions.response_payload(by_id.get(call.id))
             )

@@ -75,4 +75,12 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:16]}"
 
 
-__all__ = ["NO_RESULT", "arguments_of", "call_arguments", "declarations", "names_only", "new_call_id", "response_payload"]
+__all__ = [
+    "NO_RESULT",
+    "arguments_of",
+    "call_arguments",
+    "declarations",
+    "names_only",
+    "new_call_id",
+    "response_payload",
+]
