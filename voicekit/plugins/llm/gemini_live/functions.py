@@ -12,6 +12,8 @@ importing it loads no SDK:
   failed, timed out, was refused or cancelled: the two keys the API documents).
 * :func:`arguments_of` / :func:`call_arguments`: a call's arguments between Gemini's JSON
   object and voicekit's JSON text.
+* :func:`results_in_words`: function responses told as a user's words, for a live session
+  that never asked for them (a fresh one, when resuming the old one was refused).
 """
 
 from __future__ import annotations
@@ -70,6 +72,16 @@ def arguments_of(arguments: str) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def results_in_words(responses: Iterable[Any]) -> str:
+    """``FunctionResponse`` s as one line the model can read as a user turn."""
+    told = []
+    for response in responses:
+        payload = response.response or {}
+        said = payload["output"] if "output" in payload else f"error: {payload.get('error', '')}"
+        told.append(f"{response.name}: {said}")
+    return "Results of the functions you called: " + "; ".join(told)
+
+
 def new_call_id() -> str:
     """An id for a call the service sent without one."""
     return f"call_{uuid.uuid4().hex[:16]}"
@@ -83,4 +95,5 @@ __all__ = [
     "names_only",
     "new_call_id",
     "response_payload",
+    "results_in_words",
 ]
