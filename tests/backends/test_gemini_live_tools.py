@@ -6,16 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import sys
+import wave
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.backends.test_gemini_live import UTTERANCE, eventually, make_llm, policy, say, until
-from tests.fakes.gemini_live import Exchange, FakeGeminiLive, Latency
+from tests.backends.test_gemini_live import ROOT, UTTERANCE, eventually, make_llm, policy, say, until
+from tests.e2e.tool_helpers import stdio_entry
+from tests.fakes.gemini_live import DEFAULT_KEY, Exchange, FakeGeminiLive, Latency
 from tests.fakes.gemini_tools import ScriptedCall, ToolPlan
+from voicekit.audio.sinks import NullSink
+from voicekit.engine.runner import ChatRequest, prepare, run_prepared
 from voicekit.events import (
     AudioOut,
+    BotTurn,
+    Event,
     LLMDone,
     TextDelta,
     ToolCall,
@@ -354,3 +364,88 @@ def test_replay_keeps_a_tool_response_until_the_model_goes_on() -> None:
     assert len(replay) == 0 and not replay.awaiting_reply
     replay.written("tool_response", (2, ["r"]), model_speaking=False)
     assert [kind for kind, _ in replay.take()] == ["tool_response"], "what the next connection gets again"
+
+
+# --- in a conversation --------------------------------------------------------------------------
+
+CLOCK_SAYS = r"\w+day \d\d \w+ 20\d\d, \d\d:\d\d in UTC \(UTC\+00:00\)"
+
+
+def live_profile(tmp_path: Path, fake: FakeGeminiLive, tools: str) -> Path:
+    """The shipped gemini-live profile, pointed at the fake, with tools."""
+    path = tmp_path / "live-tools.yaml"
+    path.write_text(
+        "extends: gemini-live\n"
+        f"llm: {{base_url: '{fake.base_url}', ca_file: '{fake.cert_file}', api_key: {DEFAULT_KEY}}}\n"
+        f"tools: {tools}\n"
+    )
+    return path
+
+
+async def test_chat_text_where_the_live_model_calls_the_clock(fake: FakeGeminiLive, tmp_path: Path) -> None:
+    """``voicekit chat --text`` with the gemini-live profile and ``tools: [clock]``: the model
+    calls the built-in clock and speaks what it said."""
+    fake.tool_plans = (ToolPlan("time", (ScriptedCall("clock", {}),)),)
+    path = live_profile(tmp_path, fake, "[clock]")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicekit", "chat", "--text", "--profile", str(path),
+        "--output", str(tmp_path / "out.wav"), "--record", str(tmp_path / "rec"),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"}, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(b"what time is it\n"), 90)
+    shown = out.decode()
+    assert process.returncode == 0, shown + err.decode()
+    assert "⚙ clock({})" in shown, shown
+    assert re.search(rf"↳ clock: {CLOCK_SAYS} \(\d+ ms\)", shown), shown
+    assert re.search(rf"bot: The tool said: {CLOCK_SAYS}\.", shown), shown
+    (setup_tools,) = fake.connections[0].setup["tools"]
+    assert [d["name"] for d in setup_tools["functionDeclarations"]] == ["clock"]
+    ((_, response),) = fake.tool_responses
+    assert response["name"] == "clock" and re.fullmatch(CLOCK_SAYS, response["response"]["output"])
+    lines = [json.loads(x) for x in (tmp_path / "rec" / "transcript.jsonl").read_text().splitlines()]
+    (turn,) = [x for x in lines if x["type"] == "BotTurn"]
+    assert re.fullmatch(rf"The tool said: {CLOCK_SAYS}\.", turn["text"]), turn
+    with wave.open(str(tmp_path / "out.wav")) as spoken:
+        assert spoken.getnframes() == fake.reply_ms * 24, "the answer was spoken"
+    assert not fake.errors
+
+
+async def test_barge_in_during_a_slow_tool_in_a_conversation(fake: FakeGeminiLive, tmp_path: Path) -> None:
+    """The user types while an MCP tool runs: the service withdraws the call, the engine cancels
+    the tool (a ``cancelled`` result), its result never reaches the service, the new words are
+    answered."""
+    fake.tool_plans = (ToolPlan("time", (ScriptedCall("slow", {"seconds": 60}),), say="Let me check."),)
+    path = live_profile(tmp_path, fake, json.dumps([{"mcp": stdio_entry(only=["slow"])}]))
+    events: list[Event] = []
+    go_on = asyncio.Event()
+
+    async def lines() -> AsyncIterator[str]:
+        yield "what time is it"
+        await go_on.wait()
+
+    request = ChatRequest(
+        profile=str(path),
+        overrides=["tools_timeout_s=120"],
+        text=True,
+        text_lines=lines(),
+        observers=[events.append],
+        sink_factory=lambda rate: NullSink(rate, realtime=False),
+    )
+    conversation, finish = await prepare(request)
+    running = asyncio.ensure_future(run_prepared(conversation, finish))
+    try:
+        await eventually(lambda: any(isinstance(e, ToolCall) for e in events), timeout=60)
+        conversation.submit_text("never mind")
+        await eventually(lambda: any(isinstance(e, ToolResult) for e in events), timeout=30)
+        await eventually(lambda: sum(isinstance(e, BotTurn) for e in events) >= 2, timeout=30)
+    finally:
+        go_on.set()
+        await asyncio.wait_for(running, 60)
+    (withdrawn,) = [e for e in events if isinstance(e, ToolCallsCancelled)]
+    (result,) = [e for e in events if isinstance(e, ToolResult)]
+    assert (result.name, result.status) == ("slow", "cancelled") and withdrawn.ids == (result.id,)
+    assert fake.cancellations == [(0, [result.id])] and fake.tool_responses == []
+    turns = [e for e in events if isinstance(e, BotTurn)]
+    assert turns[-1].text == "Okay, never mind."
+    assert not fake.errors

@@ -11,15 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.fakes.gemini_rest import DEFAULT_KEY, MISSING_SIGNATURE, GeminiFake
 from tests.fakes.gemini_tools import ScriptedCall, ToolPlan
+from tests.fakes.profile_backends import isolate, write
 from voicekit.engine.runner import ChatRequest, prepare, run_prepared
 from voicekit.errors import BackendError
 from voicekit.events import BotTurn, Event, LLMDone, TextDelta, ToolCall, ToolResult
 from voicekit.plugins.llm.gemini import GeminiLLM
+from voicekit.profiles import check_profile, load_profile
+from voicekit.registry import load_registry
 from voicekit.roles import Message, ToolSpec
 from voicekit.testing.tool_contract import ToolCallingContract
+from voicekit.tools.config import ToolsConfig, tool_problems
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -294,3 +299,21 @@ async def test_a_typed_conversation_where_gemini_calls_the_clock(fake: GeminiFak
     assert follow_up[-1]["parts"][0]["functionResponse"]["name"] == "clock"
     next_turn = [c["role"] for c in fake.requests[2].body["contents"]]
     assert next_turn == ["user", "model", "user", "model", "user"], "the next turn remembers the tool round"
+
+
+# --- the README's example -------------------------------------------------------------------
+
+
+def test_the_readme_gemini_profile_with_tools_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    part = readme.split("### `llm: gemini` ", 1)[1].split("\n### ", 1)[0]
+    (block,) = re.findall(r"```yaml\n(.*?)```", part, flags=re.S)
+    dirs = isolate(tmp_path, monkeypatch)
+    write(dirs["project"], "gemini-tools.yaml", block)
+    assert check_profile("gemini-tools", load_registry()) == []
+    profile = load_profile("gemini-tools")
+    assert profile.llm.use == "gemini"
+    data = yaml.safe_load(block)
+    assert tool_problems(data) == []
+    config = ToolsConfig.from_profile(data)
+    assert len(config.tools) == 2 and config.max_tool_rounds == 2
