@@ -312,6 +312,16 @@ async def test_text_mode_new_words_while_calls_wait(fake: FakeGeminiLive) -> Non
     assert not fake.errors
 
 
+async def test_text_mode_nothing_to_go_on_with(fake: FakeGeminiLive) -> None:
+    """A later round without calls waiting and without results ends at once, sending nothing."""
+    llm = make_llm(fake, mode="text", model="gemini-live-2.5-flash-preview")
+    await llm.start()
+    events = await asyncio.wait_for(collect(llm, [Message("user", "hi")], "", (CLOCK,)), 10)
+    await llm.aclose()
+    assert [type(e) for e in events] == [LLMDone] and events[0].text == ""
+    assert not any("realtime_input" in m or "tool_response" in m for c in fake.connections for m in c.messages)
+
+
 class TestGeminiLiveToolContract(ToolCallingContract):
     timeout_s = 15.0
 

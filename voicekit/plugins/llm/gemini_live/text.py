@@ -90,8 +90,11 @@ class LiveTextChat:
                 skipping, self._calls = True, {}
             self.transcript.append(("user", user_text))
             link.send("text", user_text)
-        else:
-            self._send_results(link, history)
+        elif not self._send_results(link, history):
+            log.warning("%s: asked to go on without new words or tool results; nothing to answer", self.label)
+            self._turn_open = skipping
+            yield LLMDone("")
+            return
         pieces: list[str] = []
         calls: list[ToolCall] = []
         try:
@@ -129,8 +132,9 @@ class LiveTextChat:
             yield call
         yield LLMDone("".join(pieces))
 
-    def _send_results(self, link: LiveLink, history: Sequence[Message]) -> None:
-        """A later round: the results of the calls the model waits on, from the history's last round."""
+    def _send_results(self, link: LiveLink, history: Sequence[Message]) -> bool:
+        """A later round: the results of the calls the model waits on, from the history's last
+        round; False when there is nothing to send."""
         last = next((m for m in reversed(history) if m.tool_calls), None)
         results = {r.id: r for r in last.tool_results} if last is not None else {}
         types = link.types
@@ -141,13 +145,14 @@ class LiveTextChat:
                     for c in last.tool_calls
                 ]
                 link.send("text", functions.results_in_words(responses))
-            return
+            return last is not None
         responses = [
             types.FunctionResponse(id=call_id, name=name, response=functions.response_payload(results.get(call_id)))
             for call_id, name in self._calls.items()
         ]
         self._calls = {}
         self._answered = link.send_tool_response(responses)
+        return True
 
     def _refuse(self, link: LiveLink, calls: Sequence[ToolCall]) -> None:
         """Calls made when no tools were offered (the last round): answered at once, with an error."""
