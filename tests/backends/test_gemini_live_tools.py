@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import ssl
 import sys
 import wave
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 from tests.backends.test_gemini_live import ROOT, UTTERANCE, eventually, make_llm, policy, say, until
 from tests.e2e.tool_helpers import stdio_entry
@@ -459,3 +461,31 @@ async def test_barge_in_during_a_slow_tool_in_a_conversation(fake: FakeGeminiLiv
     turns = [e for e in events if isinstance(e, BotTurn)]
     assert turns[-1].text == "Okay, never mind."
     assert not fake.errors
+
+
+async def test_fake_takes_tool_responses_in_either_casing(fake: FakeGeminiLive) -> None:
+    """The fake's wire, raw: toolCall out; toolResponse in camelCase or snake_case (the SDK mixes them)."""
+    context = ssl.create_default_context(cafile=str(fake.cert_file))
+    url = f"wss://127.0.0.1:{fake.port}/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    declarations = [{"functionDeclarations": [{"name": "clock", "parametersJsonSchema": {"type": "object"}}]}]
+    setup = {"model": "models/gemini-live-2.5-flash-preview", "tools": declarations}
+    setup["generationConfig"] = {"responseModalities": ["TEXT"]}
+    async with websockets.connect(url, ssl=context, additional_headers={"x-goog-api-key": DEFAULT_KEY}) as ws:
+        await ws.send(json.dumps({"setup": setup}))
+        assert json.loads(await ws.recv()) == {"setupComplete": {}}
+        for casing in ("toolResponse", "tool_response"):
+            await ws.send(json.dumps({"realtimeInput": {"text": "what time is it"}}))
+            said = [json.loads(await ws.recv()) for _ in range(4)]
+            assert [next(iter(m)) for m in said] == ["serverContent"] * 3 + ["toolCall"]
+            (call,) = said[-1]["toolCall"]["functionCalls"]
+            assert call["name"] == "clock" and call["id"]
+            response = {"id": call["id"], "name": "clock", "response": {"output": "noon"}}
+            key = "functionResponses" if casing == "toolResponse" else "function_responses"
+            await ws.send(json.dumps({casing: {key: [response]}}))
+            answer = ""
+            while "turnComplete" not in (message := json.loads(await ws.recv())).get("serverContent", {}):
+                answer += "".join(
+                    p.get("text", "") for p in message["serverContent"].get("modelTurn", {}).get("parts", [])
+                )
+            assert answer == " The tool said: noon."
+    assert fake.errors == [] and len(fake.tool_responses) == 2
