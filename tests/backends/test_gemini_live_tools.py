@@ -489,3 +489,35 @@ async def test_fake_takes_tool_responses_in_either_casing(fake: FakeGeminiLive) 
                 )
             assert answer == " The tool said: noon."
     assert fake.errors == [] and len(fake.tool_responses) == 2
+
+
+async def test_a_typed_cascade_with_live_text_mode_calls_the_clock(fake: FakeGeminiLive, tmp_path: Path) -> None:
+    """Text mode in a cascade: the engine's rounds (the call, then ``user_text=""`` with the result)
+    over one live session; the next turn goes on in the same live session."""
+    fake.tool_plans = (ToolPlan("time", (ScriptedCall("clock", {}),), say="Let me check."),)
+    fake.script = (Exchange("", "You are welcome."),)
+    path = tmp_path / "live-text-tools.yaml"
+    path.write_text(
+        "description: live text with tools\nlanguage: en\n"
+        f"llm: {{use: gemini_live, mode: text, model: gemini-live-2.5-flash-preview, base_url: '{fake.base_url}', "
+        f"ca_file: '{fake.cert_file}', api_key: {DEFAULT_KEY}, retry: {{attempts: 1}}}}\n"
+        "output: {use: silent}\ntools: [clock]\n"
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        for line in ("what time is it", "thanks"):
+            yield line
+
+    events: list[Event] = []
+    conversation, finish = await prepare(
+        ChatRequest(profile=str(path), text=True, text_lines=lines(), observers=[events.append])
+    )
+    await run_prepared(conversation, finish)
+    first, second = [e for e in events if isinstance(e, BotTurn)]
+    assert re.fullmatch(rf"Let me check\. The tool said: {CLOCK_SAYS}\.", first.text), first.text
+    assert second.text == "You are welcome."
+    (result,) = [e for e in events if isinstance(e, ToolResult)]
+    assert (result.name, result.status) == ("clock", "ok")
+    ((_, response),) = fake.tool_responses
+    assert response["id"] == result.id and response["response"] == {"output": result.content}
+    assert fake.connections[-1].setup["tools"] and not fake.errors
