@@ -16,6 +16,12 @@ Two ways to use it, chosen by ``mode``:
     transcription, streams the transcription and throws the audio away; other Live
     models answer in TEXT (``response_modality`` overrides).
 
+Tools: either way, the tools given (``realtime(history, tools=...)``, ``respond(...,
+tools=...)``) are declared in the live session's setup, which cannot change them later (text
+mode opens a new live session when the tools change). The model's ``toolCall`` gives
+``ToolCall`` events, the results go back as a ``toolResponse`` (``send_tool_response``, by
+id and name), and ``toolCallCancellation`` (the user interrupted) gives ``ToolCallsCancelled``.
+
 Either way the live session survives the service's connection limit: on ``goAway`` or
 a dropped socket it reconnects with the newest resumption handle and sends again what
 the resumed live session has not seen, so no turn is lost or answered twice (:mod:`.link`,
@@ -38,18 +44,21 @@ from pydantic import Field, field_validator
 from voicekit.errors import VoicekitError
 from voicekit.events import LLMEvent
 from voicekit.options import CloudOptions, RetryPolicy
+from voicekit.plugins.llm.gemini_live import functions
 from voicekit.plugins.llm.gemini_live.failures import Account, service_error
 from voicekit.plugins.llm.gemini_live.link import LiveLink
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, Transcript
 from voicekit.plugins.llm.gemini_live.text import LiveTextChat, transcript_of
 from voicekit.plugins.llm.gemini_live.wire import language_code, language_name
-from voicekit.roles import LLM, BackendContext, Capabilities, Message
+from voicekit.roles import LLM, BackendContext, Capabilities, Message, ToolSpec
 from voicekit.sdk import import_sdk
 
 FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
 DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
-AUDIO_CAPABILITIES = Capabilities(streaming=True, accepts_audio=True, produces_audio=True, sample_rates=(16000,))
-TEXT_CAPABILITIES = Capabilities(streaming=True)
+AUDIO_CAPABILITIES = Capabilities(
+    streaming=True, accepts_audio=True, produces_audio=True, sample_rates=(16000,), tools=True
+)
+TEXT_CAPABILITIES = Capabilities(streaming=True, tools=True)
 
 
 class GeminiLiveOptions(CloudOptions):
@@ -145,7 +154,7 @@ class GeminiLiveLLM(LLM):
 
     @classmethod
     def capabilities_for(cls, options: GeminiLiveOptions) -> Capabilities:
-        """Speech to speech in audio mode; a plain text LLM in text mode."""
+        """Speech to speech in audio mode; a text LLM in text mode; tools in both."""
         return AUDIO_CAPABILITIES if resolve_mode(options.mode, options.model) == "audio" else TEXT_CAPABILITIES
 
     @property
@@ -206,22 +215,23 @@ class GeminiLiveLLM(LLM):
 
     # --- live sessions ------------------------------------------------------------------
 
-    def realtime(self, history: Sequence[Message] = ()) -> GeminiRealtimeStream:
-        """The speech-to-speech stream (``mode: audio``); use it as an async context manager."""
+    def realtime(self, history: Sequence[Message] = (), *, tools: Sequence[ToolSpec] = ()) -> GeminiRealtimeStream:
+        """The speech-to-speech stream (``mode: audio``), with ``tools`` declared; use it as an
+        async context manager."""
         if self.mode != "audio":
             raise VoicekitError(f"{self.label} is in text mode; set llm.mode=audio to talk to it")
         transcript = transcript_of(history)
-        link = self._open_link(transcript)
+        link = self._open_link(transcript, tools)
         return GeminiRealtimeStream(link, transcript, client_activity=self.options.activity_detection == "client")
 
-    def _open_link(self, transcript: Transcript) -> LiveLink:
-        """A live session that seeds a fresh start from ``transcript`` (started when first read)."""
+    def _open_link(self, transcript: Transcript, tools: Sequence[ToolSpec] = ()) -> LiveLink:
+        """A live session with ``tools`` that seeds a fresh start from ``transcript`` (started when first read)."""
         if self._client is None:
             self._client = self._make_client()
 
         def connect(handle: str | None) -> tuple[Any, list[Any] | None]:
             seed = None if handle else self._seed(transcript, leave_out=link.queued_texts())
-            config = self.live_config(handle=handle, seeding=bool(seed))
+            config = self.live_config(handle=handle, seeding=bool(seed), tools=tools)
             return self._client.aio.live.connect(model=self.options.model, config=config), seed
 
         link = LiveLink(
@@ -249,8 +259,8 @@ class GeminiLiveLLM(LLM):
             policy = policy.model_copy(update={"attempts": self.options.max_retries + 1})
         return policy
 
-    def live_config(self, *, handle: str | None = None, seeding: bool = False) -> Any:
-        """The SDK's ``LiveConnectConfig`` for this backend's options."""
+    def live_config(self, *, handle: str | None = None, seeding: bool = False, tools: Sequence[ToolSpec] = ()) -> Any:
+        """The SDK's ``LiveConnectConfig`` for this backend's options and ``tools``."""
         t, opts = self._types, self.options
         config: dict[str, Any] = {
             "response_modalities": [t.Modality.AUDIO if self.audio_replies else t.Modality.TEXT],
@@ -279,6 +289,8 @@ class GeminiLiveLLM(LLM):
             )
         if seeding:
             config["history_config"] = t.HistoryConfig(initial_history_in_client_content=True)
+        if tools:
+            config["tools"] = [functions.declarations(t, tools)]
         return t.LiveConnectConfig(**config)
 
     @property
@@ -316,11 +328,13 @@ class GeminiLiveLLM(LLM):
 
     # --- text mode ------------------------------------------------------------------------
 
-    async def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+    async def respond(
+        self, history: Sequence[Message], user_text: str, *, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LLMEvent]:
         """Text mode: the reply to ``user_text`` over the conversation's live session (see :class:`LiveTextChat`)."""
         if self.mode != "text":
             raise VoicekitError(f"{self.label} is in audio mode: it answers through realtime(); set llm.mode=text")
-        async for event in self._text_chat().respond(history, user_text):
+        async for event in self._text_chat().respond(history, user_text, tools=tools):
             yield event
 
     def _text_chat(self) -> LiveTextChat:
