@@ -117,6 +117,9 @@ class RealtimeBridge:
             await (self.stream.activity_start() if isinstance(event, SpeechStarted) else self.stream.activity_end())
 
     async def interrupt(self) -> None:
+        """The user barged in: stop the model's reply and the tools it is waiting on (a model
+        that cancels them itself is told nothing twice: a cancelled call sends no result)."""
+        self._cancel_tools(list(self._tool_tasks))
         if self.stream is not None:
             await self.stream.interrupt()
 
