@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +21,7 @@ from voicekit.audio.wav import load_pcm
 from voicekit.clock import now
 from voicekit.engine.metrics import STAGE_LABELS, STAGES, summarize
 from voicekit.events import BotTurn, Event, TurnMetrics
+from voicekit.settings import settings
 
 SCHEMA_VERSION = 1
 FRAME_MS = 20
@@ -32,7 +33,7 @@ class BenchRequest:
     inputs: Sequence[Path]
     turns: int = 3
     overrides: Sequence[str] = ()
-    turn_timeout_s: float = field(default_factory=lambda: float(os.environ.get("VOICEKIT_BENCH_TURN_TIMEOUT", "30")))
+    turn_timeout_s: float = field(default_factory=lambda: settings().bench_turn_timeout)
 
 
 @dataclass

@@ -19,13 +19,12 @@ Who does what:
   through ``context.remote_sessions`` so that the ledger always knows about them).
 
 This module is the ground floor: it imports nothing of voicekit above errors, events,
-options and sdk.
+options, keys and sdk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from voicekit.errors import MissingSecretError
+from voicekit.keys import lookup as lookup_key
 from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent
 from voicekit.options import RetryPolicy
 from voicekit.sdk import import_sdk as import_sdk  # re-exported for plugins written before voicekit.sdk
@@ -194,6 +194,8 @@ class Backend:
     api_key_env: ClassVar[str | None] = None
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = ()  # read when api_key_env is not set
     extra: ClassVar[str | None] = None  # the pip extra that brings the vendor SDK
+    #: the distributions of ``extra`` this backend imports, when it needs only some of them
+    sdk_distributions: ClassVar[tuple[str, ...]] = ()
     name: str = ""  # the name it was registered under; set by the registry
     key_source: str | None = None  # where api_key() found the key
 
@@ -222,7 +224,8 @@ class Backend:
 
     def api_key(self) -> str:
         """The key from options (``api_key``), ``api_key_env`` or a ``api_key_fallback_envs``
-        variable, in that order; a clear error naming the variables if none is set.
+        variable (each looked up in the environment, then in the key store: :mod:`voicekit.keys`),
+        in that order; a clear error naming the variables if none is set.
         ``key_source`` then says where it came from, for error messages."""
         opt: Any = getattr(self.options, "api_key", None)
         value = opt.get_secret_value() if hasattr(opt, "get_secret_value") else (str(opt) if opt else "")
@@ -230,9 +233,10 @@ class Backend:
             self.key_source = f"{self.role}.api_key" + (f" (or {self.api_key_env})" if self.api_key_env else "")
             return str(value)
         for env in (self.api_key_env, *self.api_key_fallback_envs):
-            if env and os.environ.get(env):
-                self.key_source = env
-                return os.environ[env]
+            found = lookup_key(env) if env else None
+            if found is not None:
+                self.key_source = env if found.source == "environment" else f"{env} ({found.source.split(' (')[0]})"
+                return found.value
         names = [env for env in (self.api_key_env, *self.api_key_fallback_envs) if env]
         where = (
             f"set the environment variable {names[0]}" + (f" (or {', '.join(names[1:])})" if names[1:] else "")

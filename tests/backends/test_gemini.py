@@ -34,7 +34,7 @@ def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[GeminiFake]:
-    async with GeminiFake(models=["gemini-2.5-flash", "gemini-2.5-flash-lite"]) as server:
+    async with GeminiFake(models=["gemini-3.8-flash", "gemini-2.5-flash-lite"]) as server:
         yield server
 
 
@@ -109,7 +109,7 @@ async def test_streams_scripted_reply_and_sends_history_and_system(
     assert [e.t for e in events] == sorted(e.t for e in events)
 
     (request,) = fake.requests
-    assert request.version == "v1beta" and request.model == "gemini-2.5-flash"
+    assert request.version == "v1beta" and request.model == "gemini-3.8-flash"
     assert request.method == "streamGenerateContent" and request.query.get("alt") == "sse"
     assert request.headers["x-goog-api-key"] == DEFAULT_KEY
     assert request.turns == [

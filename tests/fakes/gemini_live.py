@@ -57,6 +57,7 @@ from tests.fakes.tls import make_certificate
 
 DEFAULT_KEY = "test-live-key"
 MODELS = (
+    "gemini-3.8-live",
     "gemini-2.5-flash-native-audio-preview-12-2025",
     "gemini-3.1-flash-live-preview",
     "gemini-live-2.5-flash-preview",

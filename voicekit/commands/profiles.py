@@ -76,17 +76,24 @@ def show(
 
 @app.command()
 def validate(
-    names: Annotated[list[str] | None, typer.Argument(help="Profile names or paths.", show_default=False)] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Profile names or paths.", show_default=False, metavar="[NAME]...")
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Validate every profile that `list` shows.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on a missing SDK, key or ${NAME} variable too, not only warn.")
+    ] = False,
     overrides: SetOption = None,
 ) -> None:
     """Check profiles against the installed backends; print each problem on one line.
 
-    A profile passes exactly when `voicekit chat` would get past its start-up with it (given
-    the environment variables its ${NAME} placeholders name); every fallback and nested
-    backend is checked like the main ones.
+    An error (unknown backend or option, bad value, a role missing) fails the command. What
+    this machine lacks for the profile (its backends' SDKs, their API keys, the variables its
+    ${NAME} placeholders name) is a warning, or an error with --strict: either way a
+    profile is "ok" only when `voicekit chat` can start with it here.
     """
-    from voicekit.profiles import check_profile, list_profiles
+    from voicekit.profiles import list_profiles
+    from voicekit.readiness import profile_readiness
     from voicekit.registry import load_registry
 
     targets: list[tuple[str, str]] = [(n, n) for n in names or ()]
@@ -97,11 +104,22 @@ def validate(
     registry = load_registry()
     failed = False
     for label, target in targets:
-        problems = check_profile(target, registry, overrides or ())
-        for problem in problems:
+        report = profile_readiness(target, registry, overrides or ())
+        for problem in report.errors:
             typer.echo(problem)
-        if not problems:
+        kind = "error" if strict else "warning"
+        for warning in report.warnings:
+            typer.echo(f"{kind}: {warning}")
+        if report.errors:
+            failed = True
+        elif report.warnings:
+            failed = failed or strict
+            count = len(report.warnings)
+            typer.echo(
+                f"{label}: valid, but not ready here ({count} {'problem' if count == 1 else 'problems'} above; "
+                "see 'voicekit doctor')"
+            )
+        else:
             typer.echo(f"{label}: ok")
-        failed = failed or bool(problems)
     if failed:
         raise typer.Exit(1)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -38,15 +38,27 @@ FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
+# Checked 2026-12-04 against Google's "Gemini deprecations" page (ai.google.dev/gemini-api/docs/deprecations,
+# the copy of September 2026): gemini-3.8-flash is stable (released 2026-09-02) with no shutdown date, while
+# gemini-2.5-flash is shut down (December 2026). gemini-3.5-flash-lite is the stable Flash-Lite.
+DEFAULT_MODEL = "gemini-3.8-flash"
+
+
 class GeminiOptions(CloudOptions):
     """Options of the Gemini text model."""
 
-    model: str = Field("gemini-2.5-flash", description="Model name, e.g. gemini-2.5-flash or gemini-2.5-flash-lite")
+    model: str = Field(DEFAULT_MODEL, description="Model name, e.g. gemini-3.8-flash or gemini-3.5-flash-lite")
     system: str | None = Field(None, description="System instruction: who the assistant is and how it answers")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature; default: the model's")
     max_output_tokens: int | None = Field(None, gt=0, description="Longest reply in tokens; default: the model's")
+    thinking_level: Literal["minimal", "low", "medium", "high"] | None = Field(
+        None, description="How much Gemini 3 models think before answering (low: a faster first token)"
+    )
     thinking_budget: int | None = Field(
-        None, ge=-1, description="Thinking tokens (0 turns thinking off for a faster first token; -1: automatic)"
+        None,
+        ge=-1,
+        description="Gemini 2.5 models: thinking tokens (0 turns thinking off; -1: automatic); "
+        "Gemini 3 models take thinking_level",
     )
     api_version: str = Field("v1beta", description="API version in the request path (v1beta or v1)")
     timeout_s: float = Field(30.0, gt=0, description="Longest wait for the first token, and between two chunks")
@@ -66,6 +78,7 @@ class GeminiLLM(LLM):
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = (FALLBACK_KEY_ENV,)
     extra: ClassVar[str | None] = "google"
+    sdk_distributions: ClassVar[tuple[str, ...]] = ("google-genai",)
     options: GeminiOptions
 
     def __init__(self, options: GeminiOptions | None = None, context: BackendContext | None = None) -> None:
@@ -133,7 +146,9 @@ class GeminiLLM(LLM):
     def config(self) -> Any:
         opts = self.options
         thinking = None
-        if opts.thinking_budget is not None:
+        if opts.thinking_level is not None:
+            thinking = self._types.ThinkingConfig(thinking_level=opts.thinking_level.upper())
+        elif opts.thinking_budget is not None:
             thinking = self._types.ThinkingConfig(thinking_budget=opts.thinking_budget)
         return self._types.GenerateContentConfig(
             system_instruction=opts.system or None,

@@ -61,6 +61,7 @@ class Chirp3Output(Output):
     capabilities = Capabilities(streaming=True, sample_rates=(24000, 16000, 22050, 44100, 48000), produces_audio=True)
     api_key_env: ClassVar[str | None] = None  # ADC or credentials_file (GOOGLE_APPLICATION_CREDENTIALS)
     extra: ClassVar[str | None] = "google"
+    sdk_distributions: ClassVar[tuple[str, ...]] = ("google-cloud-texttospeech", "grpcio")
     options: Options
 
     def __init__(self, options: Any = None, context: Any = None) -> None:
