@@ -67,6 +67,26 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """A model or voice a service offers, as :meth:`Backend.list_models` reports it.
+
+    ``id`` is what a profile writes in the backend's option (``model``, ``voice_id``,
+    ``voice``); the rest is for people choosing one.
+    """
+
+    id: str
+    name: str = ""
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    kind: Literal["model", "voice"] = "model"
+    aliases: tuple[str, ...] = ()  # other names the service takes for it (Deepgram's nova-3 for nova-3-general)
+
+    def answers_to(self, name: str) -> bool:
+        """Whether a profile naming ``name`` means this model or voice."""
+        return name == self.id or name in self.aliases
+
+
+@dataclass(frozen=True)
 class MissingRole:
     """A role a profile must fill because of what its LLM can and cannot do."""
 
@@ -244,6 +264,21 @@ class Backend:
             else "set api_key in the profile"
         )
         raise MissingSecretError(f"{self.name or type(self).__name__}: no API key; {where}")
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models (or voices) the service offers to this backend's key: one cheap,
+        authenticated call, made without ``start()`` and leaving nothing open.
+
+        Who does what: ``voicekit doctor --online`` and ``voicekit models list`` call it; it
+        raises :class:`~voicekit.errors.AuthError` for a rejected key and
+        :class:`~voicekit.errors.BackendError` for anything else, and is not retried.
+        The default says the backend cannot list: :class:`NotImplementedError`.
+        """
+        raise NotImplementedError(f"{self.label} cannot list the models of its service")
+
+    def chosen_model(self) -> str | None:
+        """The ``id`` among :meth:`list_models` that these options use (``None``: nothing to check)."""
+        return None
 
     @property
     def label(self) -> str:

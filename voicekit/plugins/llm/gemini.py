@@ -25,7 +25,7 @@ from voicekit.engine.retry import retry_after_seconds
 from voicekit.errors import AuthError, BackendError, VoicekitError
 from voicekit.events import LLMDone, LLMEvent, TextDelta
 from voicekit.options import CloudOptions
-from voicekit.roles import LLM, BackendContext, Capabilities, Message
+from voicekit.roles import LLM, BackendContext, Capabilities, Message, ModelInfo
 from voicekit.sdk import import_sdk
 
 if TYPE_CHECKING:
@@ -116,6 +116,25 @@ class GeminiLLM(LLM):
                 "usageMetadata": {"promptTokenCount": 1},
             }
         )
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models that take ``generateContent`` with this key (``models.list``)."""
+        from voicekit.plugins.llm._gemini_models import list_models
+
+        key = self.api_key()
+        genai = import_sdk("google.genai", package="google-genai", extra="google", backend=self.name or "gemini")
+        types = import_sdk("google.genai.types", package="google-genai", extra="google")
+        http_options = types.HttpOptions(
+            base_url=self.options.base_url,
+            api_version=self.options.api_version,
+            retry_options=types.HttpRetryOptions(attempts=1),
+            timeout=int(self.options.timeout_s * 1000),
+        )
+        client = genai.Client(api_key=key, http_options=http_options)
+        return await list_models(client, method="generateContent", label=self.label, key_env=self.key_source)
+
+    def chosen_model(self) -> str | None:
+        return self.options.model
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

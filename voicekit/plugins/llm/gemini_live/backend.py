@@ -43,7 +43,7 @@ from voicekit.plugins.llm.gemini_live.link import LiveLink
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, Transcript
 from voicekit.plugins.llm.gemini_live.text import LiveTextChat, transcript_of
 from voicekit.plugins.llm.gemini_live.wire import language_code, language_name
-from voicekit.roles import LLM, BackendContext, Capabilities, Message
+from voicekit.roles import LLM, BackendContext, Capabilities, Message, ModelInfo
 from voicekit.sdk import import_sdk
 
 FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
@@ -197,6 +197,16 @@ class GeminiLiveLLM(LLM):
                 http_options=http_options,
             )
         return genai.Client(api_key=key, vertexai=opts.vertexai, http_options=http_options)
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The Live models (``bidiGenerateContent``) this key may use (``models.list``)."""
+        from voicekit.plugins.llm._gemini_models import list_models
+
+        client = self._make_client()
+        return await list_models(client, method="bidiGenerateContent", label=self.label, key_env=self.key_source)
+
+    def chosen_model(self) -> str | None:
+        return self.options.model
 
     async def aclose(self) -> None:
         links, self._links = self._links, []
