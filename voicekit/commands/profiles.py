@@ -60,18 +60,77 @@ def list_(
 
 @app.command()
 def show(
-    name: Annotated[str, typer.Argument(help="Profile name, or path to a YAML file.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Profile name, or path to a YAML file.")],
     overrides: SetOption = None,
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="Fill in every option the profile leaves to its default.")
+    ] = False,
 ) -> None:
-    """Print a profile as YAML: extends merged, overrides applied, secrets hidden."""
+    """Print a profile as YAML: extends merged, overrides applied, secrets hidden.
+
+    With --defaults every backend option, turns and audio setting the profile does not set
+    is printed with its default value (see 'voicekit plugins show NAME' for what each means).
+    """
     import yaml
 
     from voicekit.profiles import find_profile, merged_document, redacted
 
     path = find_profile(name)
-    data = redacted(merged_document(path, overrides or ()))
-    typer.echo(f"# {path}")
+    data = merged_document(path, overrides or ())
+    if defaults:
+        data = _with_defaults(data)
+    data = redacted(data)
+    typer.echo(f"# {path}" + ("  (every default filled in)" if defaults else ""))
     typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
+
+
+def _with_defaults(data: dict[str, object]) -> dict[str, object]:
+    """``data`` with each backend's option defaults (nested backends and fallbacks too), turns and audio."""
+    from voicekit.profiles import AudioConfig, TurnsConfig
+    from voicekit.registry import load_registry
+
+    registry = load_registry()
+    filled = dict(data)
+    for role in ("stt", "llm", "output"):
+        section = filled.get(role)
+        if isinstance(section, dict):
+            filled[role] = _filled_spec(registry, role, section)
+    for key, model in (("turns", TurnsConfig), ("audio", AudioConfig)):
+        given = filled.get(key)
+        filled[key] = {**model().model_dump(mode="json"), **(given if isinstance(given, dict) else {})}
+    return filled
+
+
+def _filled_spec(registry: object, role: str, spec: dict[str, object], depth: int = 0) -> dict[str, object]:
+    from voicekit.errors import VoicekitError
+    from voicekit.option_docs import defaults
+    from voicekit.profiles.validate import nested_options
+
+    use = spec.get("use")
+    try:
+        cls = registry.backend_class(role, str(use))  # type: ignore[attr-defined]
+    except VoicekitError:
+        return spec  # 'profiles validate' says what is wrong with it
+    core = {k: spec[k] for k in ("use",) if k in spec}
+    options = {k: v for k, v in spec.items() if k not in ("use", "retry", "fallback")}
+    filled: dict[str, object] = {**core, **defaults(cls), **options}
+    for attribute, (key, nested_role) in nested_options(cls.Options).items():
+        nested = filled.get(key, filled.get(attribute))
+        if isinstance(nested, str):
+            nested = {"use": nested}
+        if isinstance(nested, dict) and depth < 8:
+            filled[key] = _filled_spec(registry, nested_role, nested, depth + 1)
+    if depth == 0:  # a role section's retry policy (fallbacks inherit it; nested backends take none)
+        from voicekit.options import RetryPolicy
+
+        given = spec.get("retry")
+        filled["retry"] = {**RetryPolicy().model_dump(), **(given if isinstance(given, dict) else {})}
+    fallback = spec.get("fallback")
+    if isinstance(fallback, list):
+        filled["fallback"] = [
+            _filled_spec(registry, role, item, depth + 1) if isinstance(item, dict) else item for item in fallback
+        ]
+    return filled
 
 
 @app.command()
