@@ -51,7 +51,9 @@ def split_utterances(paths: Sequence[Path]) -> list[Utterance]:
     utterances: list[Utterance] = []
     for path in paths:
         pcm = load_pcm(path)
-        segments = detect_segments(pcm, create_vad("webrtc", mode=3, min_speech_ms=150, min_silence_ms=SPLIT_SILENCE_MS))
+        segments = detect_segments(
+            pcm, create_vad("webrtc", mode=3, min_speech_ms=150, min_silence_ms=SPLIT_SILENCE_MS)
+        )
         if not segments:
             raise AudioFormatError(f"{path}: no speech found (a bench turn is one utterance of the input)")
         total_s = len(pcm) / 2 / RATE

@@ -12,6 +12,24 @@ if TYPE_CHECKING:
 
 from voicekit.commands import bench, chat, config, devices, doctor, keys, plugins, profiles, serve, sessions
 
+
+def _readable_argument_help() -> None:
+    """Typer writes an argument's Python type after its name (``NAME <str>``, ``REPORT... <list[Path]>``);
+    an argument given a metavar is shown by the metavar alone."""
+    from typer.core import TyperArgument
+
+    shown = getattr(TyperArgument, "display_type_rich", None)
+    if shown is None:
+        return
+
+    def display_type_rich(self: TyperArgument, ctx: Any) -> str | None:
+        return None if self.metavar else shown(self, ctx)
+
+    setattr(TyperArgument, "display_type_rich", display_type_rich)  # noqa: B010 - patched on purpose
+
+
+_readable_argument_help()
+
 app = typer.Typer(
     name="voicekit",
     help="Real-time voice conversations with AI: speech in, a language model, speech or an avatar out.",

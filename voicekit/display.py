@@ -226,7 +226,9 @@ class ChatDisplay:
             return Text.assemble(("you: ", "bold green"), (self.partial, "dim"))
         if self.listening:
             db = "-∞" if math.isinf(self.level_dbfs) else f"{self.level_dbfs:.0f}"
-            return Text.assemble(("● listening ", "green"), (level_bar(self.level_dbfs), "cyan"), (f" {db} dBFS", "dim"))
+            return Text.assemble(
+                ("● listening ", "green"), (level_bar(self.level_dbfs), "cyan"), (f" {db} dBFS", "dim")
+            )
         return Text("")
 
     def _refresh(self) -> None:

@@ -170,7 +170,7 @@ def key_status(cls: type[Backend], options: BaseModel | Mapping[str, Any] | None
     variables = tuple(v for v in (getattr(cls, "api_key_env", None), *getattr(cls, "api_key_fallback_envs", ())) if v)
     if not variables:
         return KeyStatus(())
-    option = options.get("api_key") if isinstance(options, Mapping) else getattr(options, "api_key", None)
+    option: Any = options.get("api_key") if isinstance(options, Mapping) else getattr(options, "api_key", None)
     value = option.get_secret_value() if hasattr(option, "get_secret_value") else option
     if value and "${" not in str(value):
         return KeyStatus(variables, f"{at or cls.role}.api_key", "profile")
@@ -187,7 +187,11 @@ def backend_readiness(
     """The readiness of one backend class, with the options a profile gives it (``None``: defaults)."""
     where = path or cls.role
     return BackendReadiness(
-        cls.role, name or getattr(cls, "name", "") or cls.__name__, where, sdk_status(cls), key_status(cls, options, at=where)
+        cls.role,
+        name or getattr(cls, "name", "") or cls.__name__,
+        where,
+        sdk_status(cls),
+        key_status(cls, options, at=where),
     )
 
 
@@ -297,7 +301,7 @@ def _nested_specs(
         value: Any = options.get(key, options.get(attribute))
         if value is None:
             info = model.model_fields[attribute]
-            value = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
+            value = info.default_factory() if info.default_factory is not None else info.default
         if isinstance(value, str):
             value = {"use": value}
         if isinstance(value, Mapping) and isinstance(value.get("use"), str):

@@ -51,7 +51,13 @@ def stage_summary(turns: Iterable[TurnMetrics | dict[str, Any]]) -> dict[str, di
     summary: dict[str, dict[str, Any]] = {}
     for stage in stage_names():
         values = [v for v in (_value(row, stage) for row in rows) if v is not None]
-        entry: dict[str, Any] = {"label": stage_label(stage), "count": len(values), "p50": None, "p95": None, "max": None}
+        entry: dict[str, Any] = {
+            "label": stage_label(stage),
+            "count": len(values),
+            "p50": None,
+            "p95": None,
+            "max": None,
+        }
         if values:
             p50, p95 = np.percentile(np.asarray(values, dtype=float), [50, 95])
             entry.update(p50=round(float(p50), 2), p95=round(float(p95), 2), max=round(max(values), 2))

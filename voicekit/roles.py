@@ -33,8 +33,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from voicekit.errors import MissingSecretError
-from voicekit.keys import lookup as lookup_key
 from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent
+from voicekit.keys import lookup as lookup_key
 from voicekit.options import RetryPolicy
 from voicekit.sdk import import_sdk as import_sdk  # re-exported for plugins written before voicekit.sdk
 

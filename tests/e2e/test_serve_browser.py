@@ -198,7 +198,9 @@ async def test_page_talks_with_the_server_in_chromium(tmp_path: Path) -> None:
         assert any(isinstance(e, Final) and e.text == "typed in the page" for e in heard)
 
         # the page names the profile, says what each timing measures, offers the microphones
-        assert await tools.evaluate(session, "document.getElementById('profile').innerText") == f"profile {profile.stem}"
+        assert (
+            await tools.evaluate(session, "document.getElementById('profile').innerText") == f"profile {profile.stem}"
+        )
         await poll(tools, session, "s.metrics >= 1", 10)
         figures = await tools.evaluate(session, "document.getElementById('metrics').innerText")
         assert "you stop → bot speaks" in figures and "text → first word" in figures, figures

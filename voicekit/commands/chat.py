@@ -24,7 +24,9 @@ SetOption = Annotated[
 def chat(
     profile: Annotated[
         Optional[str],
-        typer.Option("--profile", "-p", metavar="NAME", help="Profile name or path (default: config.toml's, else offline)."),
+        typer.Option(
+            "--profile", "-p", metavar="NAME", help="Profile name or path (default: config.toml's, else offline)."
+        ),
     ] = None,
     input: Annotated[
         Optional[Path],
@@ -32,7 +34,9 @@ def chat(
     ] = None,
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", metavar="FILE", help="Write the bot's speech to a WAV file instead of the speaker."),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the bot's speech to a WAV file instead of the speaker."
+        ),
     ] = None,
     record: Annotated[
         Optional[Path],
@@ -122,7 +126,9 @@ def chat(
     if output is not None:
         display.console.print(f"[dim]reply audio written to {output}[/]")
     if history is not None and history.conversation_id:
-        display.console.print(f"[dim]conversation {history.conversation_id}: voicekit sessions show {history.conversation_id}[/]")
+        display.console.print(
+            f"[dim]conversation {history.conversation_id}: voicekit sessions show {history.conversation_id}[/]"
+        )
     if outcome.signal is not None:
         display.console.print("[yellow]interrupted[/]")
         sys.exit(128 + outcome.signal)
@@ -226,7 +232,14 @@ def _show_banner(display: ChatDisplay, request: ChatRequest) -> None:
     spoken = str(request.output) if request.output is not None else f"speaker {request.output_device or '(default)'}"
     rows += [("in", heard), ("out", spoken)]
     mode = profile.turns.mode
-    rows.append(("turns", "full duplex: talk over the bot" if mode == "full_duplex" else "half duplex: mic muted while the bot speaks"))
+    rows.append(
+        (
+            "turns",
+            "full duplex: talk over the bot"
+            if mode == "full_duplex"
+            else "half duplex: mic muted while the bot speaks",
+        )
+    )
     title = f"voicekit chat: {profile.name}" + (f" - {profile.description}" if profile.description else "")
     display.banner(title, rows)
 

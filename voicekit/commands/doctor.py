@@ -120,7 +120,9 @@ def _online(report: ProfileReadiness, registry: Registry) -> list[tuple[str, boo
         spec = profile.spec(role)
         for item in spec.chain() if spec is not None else ():
             context = BackendContext(language=profile.language, path=item.path)
-            backends.append((".".join(map(str, item.path)), registry.create(role, item.use, dict(item.options), context)))
+            backends.append(
+                (".".join(map(str, item.path)), registry.create(role, item.use, dict(item.options), context))
+            )
 
     async def ask_all() -> list[object]:
         return list(await asyncio.gather(*(fetch_models(b, path=p) for p, b in backends)))

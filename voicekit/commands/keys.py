@@ -7,7 +7,7 @@ directory) always wins over a stored key.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -106,7 +106,7 @@ def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                         used_by[variable].append(entry.name)
     for variable in stored_keys():
         used_by.setdefault(variable, [])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for variable in sorted(used_by):
         found = lookup(variable)
         rows.append({"name": variable, "set": found is not None, "source": found.source if found else None,

@@ -9,7 +9,9 @@ import typer
 if TYPE_CHECKING:
     from voicekit.registry import BackendEntry, Registry
 
-app = typer.Typer(help="Installed plugins, the backends they provide, and each backend's options.", no_args_is_help=True)
+app = typer.Typer(
+    help="Installed plugins, the backends they provide, and each backend's options.", no_args_is_help=True
+)
 
 
 def _row(registry: Registry, entry: BackendEntry) -> dict[str, Any]:
@@ -124,7 +126,7 @@ def _guess_role(registry: Registry, name: str) -> str:
 
     for role in ROLES:
         if difflib.get_close_matches(name, registry.names(role), n=1):
-            return role
+            return str(role)
     return "stt"
 
 

@@ -97,7 +97,7 @@ def _with_defaults(data: dict[str, object]) -> dict[str, object]:
             filled[role] = _filled_spec(registry, role, section)
     for key, model in (("turns", TurnsConfig), ("audio", AudioConfig)):
         given = filled.get(key)
-        filled[key] = {**model().model_dump(mode="json"), **(given if isinstance(given, dict) else {})}
+        filled[key] = {**model.model_validate({}).model_dump(mode="json"), **(given if isinstance(given, dict) else {})}
     return filled
 
 
@@ -124,7 +124,7 @@ def _filled_spec(registry: object, role: str, spec: dict[str, object], depth: in
         from voicekit.options import RetryPolicy
 
         given = spec.get("retry")
-        filled["retry"] = {**RetryPolicy().model_dump(), **(given if isinstance(given, dict) else {})}
+        filled["retry"] = {**RetryPolicy.model_validate({}).model_dump(), **(given if isinstance(given, dict) else {})}
     fallback = spec.get("fallback")
     if isinstance(fallback, list):
         filled["fallback"] = [

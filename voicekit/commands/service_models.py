@@ -30,7 +30,11 @@ class OnlineCheck:
 
     @property
     def chosen_missing(self) -> bool:
-        return self.models is not None and self.chosen is not None and not any(m.answers_to(self.chosen) for m in self.models)
+        return (
+            self.models is not None
+            and self.chosen is not None
+            and not any(m.answers_to(self.chosen) for m in self.models)
+        )
 
     def problem(self) -> str | None:
         """One line when the service refused, failed, or does not offer the configured model."""

@@ -264,7 +264,6 @@ class PostgresStore:
         self.version = self._read_version()
 
     def _connection(self) -> Any:
-        import os
 
         conn = self._conn
         if conn is not None and not conn.closed and not getattr(conn, "broken", False) and self._pid == os.getpid():
@@ -355,7 +354,6 @@ class PostgresStore:
         return self._run(lambda conn: list(conn.execute(self._sql(sql), params).fetchall()), transaction=False)
 
     def close(self) -> None:
-        import os
 
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():

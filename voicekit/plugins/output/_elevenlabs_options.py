@@ -20,7 +20,8 @@ class ElevenLabsOptions(CloudOptions):
     model: str = Field(
         # Checked 2026-12-04 against ElevenLabs' "Models" overview (elevenlabs.io/docs/overview/models):
         # Flash v2.5 is the current real-time model (~75 ms); the Turbo models are being retired in its favour.
-        "eleven_flash_v2_5", description="eleven_flash_v2_5 (fastest, 32 languages), eleven_multilingual_v2, eleven_v3"
+        "eleven_flash_v2_5",
+        description="eleven_flash_v2_5 (fastest, 32 languages), eleven_multilingual_v2, eleven_v3",
     )
     output_format: Literal["pcm_16000", "pcm_22050", "pcm_24000"] = Field(
         "pcm_24000", description="Raw 16-bit PCM at this sample rate"

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 async def list_voices(backend: ElevenLabsOutput) -> list[ModelInfo]:
     """Premade voices and the account's own, each named by its ``voice_id``."""
-    sdk = import_sdk("elevenlabs.client", package="elevenlabs", extra="elevenlabs", backend=backend.name or "elevenlabs")
+    sdk = import_sdk(
+        "elevenlabs.client", package="elevenlabs", extra="elevenlabs", backend=backend.name or "elevenlabs"
+    )
     core = import_sdk("elevenlabs.core.api_error", package="elevenlabs", extra="elevenlabs")
     client = sdk.AsyncElevenLabs(
         api_key=backend.api_key(), base_url=backend.http_base_url, timeout=backend.options.timeout_s
@@ -47,6 +49,3 @@ async def list_voices(backend: ElevenLabsOutput) -> list[ModelInfo]:
             )
         )
     return voices
-
-
-

@@ -113,7 +113,7 @@ class Chirp3Output(Output):
         try:
             client = sdk.TextToSpeechAsyncClient(transport=connection.transport)
             response = await client.list_voices(language_code=self.language_code, metadata=connection.metadata)
-        except Exception as exc:  # noqa: BLE001 - every gRPC failure is sorted by translate()
+        except Exception as exc:
             raise _gcloud.translate(exc, self.label, "Text-to-Speech", self.profile_key) from exc
         finally:
             await connection.transport.close()
