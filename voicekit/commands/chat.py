@@ -188,7 +188,8 @@ def _open_sink(request: ChatRequest, rate: int) -> AudioSink:
     except VoicekitError as exc:  # no speaker, or no pyaudio: the message says what to do
         if request.input is None and not request.text:
             raise
-        request.warn(f"{exc}; the reply is not played")
+        hint = "" if "--output" in str(exc) else " (write it to a file with --output FILE.wav)"
+        request.warn(f"{exc}; the reply is not played{hint}")
         return NullSink(rate, realtime=True)
 
 

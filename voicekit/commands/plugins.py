@@ -19,7 +19,12 @@ def _row(registry: Registry, entry: BackendEntry) -> dict[str, Any]:
     from voicekit.errors import VoicekitError
     from voicekit.readiness import backend_readiness
 
-    row: dict[str, Any] = {"role": entry.role, "name": entry.name, "origin": registry.origin(entry.plugin)}
+    row: dict[str, Any] = {
+        "role": entry.role,
+        "name": entry.name,
+        "plugin": entry.plugin,
+        "origin": registry.origin(entry.plugin),
+    }
     conflict = registry.conflicts.get((entry.role, entry.name))
     if conflict is not None:
         return {**row, "status": "conflict", "detail": conflict, "pip": None}
