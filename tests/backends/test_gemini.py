@@ -126,6 +126,14 @@ async def test_streams_scripted_reply_and_sends_history_and_system(
     assert thinking.get("thinkingBudget", thinking.get("thinking_budget")) == 0
 
 
+async def test_gemini_3_thinking_level_is_sent(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    """Gemini 3 models take a thinking level (the shipped profiles ask for low) instead of a budget."""
+    await collect(make_llm(thinking_level="low"), [], "Hi")
+    thinking = fake.requests[0].body["generationConfig"]["thinkingConfig"]
+    assert thinking.get("thinkingLevel", thinking.get("thinking_level")) == "LOW"
+    assert "thinkingBudget" not in thinking and "thinking_budget" not in thinking
+
+
 async def test_same_role_neighbours_are_merged_and_empty_skipped(
     fake: GeminiFake, make_llm: Callable[..., GeminiLLM]
 ) -> None:
