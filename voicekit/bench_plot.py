@@ -105,7 +105,10 @@ def plot(runs: Sequence[dict[str, Any]], path: Path, *, title: str = "voicekit b
 def _run_label(run: dict[str, Any]) -> str:
     backends = run.get("backends") or {}
     chain = " → ".join(backends[r] for r in ("stt", "llm", "output") if r in backends)
-    return f"{run.get('profile', '?')}" + (f" ({chain})" if chain else "")
+    profile = str(run.get("profile", "?"))
+    if profile.endswith((".yaml", ".yml")):
+        profile = Path(profile).stem  # a profile named by its file: its name is enough in a legend
+    return profile + (f" ({chain})" if chain else "")
 
 
 def _wrap(text: str, width: int = 18) -> str:

@@ -57,7 +57,9 @@ async def test_gemini_live_lists_bidi_models() -> None:
         models = await backend.list_models()
         assert "gemini-3.8-live" in [m.id for m in models] and "gemini-3.8-flash" not in [m.id for m in models]
         assert backend.chosen_model() == "gemini-3.8-live"
-        wrong = GeminiLiveLLM(GeminiLiveLLM.Options(base_url=fake.base_url, api_key="wrong", ca_file=str(fake.cert_file)))
+        wrong = GeminiLiveLLM(
+            GeminiLiveLLM.Options(base_url=fake.base_url, api_key="wrong", ca_file=str(fake.cert_file))
+        )
         with pytest.raises(AuthError, match="Gemini rejected the API key"):
             await wrong.list_models()
     finally:
@@ -68,7 +70,10 @@ async def test_elevenlabs_lists_voices() -> None:
     async with ElevenLabsFake(voices={"JBFqnCBsd6RMkjVDRZzb": "George", "abc": "Other"}) as fake:
         backend = ElevenLabsOutput(ElevenLabsOutput.Options(base_url=fake.base_url, api_key=ELEVENLABS_KEY))
         voices = await backend.list_models()
-        assert [(v.id, v.name, v.kind) for v in voices] == [("JBFqnCBsd6RMkjVDRZzb", "George", "voice"), ("abc", "Other", "voice")]
+        assert [(v.id, v.name, v.kind) for v in voices] == [
+            ("JBFqnCBsd6RMkjVDRZzb", "George", "voice"),
+            ("abc", "Other", "voice"),
+        ]
         assert voices[0].description == "premade: american, deep, middle aged, male"
         assert backend.chosen_model() == "JBFqnCBsd6RMkjVDRZzb"
         assert fake.http_requests[-1]["headers"]["xi-api-key"] == ELEVENLABS_KEY
@@ -87,7 +92,9 @@ async def test_chirp3_lists_the_voices_of_the_language() -> None:
         assert [v.id for v in voices] == ["ru-RU-Chirp3-HD-Aoede", "ru-RU-Chirp3-HD-Charon", "ru-RU-Chirp3-HD-Kore"]
         assert voices[0].languages == ("ru-RU",) and voices[0].description == "female, 24000 Hz"
         assert backend.chosen_model() == "ru-RU-Chirp3-HD-Aoede"
-        wrong = Chirp3Output(Chirp3Output.Options(base_url=fake.address, api_key="wrong"), BackendContext(language="ru"))
+        wrong = Chirp3Output(
+            Chirp3Output.Options(base_url=fake.address, api_key="wrong"), BackendContext(language="ru")
+        )
         with pytest.raises(AuthError, match="Google Cloud rejected the credentials"):
             await wrong.list_models()
     finally:

@@ -77,7 +77,10 @@ def test_validate_all_warns_about_unset_variables(monkeypatch: pytest.MonkeyPatc
     assert done.returncode == 0, done.stdout
     assert "heygen-ru: ok" not in done.stdout and "offline: ok" in done.stdout
     unset = "output.avatar_id: environment variable LIVEAVATAR_AVATAR_ID is not set"
-    assert any(line.startswith("warning: profiles/heygen-ru.yaml:") and line.endswith(unset) for line in done.stdout.splitlines())
+    assert any(
+        line.startswith("warning: profiles/heygen-ru.yaml:") and line.endswith(unset)
+        for line in done.stdout.splitlines()
+    )
     assert "warning: output: backend 'liveavatar': no API key; set LIVEAVATAR_API_KEY" in done.stdout
 
 
@@ -166,11 +169,23 @@ async def test_models_list_asks_the_service(tmp_path: Path) -> None:
         args = ("models", "list", "--backend", "gemini", "--profile", str(profile))
         done = await asyncio.to_thread(voicekit, *args, "--json", env=env, prelude=MOUNT_MODELS)
         assert done.returncode == 0, done.stderr
-        assert [m["id"] for m in json.loads(done.stdout)] == ["gemini-3.8-flash", "gemini-3.5-flash-lite", "gemini-3.1-flash-lite"]
+        assert [m["id"] for m in json.loads(done.stdout)] == [
+            "gemini-3.8-flash",
+            "gemini-3.5-flash-lite",
+            "gemini-3.1-flash-lite",
+        ]
         table = await asyncio.to_thread(voicekit, *args, env=env, prelude=MOUNT_MODELS)
         assert "gemini-3.8-flash (configured)" in table.stdout and "3 models" in table.stdout
         voices = await asyncio.to_thread(
-            voicekit, "models", "list", "--backend", "elevenlabs", "--profile", str(profile), env=env, prelude=MOUNT_MODELS
+            voicekit,
+            "models",
+            "list",
+            "--backend",
+            "elevenlabs",
+            "--profile",
+            str(profile),
+            env=env,
+            prelude=MOUNT_MODELS,
         )
         assert "George" in voices.stdout and "2 voices" in voices.stdout
         offline = await asyncio.to_thread(voicekit, "models", "list", "--backend", "espeak", prelude=MOUNT_MODELS)

@@ -109,7 +109,8 @@ def test_dotenv_in_the_working_directory_is_loaded(tmp_path: Path, monkeypatch: 
     }
     # a variable already set is not replaced by the file
     rows = {
-        r["name"]: r for r in json.loads(voicekit("keys", "list", "--json", cwd=tmp_path, env={"GEMINI_API_KEY": "real"}).stdout)
+        r["name"]: r
+        for r in json.loads(voicekit("keys", "list", "--json", cwd=tmp_path, env={"GEMINI_API_KEY": "real"}).stdout)
     }
     assert rows["GEMINI_API_KEY"]["source"] == "environment"
 
@@ -128,5 +129,7 @@ def test_config_toml_sets_defaults_and_config_show_says_where_from(tmp_path: Pat
     config.write_text("histroy = false\n")
     bad = voicekit("config", "show")
     assert bad.returncode == 2
-    assert bad.stderr.strip().startswith("error: ") and "histroy: unknown setting (did you mean 'history'?)" in bad.stderr
+    assert (
+        bad.stderr.strip().startswith("error: ") and "histroy: unknown setting (did you mean 'history'?)" in bad.stderr
+    )
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -76,7 +76,12 @@ def test_every_conversation_is_kept_and_shown(tmp_path: Path) -> None:
     lines = shown.stdout.splitlines()
     assert lines[0].startswith(f"conversation {kept.name}  profile offline") and lines[0].endswith("ended")
     said = [line.split("s ", 1)[1] for line in lines if line.strip()[:1].isdigit()]
-    assert said == ["you: hello there", "bot: You said: hello there.", "you: how are you", "bot: You said: how are you."]
+    assert said == [
+        "you: hello there",
+        "bot: You said: hello there.",
+        "you: how are you",
+        "bot: You said: how are you.",
+    ]
     assert any(line.startswith("STT final → LLM first token") for line in lines)
     unknown = voicekit("sessions", "show", "nosuchid")
     assert unknown.returncode == 1 and "no history of conversation 'nosuchid'" in unknown.stderr
@@ -95,7 +100,9 @@ def test_no_history_keeps_nothing(tmp_path: Path) -> None:
 
 def test_a_failed_conversation_is_kept_with_its_reason(tmp_path: Path) -> None:
     profile = tmp_path / "down.yaml"
-    profile.write_text("llm: {use: gemini, base_url: 'http://127.0.0.1:9', retry: {attempts: 1}}\noutput: {use: silent}\n")
+    profile.write_text(
+        "llm: {use: gemini, base_url: 'http://127.0.0.1:9', retry: {attempts: 1}}\noutput: {use: silent}\n"
+    )
     done = voicekit("chat", "--text", "--profile", str(profile), stdin_text="hi\n", env={"GEMINI_API_KEY": "k"})
     assert done.returncode == 1
     [kept] = list(_history().iterdir())

@@ -67,8 +67,8 @@ def test_two_profiles_hear_the_same_turns_and_compare(tmp_path: Path) -> None:
     assert compared.returncode == 0, compared.stderr
     row = next(line for line in compared.stdout.splitlines() if "end of speech → STT final" in line)
     first = report["runs"][0]["stages"]["stt_ms"]
-    assert f"{first['p50']:.1f} / {first['p95']:.1f}" in row and "+0 (+0%)" in row  # the same run, twice
-    assert "%)" in row.split("+0 (+0%)")[1]  # the batch profile's change from the first
+    assert f"{first['p50']:.1f} / {first['p95']:.1f}" in row and "+0.0 (+0%)" in row  # the same run, twice
+    assert "%)" in row.split("+0.0 (+0%)")[1]  # the batch profile's change from the first
 
 
 def test_compare_refuses_what_is_not_a_report(tmp_path: Path) -> None:

@@ -187,7 +187,8 @@ def _print_comparison(console: Console, runs: list[dict[str, Any]]) -> None:
             base = (first.get(stage) or {}).get("p50")
             if index and base and entry.get("p50") is not None:
                 delta = entry["p50"] - base
-                cell += f"  [{'red' if delta > 0 else 'green'}]{delta:+.0f} ({delta / base:+.0%})[/]"
+                shown = f"{delta:+.0f}" if abs(delta) >= 10 else f"{delta:+.1f}"
+                cell += f"  [{'red' if delta > 0 else 'green'}]{shown} ({delta / base:+.0%})[/]"
             cells.append(cell)
         if any(c != "– / –" for c in cells):
             table.add_row(stage_label(stage), *cells)
