@@ -48,7 +48,7 @@ MODELS: dict[str, frozenset[str] | None] = {  # model -> the languages it takes 
     "enhanced": None,
 }
 PROJECT_ID = "3c5a6f4e-0f51-4b2b-9d3e-5f0a7f1d2c11"
-MODELS_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "deepgram" / "models.docs.json"
+MODELS_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "deepgram" / "manage" / "models.docs.json"
 IDLE_REASON = (
     "Deepgram did not receive audio data or a text message within the timeout window. See https://dpgr.am/net0001"
 )
