@@ -102,11 +102,18 @@ class BenchReport:
     schema_version: int = SCHEMA_VERSION
     kind: str = "bench"
     created_at: float = field(default_factory=time.time)
+    #: profile -> the error that ended its run (not written: ``status``/``reason`` say it)
+    errors: dict[str, BaseException] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        head = {k: data.pop(k) for k in ("schema_version", "kind", "created_at")}
-        return {**head, **data}
+        return {
+            "schema_version": self.schema_version,
+            "kind": self.kind,
+            "created_at": self.created_at,
+            "inputs": self.inputs,
+            "turns_requested": self.turns_requested,
+            "runs": [asdict(run) for run in self.runs],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -160,11 +167,15 @@ async def _pace(next_at: float) -> float:
 
 
 async def run_profile(
-    profile: str, utterances: Sequence[Utterance], request: BenchRequest, on_turn: Callable[[int], None] | None = None
+    profile: str,
+    utterances: Sequence[Utterance],
+    request: BenchRequest,
+    on_turn: Callable[[int], None] | None = None,
+    errors: dict[str, BaseException] | None = None,
 ) -> BenchRun:
-    """Bench one profile on the utterances; a failure is the run's ``status``/``reason``, not raised."""
+    """Bench one profile on the utterances; a failure is the run's ``status``/``reason`` (and, in
+    ``errors``, the exception itself), not raised: the next profile still runs."""
     from voicekit.engine.runner import ChatRequest, prepare, run_prepared
-    from voicekit.errors import VoicekitError
 
     turns = request.turns or len(utterances)
     source = TurnDrivenSource([u.pcm for u in utterances], turns, request.turn_timeout_s)
@@ -182,8 +193,10 @@ async def run_profile(
     try:
         conversation, finish = await prepare(chat)
         await run_prepared(conversation, finish)
-    except VoicekitError as exc:
-        run.status, run.reason = "failed", str(exc)
+    except Exception as exc:  # noqa: BLE001 - the command raises it once every profile had its turn
+        run.status, run.reason = "failed", str(exc) or type(exc).__name__
+        if errors is not None:
+            errors[profile] = exc
     run.turns_completed = source.answered
     run.backends = backends_of(metrics)
     run.stages = stage_summary(metrics)
@@ -210,13 +223,14 @@ async def run_bench(
         utterances = split_utterances(request.inputs)
     turns = request.turns or len(utterances)
     runs = []
+    errors: dict[str, BaseException] = {}
     for profile in request.profiles:
 
         def progress(done: int, profile: str = profile) -> None:
             if on_turn is not None:
                 on_turn(profile, done)
 
-        runs.append(await run_profile(profile, utterances, request, progress))
+        runs.append(await run_profile(profile, utterances, request, progress, errors))
     inputs: dict[str, list[list[float]]] = {}
     for u in utterances:
         inputs.setdefault(u.source, []).append([u.start_s, u.end_s])
@@ -224,6 +238,7 @@ async def run_bench(
         inputs=[{"path": path, "utterances": spans} for path, spans in inputs.items()],
         turns_requested=turns,
         runs=runs,
+        errors=errors,
     )
 
 

@@ -70,6 +70,8 @@ def latency_line(metrics: TurnMetrics, *, fast: bool = False, typed: bool = Fals
 
 def level_bar(dbfs: float, width: int = METER_WIDTH) -> str:
     """A bar for an input level from -60 dBFS (empty) to 0 dBFS (full)."""
+    if not math.isfinite(dbfs):
+        dbfs = -90.0 if dbfs < 0 else 0.0  # digital silence has no level in dB
     filled = max(0, min(width, round((dbfs + 60) / 60 * width)))
     return "█" * filled + "·" * (width - filled)
 
@@ -132,6 +134,7 @@ class ChatDisplay:
         self.level_dbfs = -90.0
         self._prompt_shown = False
         self._inline = False  # bot text is being written on the current line (typing mode)
+        self._banner: tuple[str, list[tuple[str, str]]] | None = None
         self._live: Any = None
         if self.console.is_terminal and not typing:
             from rich.live import Live
@@ -142,15 +145,25 @@ class ChatDisplay:
     # --- what the chat command tells it ------------------------------------------------------
 
     def banner(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
-        """The conversation's set-up, once, before it starts."""
-        self.console.print(Text(title, style="bold"))
+        """The conversation's set-up: shown once it has started (its first event, frame or prompt),
+        so a conversation that cannot start says only its one error line."""
+        self._banner = (title, list(rows))
+
+    def _show_banner(self) -> None:
+        pending, self._banner = self._banner, None
+        if pending is None:
+            return
+        title, rows = pending
+        self.console.print(Text(title, style="bold"), soft_wrap=True)
         width = max((len(key) for key, _ in rows), default=0)
         for key, value in rows:
-            self.console.print(Text.assemble(("  " + key.ljust(width) + "  ", "dim"), value))
+            self.console.print(Text.assemble(("  " + key.ljust(width) + "  ", "dim"), value), soft_wrap=True)
         self.console.print(Text("  Ctrl-C ends the conversation", style="dim"))
 
     def level(self, dbfs: float) -> None:
         """The microphone's level of the last frame (called for every frame; cheap)."""
+        if self._banner is not None:
+            self._show_banner()
         self.listening = True
         self.level_dbfs = dbfs
         if self._live is not None and not self.partial and not self.bot:
@@ -158,6 +171,7 @@ class ChatDisplay:
 
     def prompt(self) -> None:
         """Show the typing prompt (typed input asks for each line when the bot is done)."""
+        self._show_banner()
         self._prompt_shown = True
         self.console.print(Text(PROMPT, style="bold green"), end="")
         self.console.file.flush()
@@ -172,6 +186,8 @@ class ChatDisplay:
     # --- events --------------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
+        if self._banner is not None and not (isinstance(event, ErrorEvent) and event.fatal):
+            self._show_banner()
         if isinstance(event, Interim):
             self.partial = event.text
         elif isinstance(event, TextDelta):

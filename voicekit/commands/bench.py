@@ -103,14 +103,14 @@ def bench(
 
         plot(runs, plot_path)
         console.print(f"[dim]plot written to {plot_path}[/]")
-    failed = [run for run in report.runs if run.status != "ended" or run.turns_completed < run.turns_requested]
-    for run in failed:
-        why = f": {run.reason}" if run.reason else ""
+    short = [run for run in report.runs if run.status == "ended" and run.turns_completed < run.turns_requested]
+    for run in short:
         console.print(
-            f"[red]{run.profile}: only {run.turns_completed} of {run.turns_requested} turns completed{why}[/]",
-            soft_wrap=True,
+            f"[red]{run.profile}: only {run.turns_completed} of {run.turns_requested} turns completed[/]", soft_wrap=True
         )
-    if failed:
+    if report.errors:  # the first failure is the command's one error line, with its exit code
+        raise next(iter(report.errors.values()))
+    if short:
         raise typer.Exit(1)
 
 
