@@ -106,7 +106,8 @@ def bench(
     short = [run for run in report.runs if run.status == "ended" and run.turns_completed < run.turns_requested]
     for run in short:
         console.print(
-            f"[red]{run.profile}: only {run.turns_completed} of {run.turns_requested} turns completed[/]", soft_wrap=True
+            f"[red]{run.profile}: only {run.turns_completed} of {run.turns_requested} turns completed[/]",
+            soft_wrap=True,
         )
     if report.errors:  # the first failure is the command's one error line, with its exit code
         raise next(iter(report.errors.values()))
