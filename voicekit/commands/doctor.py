@@ -49,9 +49,7 @@ def doctor(
         names = [profile or "offline"]
     registry = load_registry()
     for name in names:
-        report = _check_profile(console, registry, name, online)
-        errors += report[0]
-        warnings += report[1]
+        errors += _check_profile(console, registry, name, online)
     console.print("[bold]this machine[/]")
     for ok, line in _machine_checks():
         if ok is None:
@@ -77,7 +75,8 @@ def _targets(profile: str, all_: bool) -> list[str]:
     return [str(info.path) for info in list_profiles() if not info.abstract]
 
 
-def _check_profile(console: Console, registry: Registry, name: str, online: bool) -> tuple[list[str], list[str]]:
+def _check_profile(console: Console, registry: Registry, name: str, online: bool) -> list[str]:
+    """Print what the profile needs and has here; the problems that would stop chat."""
     from voicekit.readiness import profile_readiness
 
     report = profile_readiness(name, registry)
@@ -102,14 +101,14 @@ def _check_profile(console: Console, registry: Registry, name: str, online: bool
     elif online:
         _mark(console, None, "online checks skipped until the problems above are fixed")
     console.print()
-    return errors, []
+    return errors
 
 
 def _online(report: ProfileReadiness, registry: Registry) -> list[tuple[str, bool]]:
     """One line per backend whose service was asked: what it answered."""
     import asyncio
 
-    from voicekit.commands.service_models import fetch_models
+    from voicekit.commands.service_models import OnlineCheck, fetch_models
     from voicekit.profiles import load_profile
     from voicekit.roles import BackendContext
 
@@ -124,19 +123,17 @@ def _online(report: ProfileReadiness, registry: Registry) -> list[tuple[str, boo
                 (".".join(map(str, item.path)), registry.create(role, item.use, dict(item.options), context))
             )
 
-    async def ask_all() -> list[object]:
+    async def ask_all() -> list[OnlineCheck]:
         return list(await asyncio.gather(*(fetch_models(b, path=p) for p, b in backends)))
 
     lines = []
     for check in asyncio.run(ask_all()):
-        problem = check.problem()  # type: ignore[attr-defined]
+        problem = check.problem()
         if problem is not None:
             lines.append((problem, False))
-        elif check.models is None:  # type: ignore[attr-defined]
-            continue  # a backend that cannot list (offline engines)
-        else:
-            what = f"'{check.chosen}' offered" if check.chosen else "reachable"  # type: ignore[attr-defined]
-            lines.append((f"{check.path}: {check.backend}: online: {what} ({len(check.models)} listed)", True))  # type: ignore[attr-defined]
+        elif check.models is not None:  # (a backend that cannot list, an offline engine, is left out)
+            what = f"'{check.chosen}' offered" if check.chosen else "reachable"
+            lines.append((f"{check.path}: {check.backend}: online: {what} ({len(check.models)} listed)", True))
     return lines
 
 

@@ -7,9 +7,9 @@ Each asks :meth:`voicekit.roles.Backend.list_models`: one authenticated call per
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -136,8 +136,3 @@ def _print_models(models: Sequence[ModelInfo], chosen: str | None) -> None:
     Console(highlight=False, emoji=False).print(table)
     kind = "voices" if models and models[0].kind == "voice" else "models"
     typer.echo(f"{len(models)} {kind}")
-
-
-def listing_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A profile's options for a backend, without the keys the core reads itself."""
-    return {k: v for k, v in options.items() if k not in ("use", "retry", "fallback")}
