@@ -39,6 +39,7 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
     pm = pluggy.PluginManager("voicekit")
     pm.add_hookspecs(hookspecs)
     broken: dict[str, str] = {}
+    origins: dict[str, str] = {}  # plugin name -> the distribution that installed it
     for module_name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     if load_entry_points:
@@ -47,12 +48,16 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if pm.has_plugin(ep.name) or ep.name in broken:
                 continue
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                origins[ep.name] = f"{dist.name} {dist.version}"
             try:
                 pm.register(ep.load(), name=ep.name)
             except Exception as exc:
                 broken[ep.name] = f"{type(exc).__name__}: {exc}"
                 log.debug("plugin %s failed to load", ep.name, exc_info=True)
     pm.voicekit_broken = broken  # type: ignore[attr-defined]
+    pm.voicekit_origins = origins  # type: ignore[attr-defined]
     return pm
 
 
@@ -95,6 +100,12 @@ class Registry:
     session_managers: dict[str, BackendEntry] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     conflicts: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def origin(self, plugin: str) -> str:
+        """Where a plugin comes from: ``built in``, or the distribution (and version) that installed it."""
+        if plugin == "builtin":
+            return "built in"
+        return str(getattr(self.pm, "voicekit_origins", {}).get(plugin, plugin))
 
     def names(self, role: str) -> list[str]:
         return sorted(self.backends[role])

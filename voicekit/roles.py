@@ -23,13 +23,12 @@ Who does what:
   through ``context.remote_sessions`` so that the ledger always knows about them).
 
 This module is the ground floor: it imports nothing of voicekit above errors, events,
-options and sdk.
+options, keys and sdk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from voicekit.errors import MissingSecretError
 from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent, ToolCall, ToolResult
+from voicekit.keys import lookup as lookup_key
 from voicekit.options import RetryPolicy
 from voicekit.sdk import import_sdk as import_sdk  # re-exported for plugins written before voicekit.sdk
 
@@ -69,6 +69,26 @@ class Capabilities:
     produces_audio: bool = False  # an LLM or output that yields AudioOut
     remote_session: bool = False  # opens a billable remote session
     tools: bool = False  # an LLM that takes tool declarations and yields ToolCall events
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model or voice a service offers, as :meth:`Backend.list_models` reports it.
+
+    ``id`` is what a profile writes in the backend's option (``model``, ``voice_id``,
+    ``voice``); the rest is for people choosing one.
+    """
+
+    id: str
+    name: str = ""
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    kind: Literal["model", "voice"] = "model"
+    aliases: tuple[str, ...] = ()  # other names the service takes for it (Deepgram's nova-3 for nova-3-general)
+
+    def answers_to(self, name: str) -> bool:
+        """Whether a profile naming ``name`` means this model or voice."""
+        return name == self.id or name in self.aliases
 
 
 @dataclass(frozen=True)
@@ -222,6 +242,8 @@ class Backend:
     api_key_env: ClassVar[str | None] = None
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = ()  # read when api_key_env is not set
     extra: ClassVar[str | None] = None  # the pip extra that brings the vendor SDK
+    #: the distributions of ``extra`` this backend imports, when it needs only some of them
+    sdk_distributions: ClassVar[tuple[str, ...]] = ()
     name: str = ""  # the name it was registered under; set by the registry
     key_source: str | None = None  # where api_key() found the key
 
@@ -250,7 +272,8 @@ class Backend:
 
     def api_key(self) -> str:
         """The key from options (``api_key``), ``api_key_env`` or a ``api_key_fallback_envs``
-        variable, in that order; a clear error naming the variables if none is set.
+        variable (each looked up in the environment, then in the key store: :mod:`voicekit.keys`),
+        in that order; a clear error naming the variables if none is set.
         ``key_source`` then says where it came from, for error messages."""
         opt: Any = getattr(self.options, "api_key", None)
         value = opt.get_secret_value() if hasattr(opt, "get_secret_value") else (str(opt) if opt else "")
@@ -258,9 +281,10 @@ class Backend:
             self.key_source = f"{self.role}.api_key" + (f" (or {self.api_key_env})" if self.api_key_env else "")
             return str(value)
         for env in (self.api_key_env, *self.api_key_fallback_envs):
-            if env and os.environ.get(env):
-                self.key_source = env
-                return os.environ[env]
+            found = lookup_key(env) if env else None
+            if found is not None:
+                self.key_source = env if found.source == "environment" else f"{env} ({found.source.split(' (')[0]})"
+                return found.value
         names = [env for env in (self.api_key_env, *self.api_key_fallback_envs) if env]
         where = (
             f"set the environment variable {names[0]}" + (f" (or {', '.join(names[1:])})" if names[1:] else "")
@@ -268,6 +292,21 @@ class Backend:
             else "set api_key in the profile"
         )
         raise MissingSecretError(f"{self.name or type(self).__name__}: no API key; {where}")
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models (or voices) the service offers to this backend's key: one cheap,
+        authenticated call, made without ``start()`` and leaving nothing open.
+
+        Who does what: ``voicekit doctor --online`` and ``voicekit models list`` call it; it
+        raises :class:`~voicekit.errors.AuthError` for a rejected key and
+        :class:`~voicekit.errors.BackendError` for anything else, and is not retried.
+        The default says the backend cannot list: :class:`NotImplementedError`.
+        """
+        raise NotImplementedError(f"{self.label} cannot list the models of its service")
+
+    def chosen_model(self) -> str | None:
+        """The ``id`` among :meth:`list_models` that these options use (``None``: nothing to check)."""
+        return None
 
     @property
     def label(self) -> str:

@@ -56,6 +56,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import numpy as np
 import websockets
@@ -63,15 +64,18 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from tests.fakes.gemini_models import list_page, model_resource
 from tests.fakes.gemini_tools import ToolPlan, answer_for, declared_functions, plan_for
 from tests.fakes.tls import make_certificate
 
 DEFAULT_KEY = "test-live-key"
 MODELS = (
+    "gemini-3.8-live",
     "gemini-2.5-flash-native-audio-preview-12-2025",
     "gemini-3.1-flash-live-preview",
     "gemini-live-2.5-flash-preview",
 )
+LIST_PATH = re.compile(r"^/v\w+/models$")
 PATH = re.compile(r"^/ws/google\.ai\.generativelanguage\.(v\w+)\.GenerativeService\.BidiGenerateContent$")
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
 BAD_ARGUMENT_REASON = "Request contains an invalid argument."
@@ -287,13 +291,26 @@ class FakeGeminiLive:
     # --- protocol -------------------------------------------------------------------------
 
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
-        if PATH.match(request.path.split("?")[0]) is None:
+        path, _, query = request.path.partition("?")
+        if LIST_PATH.match(path):
+            return self._list_models(request, dict(parse_qsl(query)))
+        if PATH.match(path) is None:
             return Response(404, "Not Found", Headers({"Content-Type": "text/plain"}), b"Not Found")
         if self._refuse_next:
             response = self._refuse_next.pop(0)
             self.refused.append(response.status_code)
             return response
         return None
+
+    def _list_models(self, request: Request, query: dict[str, str]) -> Response:
+        """``models.list`` over plain HTTPS on the same port, as the service answers it."""
+        headers = Headers({"Content-Type": "application/json"})
+        if request.headers.get("x-goog-api-key") not in self.api_keys:
+            error = {"error": {"code": 400, "message": BAD_KEY_REASON, "status": "INVALID_ARGUMENT"}}
+            return Response(400, "Bad Request", headers, json.dumps(error).encode())
+        catalog = [model_resource(m, ("bidiGenerateContent",)) for m in self.models]
+        catalog.append(model_resource("gemini-3.8-flash", ("generateContent", "countTokens")))
+        return Response(200, "OK", headers, json.dumps(list_page(catalog, query)).encode())
 
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request

@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.aiohttp_service import AiohttpService
+from tests.fakes.gemini_models import list_page, model_resource
 from tests.fakes.gemini_tools import ScriptedCall, ToolPlan, answer_for, declared_functions, plan_for
 
 DEFAULT_KEY = "test-gemini-key"
@@ -49,6 +50,8 @@ UNEQUAL_RESPONSES = (
     "the function call turn."
 )
 CONFIG_WITHOUT_DECLARATIONS = "Function calling config is set without function_declarations."
+LISTED_MODELS = ("gemini-3.8-flash", "gemini-3.5-flash-lite", "gemini-3.1-flash-lite")
+TEXT_METHODS = ("generateContent", "countTokens", "createCachedContent", "batchGenerateContent")
 
 
 @dataclass
@@ -120,6 +123,7 @@ class GeminiFake(AiohttpService):
     call_events: str = "together"  # "together": one event with every call; "apart": an event per call
     issued_signatures: dict[str, str] = field(default_factory=dict)  # call → the signature it came with
     requests: list[RecordedRequest] = field(default_factory=list)
+    list_requests: list[dict[str, str]] = field(default_factory=list)  # query of each models.list call
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -128,7 +132,21 @@ class GeminiFake(AiohttpService):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{version}/models/{target}", self._handle)
+        app.router.add_get("/{version}/models", self._list_models)
         return app
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """What ``models.list`` answers: ``models`` (or a few current ones) for generateContent, and a Live model."""
+        names = list(self.models) if self.models is not None else list(LISTED_MODELS)
+        text = [model_resource(n, TEXT_METHODS) for n in names]
+        return [*text, model_resource("gemini-3.8-live", ("bidiGenerateContent",))]
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        self.list_requests.append(dict(request.query))
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if key != self.api_key:
+            return _bad_key()
+        return web.json_response(list_page(self.catalog(), dict(request.query)))
 
     # --- protocol --------------------------------------------------------------
 

@@ -15,6 +15,8 @@ GROUND_FLOOR = (
     "voicekit.options",
     "voicekit.clock",
     "voicekit.sdk",
+    "voicekit.keys",
+    "voicekit.settings",
 )
 ALLOWED = {"voicekit", "voicekit._moved", *GROUND_FLOOR}
 

@@ -27,7 +27,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -36,7 +36,7 @@ from voicekit.errors import AuthError, BackendError, VoicekitError
 from voicekit.events import LLMDone, LLMEvent, TextDelta, ToolCall, ToolResult
 from voicekit.options import CloudOptions
 from voicekit.plugins.llm.gemini_live import functions
-from voicekit.roles import LLM, BackendContext, Capabilities, Message, ToolSpec
+from voicekit.roles import LLM, BackendContext, Capabilities, Message, ModelInfo, ToolSpec
 from voicekit.sdk import import_sdk
 
 if TYPE_CHECKING:
@@ -50,15 +50,27 @@ _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _REMEMBERED_CALLS = 512  # the model's call parts kept to send back (ids, thought signatures)
 
 
+# Checked 2026-12-04 against Google's "Gemini deprecations" page (ai.google.dev/gemini-api/docs/deprecations,
+# the copy of September 2026): gemini-3.8-flash is stable (released 2026-09-02) with no shutdown date, while
+# gemini-2.5-flash is shut down (December 2026). gemini-3.5-flash-lite is the stable Flash-Lite.
+DEFAULT_MODEL = "gemini-3.8-flash"
+
+
 class GeminiOptions(CloudOptions):
     """Options of the Gemini text model."""
 
-    model: str = Field("gemini-2.5-flash", description="Model name, e.g. gemini-2.5-flash or gemini-2.5-flash-lite")
+    model: str = Field(DEFAULT_MODEL, description="Model name, e.g. gemini-3.8-flash or gemini-3.5-flash-lite")
     system: str | None = Field(None, description="System instruction: who the assistant is and how it answers")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature; default: the model's")
     max_output_tokens: int | None = Field(None, gt=0, description="Longest reply in tokens; default: the model's")
+    thinking_level: Literal["minimal", "low", "medium", "high"] | None = Field(
+        None, description="How much Gemini 3 models think before answering (low: a faster first token)"
+    )
     thinking_budget: int | None = Field(
-        None, ge=-1, description="Thinking tokens (0 turns thinking off for a faster first token; -1: automatic)"
+        None,
+        ge=-1,
+        description="Gemini 2.5 models: thinking tokens (0 turns thinking off; -1: automatic); "
+        "Gemini 3 models take thinking_level",
     )
     api_version: str = Field("v1beta", description="API version in the request path (v1beta or v1)")
     timeout_s: float = Field(30.0, gt=0, description="Longest wait for the first token, and between two chunks")
@@ -80,6 +92,7 @@ class GeminiLLM(LLM):
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = (FALLBACK_KEY_ENV,)
     extra: ClassVar[str | None] = "google"
+    sdk_distributions: ClassVar[tuple[str, ...]] = ("google-genai",)
     options: GeminiOptions
 
     def __init__(self, options: GeminiOptions | None = None, context: BackendContext | None = None) -> None:
@@ -120,6 +133,25 @@ class GeminiLLM(LLM):
                 "usageMetadata": {"promptTokenCount": 1},
             }
         )
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models that take ``generateContent`` with this key (``models.list``)."""
+        from voicekit.plugins.llm._gemini_models import list_models
+
+        key = self.api_key()
+        genai = import_sdk("google.genai", package="google-genai", extra="google", backend=self.name or "gemini")
+        types = import_sdk("google.genai.types", package="google-genai", extra="google")
+        http_options = types.HttpOptions(
+            base_url=self.options.base_url,
+            api_version=self.options.api_version,
+            retry_options=types.HttpRetryOptions(attempts=1),
+            timeout=int(self.options.timeout_s * 1000),
+        )
+        client = genai.Client(api_key=key, http_options=http_options)
+        return await list_models(client, method="generateContent", label=self.label, key_env=self.key_source)
+
+    def chosen_model(self) -> str | None:
+        return self.options.model
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -191,7 +223,9 @@ class GeminiLLM(LLM):
         """
         opts, types = self.options, self._types
         thinking = None
-        if opts.thinking_budget is not None:
+        if opts.thinking_level is not None:
+            thinking = types.ThinkingConfig(thinking_level=opts.thinking_level.upper())
+        elif opts.thinking_budget is not None:
             thinking = types.ThinkingConfig(thinking_budget=opts.thinking_budget)
         declared: list[Any] | None = None
         tool_config = None

@@ -50,11 +50,15 @@ from voicekit.plugins.llm.gemini_live.link import LiveLink
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, Transcript
 from voicekit.plugins.llm.gemini_live.text import LiveTextChat, transcript_of
 from voicekit.plugins.llm.gemini_live.wire import language_code, language_name
-from voicekit.roles import LLM, BackendContext, Capabilities, Message, ToolSpec
+from voicekit.roles import LLM, BackendContext, Capabilities, Message, ModelInfo, ToolSpec
 from voicekit.sdk import import_sdk
 
 FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
-DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+# Checked 2026-12-04 against Google's "Gemini deprecations" page and the Gemini 3.8 Live model page
+# (ai.google.dev, September 2026): gemini-3.8-live is the stable Live model (released 2026-09-15), answers
+# in audio only (text comes as its output transcription) and succeeds gemini-3.1-flash-live-preview and
+# the 2.5 native-audio previews.
+DEFAULT_MODEL = "gemini-3.8-live"
 AUDIO_CAPABILITIES = Capabilities(
     streaming=True, accepts_audio=True, produces_audio=True, sample_rates=(16000,), tools=True
 )
@@ -66,8 +70,8 @@ class GeminiLiveOptions(CloudOptions):
 
     model: str = Field(
         DEFAULT_MODEL,
-        description="Live model: gemini-2.5-flash-native-audio-preview-12-2025, gemini-3.1-flash-live-preview; "
-        "on Vertex gemini-live-2.5-flash-native-audio",
+        description="Live model: gemini-3.8-live (audio out only; text mode uses its transcription); "
+        "see 'voicekit models list --backend gemini_live'",
     )
     mode: Literal["auto", "audio", "text"] = Field(
         "auto",
@@ -142,6 +146,7 @@ class GeminiLiveLLM(LLM):
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = (FALLBACK_KEY_ENV,)
     extra: ClassVar[str | None] = "google"
+    sdk_distributions: ClassVar[tuple[str, ...]] = ("google-genai",)
     options: GeminiLiveOptions
 
     def __init__(self, options: GeminiLiveOptions | None = None, context: BackendContext | None = None) -> None:
@@ -201,6 +206,16 @@ class GeminiLiveLLM(LLM):
                 http_options=http_options,
             )
         return genai.Client(api_key=key, vertexai=opts.vertexai, http_options=http_options)
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The Live models (``bidiGenerateContent``) this key may use (``models.list``)."""
+        from voicekit.plugins.llm._gemini_models import list_models
+
+        client = self._make_client()
+        return await list_models(client, method="bidiGenerateContent", label=self.label, key_env=self.key_source)
+
+    def chosen_model(self) -> str | None:
+        return self.options.model
 
     async def aclose(self) -> None:
         links, self._links = self._links, []
