@@ -152,29 +152,19 @@ async def test_doctor_online_checks_the_configured_models(tmp_path: Path) -> Non
         assert refused.returncode == 1 and "ElevenLabs rejected the API key (HTTP 401)" in refused.stdout
 
 
-MOUNT_MODELS = """
-import typer
-from voicekit.cli import app
-from voicekit.commands.service_models import list_service_models
-models = typer.Typer()
-models.command("list")(list_service_models)
-app.add_typer(models, name="models")
-"""
-
-
 async def test_models_list_asks_the_service(tmp_path: Path) -> None:
     async with FakeDeepgram() as dg, GeminiFake() as gemini, ElevenLabsFake() as eleven:
         profile = _cloud_profile(tmp_path / "p.yaml", dg, gemini, eleven, "gemini-3.8-flash")
         env = {"DEEPGRAM_API_KEY": dg.api_key, "GEMINI_API_KEY": GEMINI_KEY, "ELEVENLABS_API_KEY": ELEVENLABS_KEY}
         args = ("models", "list", "--backend", "gemini", "--profile", str(profile))
-        done = await asyncio.to_thread(voicekit, *args, "--json", env=env, prelude=MOUNT_MODELS)
+        done = await asyncio.to_thread(voicekit, *args, "--json", env=env)
         assert done.returncode == 0, done.stderr
         assert [m["id"] for m in json.loads(done.stdout)] == [
             "gemini-3.8-flash",
             "gemini-3.5-flash-lite",
             "gemini-3.1-flash-lite",
         ]
-        table = await asyncio.to_thread(voicekit, *args, env=env, prelude=MOUNT_MODELS)
+        table = await asyncio.to_thread(voicekit, *args, env=env)
         assert "gemini-3.8-flash (configured)" in table.stdout and "3 models" in table.stdout
         voices = await asyncio.to_thread(
             voicekit,
@@ -185,8 +175,7 @@ async def test_models_list_asks_the_service(tmp_path: Path) -> None:
             "--profile",
             str(profile),
             env=env,
-            prelude=MOUNT_MODELS,
         )
         assert "George" in voices.stdout and "2 voices" in voices.stdout
-        offline = await asyncio.to_thread(voicekit, "models", "list", "--backend", "espeak", prelude=MOUNT_MODELS)
+        offline = await asyncio.to_thread(voicekit, "models", "list", "--backend", "espeak")
         assert offline.returncode == 2 and "cannot list the models of its service" in offline.stderr

@@ -17,7 +17,18 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Model weights for local backends (whisper, piper): list, pull, path.", no_args_is_help=True)
 
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Only this backend's models (whisper, piper).")]
+BackendOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--backend", "-b", metavar="NAME",
+        help="Only this backend's models: whisper or piper (the cache), or a cloud backend such as deepgram, "
+        "gemini or elevenlabs (asks its service, with your key)",
+    ),
+]  # fmt: skip
+ProfileOpt = Annotated[
+    Optional[str],
+    typer.Option("--profile", "-p", metavar="NAME", help="With a cloud --backend: configure it as this profile does."),
+]
 
 
 def _installed(fam: ModelFamily) -> bool:
@@ -73,11 +84,19 @@ def list_models(
     backend: BackendOpt = None,
     show_all: Annotated[bool, typer.Option("--all", help="Also models of backends that are not installed.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    profile: ProfileOpt = None,
 ) -> None:
-    """Models the installed backends can use, whether each is cached, and sizes."""
+    """Models the installed backends can use, whether each is cached, and sizes; with a cloud
+    ``--backend``, the models or voices its service offers to your key."""
     import json
 
     from voicekit import models
+
+    if backend and backend not in {family.name for family in models.FAMILIES}:
+        from voicekit.commands.service_models import list_service_models
+
+        list_service_models(backend=backend, profile=profile, json_out=json_out)
+        return
 
     rows = _rows(backend, show_all)
     if json_out:
