@@ -73,3 +73,14 @@ def register_session_managers(register: Register) -> None:
         path to one). ``voicekit sessions list/close`` then list and close that
         backend's remote sessions, orphans included.
     """
+
+
+@hookspec
+def register_turn_detectors(register: Register) -> None:
+    """Register end-of-turn detectors (:class:`voicekit.engine.end_of_turn.TurnDetector` subclasses).
+
+    :param register: ``register(name, cls)``, ``cls`` a detector class or a lazy
+        ``"module:Class"`` path; profiles pick it with ``turns: {detector: name}`` (options:
+        ``turns: {detector: {use: name, ...}}``, validated by the class's ``Options``). The
+        detector only judges pauses; turn-taking decides when the turn ends.
+    """

@@ -88,6 +88,8 @@ class Playback:
             if kind == _STOP:
                 return
             assert turn is not None
+            if turn.tentative and not await turn.confirmed():
+                continue  # a preemptive reply is heard only once the user's turn is confirmed
             if turn.cancelled or turn.finished or generation != turn.generation:
                 continue
             if kind == _AUDIO:

@@ -110,6 +110,8 @@ class Replier:
                 # the model already writes; the voice waits until the old reply's interrupt
                 # has landed, or that interrupt would silence this reply
                 await asyncio.wait([self.interrupting])
+            if not await self._held_until_confirmed(turn):
+                return
             while True:
                 try:
                     await self._speak(turn, feed)
@@ -146,11 +148,11 @@ class Replier:
                     if isinstance(event, TextDelta):
                         turn.clock.mark("first_token", event.t)
                         turn.text += event.text
-                        self.emit(event)
+                        self._tell(turn, event)
                         for sentence in splitter.push(event.text):
                             self._queue(turn, feed, sentence)
                     elif isinstance(event, LLMDone):
-                        self.emit(event)
+                        self._tell(turn, event)
             for sentence in splitter.flush():
                 self._queue(turn, feed, sentence)
         except BaseException:
@@ -161,8 +163,42 @@ class Replier:
     def _queue(self, turn: BotTurn, feed: SentenceFeed, sentence: str) -> None:
         event = BotSentence(sentence, turn.index)
         turn.clock.mark("first_sentence", event.t)
-        self.emit(event)
+        self._tell(turn, event)
         feed.add(sentence)
+
+    # --- preemptive replies and false interruptions (decided by turn-taking) ---------------------
+
+    def _tell(self, turn: BotTurn, event: Event) -> None:
+        """Emit an event of the reply; a tentative reply's wait until it is confirmed."""
+        if turn.tentative:
+            turn.held.append(event)
+        else:
+            self.emit(event)
+
+    async def _held_until_confirmed(self, turn: BotTurn) -> bool:
+        """A tentative reply to an avatar waits here, text unsent, until the user's turn is
+        confirmed (False: it was thrown away). A local voice renders ahead: the playback
+        holds its audio instead."""
+        if not turn.tentative or not self.remote_output:
+            return True
+        return await turn.confirmed()
+
+    async def resume(self, turn: BotTurn, text: str) -> None:
+        """Say ``text``, the rest of a sentence cut by a false interruption, without the LLM."""
+        if self.interrupting is not None and not self.interrupting.done():
+            await asyncio.wait([self.interrupting])
+        feed = SentenceFeed()
+        feed.add(text)
+        feed.close()
+        self.emit(BotSentence(text, turn.index))
+        try:
+            await self._speak(turn, feed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the turn ends with what was heard
+            log.warning("%s failed to resume the reply: %s", self.outputs.active.label, exc)
+        if not turn.cancelled:
+            self.playback.turn_ended(turn)
 
     async def _speak(self, turn: BotTurn, feed: SentenceFeed) -> None:
         output = self.outputs.active

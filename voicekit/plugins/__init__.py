@@ -4,6 +4,7 @@ BUILTIN_PLUGINS = (
     "voicekit.plugins.stt",
     "voicekit.plugins.llm",
     "voicekit.plugins.output",
+    "voicekit.plugins.turn",
 )
 
 
