@@ -144,7 +144,7 @@ def test_flux_models_belong_to_deepgram_flux_and_thresholds_are_bounded() -> Non
         DeepgramSTT.Options(model="flux-general-en")
     with pytest.raises(pydantic.ValidationError, match="Flux model"):
         DeepgramFluxSTT.Options(model="nova-3")
-    with pytest.raises(pydantic.ValidationError, match="less than or equal to 0.9"):
+    with pytest.raises(pydantic.ValidationError, match=r"less than or equal to 0\.9"):
         DeepgramFluxSTT.Options(eot_threshold=0.95)
 
 
