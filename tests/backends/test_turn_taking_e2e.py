@@ -97,7 +97,7 @@ async def test_a_pause_inside_a_sentence_cuts_off_with_silence_but_not_with_smar
     from voicekit.plugins.turn.smart_turn import SmartTurnDetector
 
     with_silence = await converse_with_a_pause(None)
-    assert [e.text for e in with_silence if isinstance(e, UserTurn)][0] == "i want to go to the", (
+    assert next(e.text for e in with_silence if isinstance(e, UserTurn)) == "i want to go to the", (
         "silence ends the turn at the final inside the pause"
     )
     detector = SmartTurnDetector(SmartTurnDetector.Options(model_path=model_path), language="en")
