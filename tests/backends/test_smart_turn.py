@@ -66,7 +66,7 @@ def test_the_detector_judges_a_turn(detector: SmartTurnDetector) -> None:
 
 
 def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match="smart-turn-v3.2-cpu.onnx"):
+    with pytest.raises(ProfileError, match=r"smart-turn-v3\.2-cpu\.onnx"):
         SmartTurnDetector().check()
     with pytest.raises(ProfileError, match="no such file"):
         SmartTurnDetector(SmartTurnDetector.Options(model_path=str(tmp_path / "none.onnx"))).check()
