@@ -155,6 +155,8 @@ class TurnTaking:
         user.interim = ""
         self._idle.clear()  # a turn is on its way
         self._consider_commit(t)
+        if self.user is user:  # not committed yet: the STT's final is a pause, answer it ahead
+            self.preemption.speculate(user.text, t)
 
     def input_ended(self, t: float) -> None:
         """No more speech will come: what the user said is their turn, now."""
