@@ -123,8 +123,8 @@ def build(synthesize: object) -> tuple[Scenario, np.ndarray]:
                 pieces.append(speech)
                 position += speech.size / RATE
                 gap = PAUSE_S if i < len(parts) - 1 else AFTER_S
-                pieces.append(np.zeros(int(round(gap * RATE)), dtype=np.int16))
-                position += int(round(gap * RATE)) / RATE
+                pieces.append(np.zeros(round(gap * RATE), dtype=np.int16))
+                position += round(gap * RATE) / RATE
             scenario.utterances.append(Utterance(" ".join(parts), segments))
     audio = np.concatenate(pieces)
     scenario.duration = audio.size / RATE
