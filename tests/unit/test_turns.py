@@ -527,3 +527,15 @@ def test_an_avatar_says_the_cut_sentence_again_in_full() -> None:
     turns.speech_edge(SpeechEnded(source="vad", t=3.2))
     actions.advance(3.5)
     assert actions.resumed == [(turn.index, "There was a very old king indeed.")]
+
+
+def test_a_pause_after_the_eager_end_of_turn_keeps_the_reply_started_on_it() -> None:
+    turns, actions = make(has_vad=True, policy=TurnPolicy(preemptive=True))
+    turns.speech_edge(SpeechStarted(source="vad", t=1.0))
+    turns.interim("book a", 1.5)  # the last update before the end lacks a word
+    turns.stt_eager_end_of_turn("book a table", 2.2)
+    turns.speech_edge(SpeechEnded(source="vad", t=2.0))  # the VAD's pause, reported after its hangover
+    assert len(actions.responded) == 1 and not actions.discarded
+    turns.user_said("Book a table.", 2.4)
+    turns.stt_end_of_turn(2.4)
+    assert turns.current is actions.responded[0]

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from voicekit.audio.sinks import AudioSink, NullSink, WavFileSink
 from voicekit.engine.conversation import Conversation, ConversationResult
-from voicekit.engine.end_of_turn import BACKCHANNELS, PauseTimings, TurnDetector, TurnPolicy
+from voicekit.engine.end_of_turn import BACKCHANNELS, PauseTimings, SilenceDetector, TurnDetector, TurnPolicy
 from voicekit.engine.fallback import BackendChain
 from voicekit.errors import ProfileError, VoicekitError
 from voicekit.events import ErrorEvent, Event
@@ -224,6 +224,8 @@ def make_turn_detector(profile: Any, registry: Any) -> TurnDetector | None:
     from pydantic import ValidationError
 
     turns = profile.turns
+    if turns.detector_name == "silence" and not turns.detector_options:
+        return SilenceDetector(language=profile.language)  # the default needs no plugin lookup
     entry = registry.turn_detector(turns.detector_name)
     cls = entry.load()
     try:

@@ -173,7 +173,9 @@ class TurnTaking:
 
     def stt_eager_end_of_turn(self, text: str, t: float) -> None:
         """The STT thinks the turn may be over: a preemptive reply may start on ``text``."""
-        self.preemption.speculate(text or self.user.text, t)
+        if text.strip() and not self.realtime:
+            self.user.interim = text.strip()  # the STT's best transcript of the turn so far
+        self.preemption.speculate(self.user.text, t)
 
     def stt_turn_resumed(self, t: float) -> None:
         """The user went on after the STT's eager end of turn."""
