@@ -18,10 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from voicekit.engine.turns import TurnTaking
 
 #: English and Russian words a sentence does not end on: articles, prepositions, conjunctions
 OPEN_ENDINGS: dict[str, frozenset[str]] = {
@@ -241,3 +244,82 @@ class TurnPolicy:
     wordless_interruption_s: float = 1.0
     false_interruption_s: float = 0.0
     language: str | None = None
+
+
+class TurnEnd:
+    """When the user's open turn is over, from speech edges, finals and verdicts.
+
+    Part of :class:`~voicekit.engine.turns.TurnTaking`, which owns it and calls it: it asks for
+    judgements at pauses, keeps the timers of the waits, and calls ``TurnTaking.commit`` when
+    the turn is over.
+    """
+
+    def __init__(self, turns: TurnTaking) -> None:
+        self.turns = turns
+
+    def started(self, t: float) -> None:
+        """The user speaks: the pause (and its verdict) is over."""
+        turns = self.turns
+        if turns.realtime or turns.fast:
+            return
+        user = turns.user
+        user.speaking = True
+        user.verdict = None
+        user.judging = None
+        if user.speech_start is None:
+            user.speech_start = t
+        turns.cancel("end_of_turn")
+        turns.preemption.drop()  # the user went on: what was started on their words so far is stale
+
+    def paused(self, t: float) -> None:
+        """The user stopped speaking: judge the pause, maybe answer ahead, maybe commit."""
+        turns = self.turns
+        if turns.realtime or turns.fast:
+            return
+        user = turns.user
+        user.speaking = False
+        user.speech_end = t
+        user.pause += 1
+        turns.preemption.speculate(user.text, t)
+        if turns.judging and user.text:
+            self.request()
+        self.consider(t)
+
+    def request(self) -> None:
+        """Ask the detector about the current pause."""
+        user = self.turns.user
+        user.judging = user.pause
+        user.verdict = None
+        self.turns.actions.judge(user.pause, user.speech_start, user.text)
+
+    def consider(self, t: float) -> None:
+        """Commit the user's turn when what is known says it is over; else wait for what is missing."""
+        turns = self.turns
+        user, policy = turns.user, turns.policy
+        if not user.finals:
+            return
+        if user.stt_ended:
+            turns.commit(t, user.decided_by or "stt")
+            return
+        if not turns.judging:
+            turns.commit(t, policy.detector)
+            return
+        if user.speaking:
+            return
+        if user.speech_end is None:
+            user.speech_end = t  # no edge told of the pause: the final marks it
+        if user.verdict is None:
+            if user.judging != user.pause:
+                self.request()
+            turns.at("end_of_turn", user.speech_end + policy.timings.max_s, self._overdue)
+            return
+        due = user.speech_end + policy.timings.wait(user.verdict, user.text, policy.language, policy.transcript_rules)
+        if t >= due - 0.001:
+            turns.commit(t, policy.detector)
+        else:
+            turns.at("end_of_turn", due, self.consider)
+
+    def _overdue(self, t: float) -> None:
+        user = self.turns.user
+        if user.verdict is None and not user.speaking and user.finals:
+            self.turns.commit(t, "max_wait")

@@ -29,19 +29,18 @@ from typing import Literal
 
 from voicekit.clock import now
 from voicekit.engine.bot_turn import BotTurn, SentenceProgress, Timer, TurnActions
-from voicekit.engine.end_of_turn import OpenUserTurn, TurnPolicy, TurnVerdict, only_backchannels
+from voicekit.engine.end_of_turn import OpenUserTurn, TurnEnd, TurnPolicy, TurnVerdict
+from voicekit.engine.interruptions import Interruptions
 from voicekit.engine.metrics import PreemptionInfo, TurnClock, TurnDecisionInfo
 from voicekit.engine.preemption import Preemption
+from voicekit.events import BotTurn as BotTurnEvent
 from voicekit.events import (
-    BargeIn,
-    BotResumed,
     SpeechEnded,
     SpeechStarted,
     TurnDecision,
     TurnMetrics,
     UserTurn,
 )
-from voicekit.events import BotTurn as BotTurnEvent
 from voicekit.roles import Message
 
 __all__ = ["BotTurn", "DuplexMode", "SentenceProgress", "TurnActions", "TurnTaking"]
@@ -88,18 +87,23 @@ class TurnTaking:
         self.count = 0
         self.user = OpenUserTurn()
         self.preemption = Preemption(self)
-        self.paused: BotTurn | None = None  # stopped by speech that may bring no words
+        self.turn_end = TurnEnd(self)
+        self.interruptions = Interruptions(self)
         self._backends = backends
         self._pending: list[str] = []
         self._speech_start: float | None = None
         self._speech_end: float | None = None
-        self._awaiting_words: float | None = None  # speech over the bot since then, no words yet
         self._timers: dict[str, Timer] = {}
         self.last_turn_end: float | None = None
         self._mic_open = asyncio.Event()
         self._mic_open.set()
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def paused(self) -> BotTurn | None:
+        """A reply stopped by speech that may yet bring no words (a false interruption)."""
+        return self.interruptions.paused
 
     @property
     def judging(self) -> bool:
@@ -114,17 +118,17 @@ class TurnTaking:
         if isinstance(event, SpeechStarted):
             if timing:
                 self._speech_start = event.t
-                self._user_started(event.t)
+                self.turn_end.started(event.t)
             self.maybe_barge_in(event.t)
             return
         if not timing:
             return
         self._speech_end = event.t
-        self._awaiting_words = None
+        self.interruptions.speech_ended()
         turn = self.current
         if turn is not None and turn.clock.speech_end is None and event.t <= (turn.clock.final or event.t):
             turn.clock.speech_end = event.t  # the final came before the VAD's hangover ran out
-        self._user_paused(event.t)
+        self.turn_end.paused(event.t)
 
     def typed(self, t: float) -> None:
         """The user typed a message: it ends their turn, with no pause to judge."""
@@ -138,7 +142,7 @@ class TurnTaking:
             return
         if not self.realtime:
             self.user.interim = text.strip()
-        self._words_heard(text, t)
+        self.interruptions.words_heard(text, t)
         self.maybe_barge_in(t, words=text)
 
     def user_said(self, text: str, t: float) -> None:
@@ -146,15 +150,15 @@ class TurnTaking:
         if self.fast:
             self._answer(text, t)
             return
-        if self._over_the_bot() and only_backchannels(text, self.policy.backchannels) and self.policy.backchannels:
+        if self.interruptions.over_the_bot() and self.interruptions.backchannel(text):
             self.user = OpenUserTurn()  # "uh-huh" while the bot talks: not a turn
             return
-        self._words_heard(text, t)
+        self.interruptions.words_heard(text, t)
         user = self.user
         user.finals.append(text.strip())
         user.interim = ""
         self._idle.clear()  # a turn is on its way
-        self._consider_commit(t)
+        self.turn_end.consider(t)
         if self.user is user:  # not committed yet: the STT's final is a pause, answer it ahead
             self.preemption.speculate(user.text, t)
 
@@ -162,14 +166,14 @@ class TurnTaking:
         """No more speech will come: what the user said is their turn, now."""
         self.preemption.drop_if_uncommittable()
         if self.user.finals:
-            self._commit(t, self.user.decided_by or "end_of_input")
+            self.commit(t, self.user.decided_by or "end_of_input")
         elif self.current is None and not self._pending:
             self._idle.set()
 
     def stt_end_of_turn(self, t: float) -> None:
         """The STT decided that the user's turn is over (after its final transcript)."""
         self.user.stt_ended = True
-        self._consider_commit(t)
+        self.turn_end.consider(t)
 
     def stt_eager_end_of_turn(self, text: str, t: float) -> None:
         """The STT thinks the turn may be over: a preemptive reply may start on ``text``."""
@@ -188,44 +192,17 @@ class TurnTaking:
             return
         user.verdict = verdict
         user.judging = None
-        self._consider_commit(t)
+        self.turn_end.consider(t)
 
     # --- barge-in -------------------------------------------------------------------------------
 
     def maybe_barge_in(self, t: float, *, words: str | None = None) -> None:
-        """The user is speaking (``words``: what the STT heard so far): in full duplex, stop a
-        bot that has started to speak — unless it is only a backchannel, or, when the STT
-        gives words as they come and backchannels are set, before any words came."""
-        turn = self.current
-        if self.mode != "full_duplex" or self.fast or turn is None or not turn.active:
-            return  # a file read ahead of real time cannot talk over the bot
-        if not (turn.audio_started or (self.realtime and turn.text)):
-            return
-        policy = self.policy
-        if words is not None:
-            if policy.backchannels and only_backchannels(words, policy.backchannels):
-                return
-            self.barge_in(turn, t, with_words=True)
-            return
-        if policy.backchannels and policy.words_needed and not self.realtime:
-            if self._awaiting_words is None:
-                self._awaiting_words = t
-                self._at("wordless", t + policy.wordless_interruption_s, self._wordless_speech)
-            return
-        self.barge_in(turn, t)
+        """The user is speaking (``words``: what the STT heard so far): see :class:`Interruptions`."""
+        self.interruptions.maybe_barge_in(t, words=words)
 
     def barge_in(self, turn: BotTurn, t: float, *, tell_backend: bool = True, with_words: bool = False) -> None:
-        """The user spoke over the bot: stop it now and keep only what was heard — or, when
-        false interruptions are recovered and no words came yet, pause it until they do."""
-        self.actions.emit(BargeIn(turn.index, t=t))
-        self._awaiting_words = None
-        if self.policy.false_interruption_s > 0 and not with_words and not self.realtime:
-            turn.cancelled = True  # what it queued is not played
-            self.actions.stop_bot(turn, tell_backend=tell_backend)
-            self.paused = turn
-            self._at("false_interruption", t + self.policy.false_interruption_s, self._false_interruption)
-            return
-        self.cut(turn, tell_backend=tell_backend)
+        """The user spoke over the bot: stop it (see :meth:`Interruptions.barge_in`)."""
+        self.interruptions.barge_in(turn, t, tell_backend=tell_backend, with_words=with_words)
 
     def cut(self, turn: BotTurn, *, tell_backend: bool = False) -> None:
         """End the reply where it is (barge-in, or its model failed): the history keeps what was heard."""
@@ -283,9 +260,7 @@ class TurnTaking:
         if turn.finished:
             return
         turn.finished = True
-        if self.paused is turn:
-            self.paused = None
-            self._cancel("false_interruption")
+        self.interruptions.finished(turn)
         turn.clock.mark("end", now())
         self.last_turn_end = turn.clock.end
         text = turn.spoken_text() if interrupted else (" ".join(s.text for s in turn.sentences) or turn.text.strip())
@@ -339,73 +314,11 @@ class TurnTaking:
     def cancel_timers(self) -> None:
         """The conversation is over: no timer may fire any more."""
         for name in list(self._timers):
-            self._cancel(name)
+            self.cancel(name)
 
     # --- the end of the user's turn -------------------------------------------------------------
 
-    def _user_started(self, t: float) -> None:
-        if self.realtime or self.fast:
-            return
-        user = self.user
-        user.speaking = True
-        user.verdict = None
-        user.judging = None
-        if user.speech_start is None:
-            user.speech_start = t
-        self._cancel("end_of_turn")
-        self.preemption.drop()  # the user went on: what was started on their words so far is stale
-
-    def _user_paused(self, t: float) -> None:
-        if self.realtime or self.fast:
-            return
-        user = self.user
-        user.speaking = False
-        user.speech_end = t
-        user.pause += 1
-        self.preemption.speculate(user.text, t)
-        if self.judging and user.text:
-            self._request_judgement()
-        self._consider_commit(t)
-
-    def _request_judgement(self) -> None:
-        user = self.user
-        user.judging = user.pause
-        user.verdict = None
-        self.actions.judge(user.pause, user.speech_start, user.text)
-
-    def _consider_commit(self, t: float) -> None:
-        """Commit the user's turn when what is known says it is over; else wait for what is missing."""
-        user = self.user
-        if not user.finals:
-            return
-        if user.stt_ended:
-            self._commit(t, user.decided_by or "stt")
-            return
-        if not self.judging:
-            self._commit(t, self.policy.detector)
-            return
-        if user.speaking:
-            return
-        if user.speech_end is None:
-            user.speech_end = t  # no edge told of the pause: the final marks it
-        if user.verdict is None:
-            if user.judging != user.pause:
-                self._request_judgement()
-            self._at("end_of_turn", user.speech_end + self.policy.timings.max_s, self._verdict_overdue)
-            return
-        policy = self.policy
-        due = user.speech_end + policy.timings.wait(user.verdict, user.text, policy.language, policy.transcript_rules)
-        if t >= due - 0.001:
-            self._commit(t, policy.detector)
-        else:
-            self._at("end_of_turn", due, self._consider_commit)
-
-    def _verdict_overdue(self, t: float) -> None:
-        user = self.user
-        if user.verdict is None and not user.speaking and user.finals:
-            self._commit(t, "max_wait")
-
-    def _commit(self, t: float, detector: str) -> None:
+    def commit(self, t: float, detector: str) -> None:
         """The user's turn is over: answer it (a held preemptive reply if it matches)."""
         user = self.user
         text = user.final_text
@@ -414,7 +327,7 @@ class TurnTaking:
             detector, verdict.probability if verdict else None, verdict.compute_ms if verdict else None
         )
         self.user = OpenUserTurn()
-        self._cancel("end_of_turn")
+        self.cancel("end_of_turn")
         preemption = self.preemption.settle()
         if self.preemption.confirm(text, t, decision, preemption):
             return
@@ -445,56 +358,18 @@ class TurnTaking:
             self.barge_in(turn, t, with_words=True)
         self._start(text, t, decision, preemption)
 
-    # --- interruptions ------------------------------------------------------------------------
-
-    def _over_the_bot(self) -> bool:
-        turn = self.current
-        return self.mode == "full_duplex" and turn is not None and turn.active and turn.audio_started
-
-    def _words_heard(self, text: str, t: float) -> None:
-        """Words came: a bot paused for speech over it was really interrupted."""
-        if self.paused is not None and not only_backchannels(text, self.policy.backchannels):
-            self.finish(self.paused, interrupted=True)
-
-    def _wordless_speech(self, t: float) -> None:
-        if self._awaiting_words is not None and self.user.speaking:
-            turn = self.current
-            if turn is not None and turn.active and self.mode == "full_duplex":
-                self.barge_in(turn, t)
-        self._awaiting_words = None
-
-    def _false_interruption(self, t: float) -> None:
-        turn = self.paused
-        if turn is None:
-            return
-        if self.user.speaking:  # still talking: wait for their words as long again
-            self._at("false_interruption", t + self.policy.false_interruption_s, self._false_interruption)
-            return
-        self.paused = None
-        if self.user.finals and not only_backchannels(self.user.text, self.policy.backchannels):
-            return
-        self.user = OpenUserTurn()  # a cough, a backchannel: nothing to answer
-        text = turn.rest_of_interrupted_sentence(whole=self.remote_output)
-        if not text:
-            self.finish(turn, interrupted=True)
-            return
-        turn.cancelled = False
-        turn.generation += 1
-        turn.resumed += 1
-        self.actions.emit(BotResumed(turn.index, text, t=t))
-        self.actions.resume(turn, text)
-
     # --- timers ------------------------------------------------------------------------------
 
-    def _at(self, name: str, t: float, callback: Callable[[float], None]) -> None:
-        self._cancel(name)
+    def at(self, name: str, t: float, callback: Callable[[float], None]) -> None:
+        """Call ``callback(t)`` at ``t``, replacing the timer of that name (the parts' timers)."""
+        self.cancel(name)
         self._timers[name] = self.actions.call_at(t, lambda: self._fire(name, t, callback))
 
     def _fire(self, name: str, t: float, callback: Callable[[float], None]) -> None:
         self._timers.pop(name, None)
         callback(t)
 
-    def _cancel(self, name: str) -> None:
+    def cancel(self, name: str) -> None:
         timer = self._timers.pop(name, None)
         if timer is not None:
             timer.cancel()
