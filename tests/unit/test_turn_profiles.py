@@ -105,3 +105,21 @@ def test_readme_turn_taking_example(dirs: dict[str, Path]) -> None:
     assert (turns.complete_wait_ms, turns.incomplete_wait_ms, turns.max_wait_ms) == (200, 1500, 3000)
     with pytest.raises(ProfileError, match="no such file"):  # the example's model file is not here
         make_turn_detector(profile, load_registry())
+
+
+def test_the_hook_reference_example_runs() -> None:
+    import numpy as np
+
+    from tests.unit.test_hook_docs import reference_section
+
+    body = reference_section().split("### `register_turn_detectors`", 1)[1]
+    code = block(body, "python", "from voicekit.engine.end_of_turn import")
+    namespace: dict[str, object] = {"__name__": "voicekit_docs_turn_detector"}
+    exec(compile(code, "docs/plugins.md", "exec"), namespace)
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.register(SimpleNamespace(register_turn_detectors=namespace["register_turn_detectors"]), name="docs")
+    registry = load_registry(pm)
+    detector = registry.turn_detector("loud_ending").load()()
+    quiet = TurnAudio(bytes(32000), "hello")
+    loud = TurnAudio((np.sin(np.arange(16000)) * 20000).astype("<i2").tobytes(), "hello")
+    assert detector.judge(quiet).complete and not detector.judge(loud).complete

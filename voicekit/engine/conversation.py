@@ -70,7 +70,9 @@ class Conversation:
     ``retry`` gives a role's :class:`~voicekit.options.RetryPolicy` for lists. Backends are
     started by :meth:`run` and always closed by it, whatever happens; remote billable
     sessions opened through ``remote_sessions`` are closed too. The history is kept here
-    (``history``) and handed to the LLM on every turn.
+    (``history``) and handed to the LLM on every turn. ``policy`` holds the ``turns:``
+    settings (preemptive replies, waits, backchannels, false interruptions) and ``detector``
+    the end-of-turn detector, loaded at the start and run off the loop when turn-taking asks.
     """
 
     def __init__(
