@@ -17,6 +17,8 @@ from voicekit.engine.metrics import TurnClock
 from voicekit.events import Event
 from voicekit.roles import Message
 
+_SECONDS_PER_CHARACTER = 0.06  # English read aloud at about 165 words a minute
+
 
 @dataclass
 class SentenceProgress:
@@ -27,15 +29,24 @@ class SentenceProgress:
     bytes_played: int = 0
     synthesized: bool = False  # the output finished producing it
     played: bool = False  # all of it reached the listener
+    seconds_played: float = 0.0
 
     def heard_words(self) -> list[str]:
-        """The words of the sentence the listener heard, by the share of its audio played."""
+        """The words of the sentence the listener heard, by the share of its audio played.
+
+        A voice that streams in real time hands over its audio as it plays, so the share of
+        what was handed over says little; then the time played against the time the sentence
+        takes at an ordinary speaking rate is the better guess, whichever is smaller.
+        """
         if self.played:
             return self.text.split()
         if not self.bytes_played or not self.bytes_queued:
             return []
         words = self.text.split()
-        return words[: int(len(words) * self.bytes_played / self.bytes_queued)]
+        share = self.bytes_played / self.bytes_queued
+        if self.seconds_played:
+            share = min(share, self.seconds_played / (len(self.text) * _SECONDS_PER_CHARACTER))
+        return words[: int(len(words) * min(1.0, share))]
 
 
 @dataclass

@@ -130,6 +130,7 @@ class Playback:
         if turn.cancelled or generation != turn.generation:
             return
         sentence.bytes_played += len(event.pcm)
+        sentence.seconds_played += len(event.pcm) / 2 / event.sample_rate
         self.turns.bot_audio_started(turn, started)
         if self.recorder is not None:
             self.recorder.bot_audio(pcm, self.sink.sample_rate, None if self.fast else started)
