@@ -539,3 +539,32 @@ def test_a_pause_after_the_eager_end_of_turn_keeps_the_reply_started_on_it() -> 
     turns.user_said("Book a table.", 2.4)
     turns.stt_end_of_turn(2.4)
     assert turns.current is actions.responded[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "open_"),
+    [
+        ("i want to go to the", "en", True),
+        ("remind me to call my mother and", "en", True),
+        ("it was late because", None, True),
+        ("what is the weather like today", "en", False),
+        ("is it the?", "en", False),  # a question mark closes it
+        ("я опоздал, потому что", "ru", True),
+        ("положи это на", "ru", True),
+        ("я думаю что", "ru", True),
+        ("спасибо большое", "ru", False),
+        ("", "en", False),
+    ],
+)
+def test_transcript_endings_that_cannot_end_a_sentence(text: str, language: str | None, open_: bool) -> None:
+    from voicekit.engine.end_of_turn import ends_open
+
+    assert ends_open(text, language) is open_
+
+
+def test_backchannels_and_normalised_transcripts() -> None:
+    from voicekit.engine.end_of_turn import normalised, only_backchannels
+
+    assert only_backchannels("Uh-huh.", ("uh-huh", "yeah")) and only_backchannels("yeah, yeah", ("uh-huh", "yeah"))
+    assert not only_backchannels("yeah but", ("uh-huh", "yeah")) and only_backchannels("Угу", ("угу",))
+    assert normalised("Book a table, please!") == normalised("book a  table please") == "book a table please"

@@ -129,6 +129,9 @@ class Conversation:
         if self.stts is not None:
             policy = dataclasses.replace(policy, words_needed=self.stts.active.capabilities.interim_results)
         if policy.judges_pauses and (vad is None or source is None):
+            if source is not None:
+                warn(f"turns.detector {policy.detector} judges the pauses the VAD hears, and audio.vad is none: "
+                     "the STT's final transcript ends each turn")  # fmt: skip
             policy = dataclasses.replace(policy, judges_pauses=False)  # nothing to judge: the final ends the turn
         self.turns = TurnTaking(
             self,
