@@ -93,3 +93,14 @@ def register_tools(register: RegisterTool) -> None:
         what was asked; voicekit runs it with a timeout and cancels it when the user
         interrupts. Two plugins registering one name is an error.
     """
+
+
+@hookspec
+def register_turn_detectors(register: Register) -> None:
+    """Register end-of-turn detectors (:class:`voicekit.engine.end_of_turn.TurnDetector` subclasses).
+
+    :param register: ``register(name, cls)``, ``cls`` a detector class or a lazy
+        ``"module:Class"`` path; profiles pick it with ``turns: {detector: name}`` (options:
+        ``turns: {detector: {use: name, ...}}``, validated by the class's ``Options``). The
+        detector only judges pauses; turn-taking decides when the turn ends.
+    """

@@ -98,6 +98,7 @@ class Registry:
     pm: pluggy.PluginManager
     backends: dict[str, dict[str, BackendEntry]] = field(default_factory=lambda: {r: {} for r in _roles()})
     session_managers: dict[str, BackendEntry] = field(default_factory=dict)
+    turn_detectors: dict[str, BackendEntry] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     conflicts: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -121,6 +122,20 @@ class Registry:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise UnknownBackendError(
                 f"unknown {role} backend '{name}'{hint}; known: {', '.join(known) or 'none'}"
+            ) from None
+
+    def turn_detector(self, name: str) -> BackendEntry:
+        """The registered end-of-turn detector ``name`` (a clear error with a close match if none)."""
+        if ("turn detector", name) in self.conflicts:
+            raise PluginError(self.conflicts[("turn detector", name)])
+        try:
+            return self.turn_detectors[name]
+        except KeyError:
+            known = sorted(self.turn_detectors)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UnknownBackendError(
+                f"unknown turn detector '{name}'{hint}; known: {', '.join(known) or 'none'}"
             ) from None
 
     def backend_class(self, role: str, name: str) -> type[Backend]:
@@ -159,6 +174,7 @@ def load_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     for role in _roles():
         _collect(pm, _HOOK_BY_ROLE[role], registry, registry.backends[role], role)
     _collect(pm, "register_session_managers", registry, registry.session_managers, "sessions")
+    _collect(pm, "register_turn_detectors", registry, registry.turn_detectors, "turn detector")
     return registry
 
 

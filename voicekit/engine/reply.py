@@ -133,6 +133,8 @@ class Replier:
                 # the model already writes; the voice waits until the old reply's interrupt
                 # has landed, or that interrupt would silence this reply
                 await asyncio.wait([self.interrupting])
+            if not await self._held_until_confirmed(turn):
+                return
             while True:
                 try:
                     await self._speak(turn, feed)
@@ -165,9 +167,8 @@ class Replier:
         try:
             while True:
                 said, calls = await self._one_call(turn, feed, splitter, history)
-                if not calls:
+                if not calls or not await self._run_tools(turn, feed, splitter, said, calls):
                     break
-                await self._run_tools(turn, feed, splitter, said, calls)
             for sentence in splitter.flush():
                 self._queue(turn, feed, sentence)
         except BaseException:
@@ -204,15 +205,15 @@ class Replier:
                     turn.clock.mark("first_token", event.t)
                     turn.text += event.text
                     said += event.text
-                    self.emit(event)
+                    self._tell(turn, event)
                     for sentence in splitter.push(event.text):
                         self._queue(turn, feed, sentence)
                 elif isinstance(event, ToolCall):
                     turn.clock.mark("first_token", event.t)
-                    self.emit(event)
+                    self._tell(turn, event)
                     calls.append(event)
                 elif isinstance(event, LLMDone):
-                    self.emit(event)
+                    self._tell(turn, event)
         if calls and not specs:
             log.warning("%s asked for tools it was not offered; the reply ends here", llm.label)
             return said, []
@@ -220,13 +221,19 @@ class Replier:
 
     async def _run_tools(
         self, turn: BotTurn, feed: SentenceFeed, splitter: SentenceSplitter, said: str, calls: Sequence[ToolCall]
-    ) -> None:
+    ) -> bool:
         """Run one round of calls; meanwhile say what came before them (and the filler, if
-        they take long); the round, with its results, goes into the turn's exchange."""
+        they take long); the round, with its results, goes into the turn's exchange.
+
+        A tentative reply (preemptive, the user's turn not confirmed yet) runs no tool before
+        the turn is confirmed: a tool may act in the world. ``False``: it was thrown away.
+        """
         tools = self.tools
         assert tools is not None
         for sentence in splitter.flush():
             self._queue(turn, feed, sentence)
+        if turn.tentative and not await turn.confirmed():
+            return False
         started = now()
         running = asyncio.ensure_future(tools.run(calls))
         try:
@@ -243,12 +250,47 @@ class Replier:
         tools.exchange(turn.index).append(
             Message("assistant", said, tool_calls=tuple(calls), tool_results=tuple(results))
         )
+        return True
 
     def _queue(self, turn: BotTurn, feed: SentenceFeed, sentence: str) -> None:
         event = BotSentence(sentence, turn.index)
         turn.clock.mark("first_sentence", event.t)
-        self.emit(event)
+        self._tell(turn, event)
         feed.add(sentence)
+
+    # --- preemptive replies and false interruptions (decided by turn-taking) ---------------------
+
+    def _tell(self, turn: BotTurn, event: Event) -> None:
+        """Emit an event of the reply; a tentative reply's wait until it is confirmed."""
+        if turn.tentative:
+            turn.held.append(event)
+        else:
+            self.emit(event)
+
+    async def _held_until_confirmed(self, turn: BotTurn) -> bool:
+        """A tentative reply to an avatar waits here, text unsent, until the user's turn is
+        confirmed (False: it was thrown away). A local voice renders ahead: the playback
+        holds its audio instead."""
+        if not turn.tentative or not self.remote_output:
+            return True
+        return await turn.confirmed()
+
+    async def resume(self, turn: BotTurn, text: str) -> None:
+        """Say ``text``, the rest of a sentence cut by a false interruption, without the LLM."""
+        if self.interrupting is not None and not self.interrupting.done():
+            await asyncio.wait([self.interrupting])
+        feed = SentenceFeed()
+        feed.add(text)
+        feed.close()
+        self.emit(BotSentence(text, turn.index))
+        try:
+            await self._speak(turn, feed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the turn ends with what was heard
+            log.warning("%s failed to resume the reply: %s", self.outputs.active.label, exc)
+        if not turn.cancelled:
+            self.playback.turn_ended(turn)
 
     async def _speak(self, turn: BotTurn, feed: SentenceFeed) -> None:
         output = self.outputs.active

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from voicekit.audio.sinks import AudioSink, NullSink, WavFileSink
 from voicekit.engine.conversation import Conversation, ConversationResult
+from voicekit.engine.end_of_turn import BACKCHANNELS, PauseTimings, SilenceDetector, TurnDetector, TurnPolicy
 from voicekit.engine.fallback import BackendChain
 from voicekit.errors import ProfileError, VoicekitError
 from voicekit.events import ErrorEvent, Event
@@ -121,6 +122,7 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         )
         vad = _make_vad(profile) if source is not None else None
         toolbox = _make_toolbox(request, profile, registry, llm)
+        detector = make_turn_detector(profile, registry) if source is not None else None
     except BaseException as exc:
         _end_row(ledger, conversation_id, 0, None, "failed", str(exc) or type(exc).__name__)
         raise
@@ -144,6 +146,8 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         remote_sessions=remote,
         warn=request.warn,
         tools=_tool_loop(toolbox, request.tools or _tools_config(profile)),
+        policy=turn_policy(profile),
+        detector=detector,
     )
     conversation.conversation_id = conversation_id  # type: ignore[attr-defined]
 
@@ -254,11 +258,52 @@ def _make_vad(profile: Any) -> Any:
         return None
     from voicekit.audio.vad import create_vad
 
+    turns = profile.turns
+    silence = turns.end_of_speech_ms
+    if turns.detector_name != "silence":  # a detector judges every pause: hear it as soon as it starts
+        silence = min(silence, max(turns.complete_wait_ms, 50))
     return create_vad(
         profile.audio.vad,
         mode=profile.audio.vad_mode,
-        min_speech_ms=profile.turns.min_interruption_ms,
-        min_silence_ms=profile.turns.end_of_speech_ms,
+        min_speech_ms=turns.min_interruption_ms,
+        min_silence_ms=silence,
+    )
+
+
+def make_turn_detector(profile: Any, registry: Any) -> TurnDetector | None:
+    """The profile's end-of-turn detector (``turns.detector``), built and checked, not loaded."""
+    from pydantic import ValidationError
+
+    turns = profile.turns
+    if turns.detector_name == "silence" and not turns.detector_options:
+        return SilenceDetector(language=profile.language)  # the default needs no plugin lookup
+    entry = registry.turn_detector(turns.detector_name)
+    cls = entry.load()
+    try:
+        options = cls.Options.model_validate(turns.detector_options)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        key = ".".join(str(part) for part in problem["loc"])
+        raise ProfileError(f"{profile.where(('turns', 'detector'))}: turns.detector.{key}: {problem['msg']}") from None
+    detector: TurnDetector = cls(options, language=profile.language)
+    detector.check()
+    return detector
+
+
+def turn_policy(profile: Any) -> TurnPolicy:
+    """The turn-taking settings of a profile's ``turns:`` section."""
+    turns = profile.turns
+    lang = (profile.language or "en").split("-")[0].lower()
+    backchannels = turns.backchannels if turns.backchannels is not None else BACKCHANNELS
+    words = tuple(backchannels.get(lang, ()) or backchannels.get("en", ()))
+    return TurnPolicy(
+        detector=turns.detector_name,
+        timings=PauseTimings(turns.complete_wait_ms / 1000, turns.incomplete_wait_ms / 1000, turns.max_wait_ms / 1000),
+        transcript_rules=turns.transcript_rules,
+        preemptive=turns.preemptive,
+        backchannels=words,
+        false_interruption_s=turns.false_interruption_ms / 1000,
+        language=profile.language,
     )
 
 

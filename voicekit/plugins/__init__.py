@@ -5,6 +5,7 @@ BUILTIN_PLUGINS = (
     "voicekit.plugins.llm",
     "voicekit.plugins.output",
     "voicekit.tools.builtin",
+    "voicekit.plugins.turn",
 )
 
 

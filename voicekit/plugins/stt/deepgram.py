@@ -213,6 +213,13 @@ class DeepgramSTT(STT):
                 service_urls(value)
             return value
 
+        @field_validator("model")
+        @classmethod
+        def _not_flux(cls, value: str) -> str:
+            if value.startswith("flux"):
+                raise ValueError(f"{value} is a Flux model (turn-taking recognition): use stt: {{use: deepgram_flux}}")
+            return value
+
     capabilities = Capabilities(streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000))
     api_key_env: ClassVar[str | None] = "DEEPGRAM_API_KEY"
     extra: ClassVar[str | None] = "deepgram"
