@@ -3,7 +3,8 @@
 Every document has ``schema_version`` (:data:`SCHEMA_VERSION`) and ``kind``
 (``conversation`` or ``bench``). Both kinds share two parts, made here:
 
-- ``turns``: one object per turn, ``{"turn", "t", "backends", <stage>: ms or null ...}``,
+- ``turns``: one object per turn, ``{"turn", "t", "backends", <stage>: ms or null ...}``
+  and the facts of :data:`TURN_FACTS`,
   ``t`` in seconds (from the start of ``conversation.wav`` in a recording, from the start
   of the run in a bench); a stage that did not happen in a turn is ``null``;
 - ``stages``: per stage, ``{"label", "count", "p50", "p95", "max"}`` over the turns that
@@ -23,6 +24,17 @@ from voicekit.events import TurnMetrics
 
 SCHEMA_VERSION = 2
 
+#: what each turn record says besides its stages: how its end was decided, how a preemptive reply fared
+TURN_FACTS = (
+    "detector",
+    "detector_probability",
+    "detector_ms",
+    "preemptive",
+    "preemptive_saved_ms",
+    "preemptive_discarded",
+    "preemptive_discarded_tokens",
+)
+
 
 def stage_names() -> tuple[str, ...]:
     """The stages of a turn, in the order the engine lists them."""
@@ -40,6 +52,8 @@ def turn_record(metrics: TurnMetrics, t0: float | None = None) -> dict[str, Any]
         value = getattr(metrics, stage, None)
         record[stage] = None if value is None else float(value)
     record["backends"] = dict(metrics.backends)
+    for field in TURN_FACTS:
+        record[field] = getattr(metrics, field)
     return record
 
 

@@ -22,12 +22,13 @@ async def test_bench_turns_carry_the_detectors_decision_and_preemptive_hits(tmp_
         "llm: {use: scripted}\noutput: {use: scripted}\n"
         f"turns: {{preemptive: true, detector: {{use: smart_turn, model_path: '{smart_turn_model()}'}}}}\n"
     )
-    report = await run_bench(BenchRequest(str(profile), [clip], turns=2, turn_timeout_s=20))
-    assert report.turns_completed == 2
-    for turn in report.turns:
+    report = await run_bench(BenchRequest([str(profile)], [clip], turns=2, turn_timeout_s=20))
+    (run,) = report.runs
+    assert run.turns_completed == 2
+    for turn in run.turns:
         assert turn["detector"] in ("smart_turn", "max_wait")
         assert turn["preemptive"] == "hit" and turn["preemptive_saved_ms"] > 0
         assert turn["end_of_turn_ms"] is not None and turn["end_of_turn_ms"] >= 0
-    judged = [t for t in report.turns if t["detector"] == "smart_turn"]
+    judged = [t for t in run.turns if t["detector"] == "smart_turn"]
     assert judged and all(isinstance(t["detector_probability"], float) and t["detector_ms"] > 0 for t in judged)
-    assert report.stages["end_of_turn_ms"]["count"] == 2
+    assert run.stages["end_of_turn_ms"]["count"] == 2

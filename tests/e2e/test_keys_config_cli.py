@@ -57,7 +57,7 @@ def test_keys_set_list_path_and_remove(tmp_path: Path) -> None:
     listed = voicekit("keys", "list", "--json", env=env)
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     assert rows["DEEPGRAM_API_KEY"]["set"] and rows["DEEPGRAM_API_KEY"]["source"] == f"key store ({path})"
-    assert rows["DEEPGRAM_API_KEY"]["backends"] == ["deepgram"] and not rows["GEMINI_API_KEY"]["set"]
+    assert rows["DEEPGRAM_API_KEY"]["backends"] == ["deepgram", "deepgram_flux"] and not rows["GEMINI_API_KEY"]["set"]
     table = voicekit("keys", "list", env=env)
     assert "sk-secret-123" not in table.stdout + table.stderr
     assert re.search(r"^DEEPGRAM_API_KEY +yes +key store", table.stdout, re.MULTILINE), table.stdout

@@ -82,7 +82,7 @@ def test_every_conversation_is_kept_and_shown(tmp_path: Path) -> None:
         "you: how are you",
         "bot: You said: how are you.",
     ]
-    assert any(line.startswith("STT final → LLM first token") for line in lines)
+    assert any(line.startswith("LLM request → LLM first token") for line in lines)
     unknown = voicekit("sessions", "show", "nosuchid")
     assert unknown.returncode == 1 and "no history of conversation 'nosuchid'" in unknown.stderr
 

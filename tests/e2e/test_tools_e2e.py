@@ -91,7 +91,7 @@ async def test_a_typed_conversation_where_the_model_calls_the_clock(fake: OpenAI
     assert (call["name"], call["arguments"]) == ("clock", "{}")
     metrics = json.loads((tmp_path / "rec" / "metrics.json").read_text())
     assert metrics["turns"][0]["tool_ms"] is not None and metrics["turns"][1]["tool_ms"] is None
-    assert metrics["summary"]["tool_ms"]["count"] == 1
+    assert metrics["stages"]["tool_ms"]["count"] == 1
 
 
 async def test_a_spoken_conversation_where_an_mcp_tool_answers(fake: OpenAIFake, tmp_path: Path) -> None:
@@ -260,4 +260,5 @@ async def test_bench_shows_the_tool_stage(fake: OpenAIFake, tmp_path: Path) -> N
     assert process.returncode == 0, out.decode() + err.decode()
     assert "tools running" in out.decode()
     report = json.loads((tmp_path / "b.json").read_text())
-    assert report["stages"]["tool_ms"]["count"] == 2 and report["stages"]["tool_ms"]["p50"] is not None
+    (run,) = report["runs"]
+    assert run["stages"]["tool_ms"]["count"] == 2 and run["stages"]["tool_ms"]["p50"] is not None
