@@ -1,4 +1,5 @@
-"""Whether a backend, or a whole profile, can start here: SDKs, keys and ``${NAME}`` variables.
+"""Whether a backend, or a whole profile, can start here: SDKs, keys, ``${NAME}`` variables
+and the local models it would otherwise download first.
 
 One answer for every command that asks: ``voicekit doctor``, ``voicekit profiles validate``
 and ``voicekit plugins list``/``show`` all call :func:`backend_readiness` and
@@ -178,6 +179,8 @@ def key_status(cls: type[Backend], options: BaseModel | Mapping[str, Any] | None
         found = lookup(name)
         if found is not None:
             return KeyStatus(variables, name, found.source)
+    if options is not None and cls.key_optional(options):
+        return KeyStatus(())  # e.g. a model server on this machine
     return KeyStatus(variables)
 
 
@@ -195,6 +198,65 @@ def backend_readiness(
     )
 
 
+# --- models ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A model-cache entry a profile's backend (or turn detector) loads, and whether it is cached.
+
+    A missing model does not stop ``chat`` where the hub can be reached (the first start
+    downloads it); offline it does, so ``doctor`` says how to fetch it ahead."""
+
+    path: str  # stt, output, turns.detector
+    name: str  # whisper:tiny.en
+    size_mb: int
+    cached: bool
+
+    def __str__(self) -> str:
+        if self.cached:
+            return f"{self.path}: model {self.name} cached"
+        return (
+            f"{self.path}: model {self.name} not in the model cache ({self.size_mb} MB, downloaded on first use; "
+            f"'voicekit models pull {self.name}' fetches it now)"
+        )
+
+
+def model_statuses(profile: Any, registry: Registry) -> list[ModelStatus]:
+    """The cached models ``profile`` needs: every backend (and the turn detector) with a
+    ``cached_model`` (None when the profile gives a local path instead)."""
+    from voicekit.errors import VoicekitError
+    from voicekit.models import is_cached
+    from voicekit.roles import BackendContext
+
+    found: list[tuple[str, Any]] = []
+    for role in ("stt", "llm", "output"):
+        spec = profile.spec(role)
+        for item in spec.chain() if spec is not None else ():
+            cls = registry.backend_class(role, item.use)
+            if not hasattr(cls, "cached_model"):
+                continue
+            context = BackendContext(language=profile.language, path=item.path)
+            try:
+                backend = registry.create(role, item.use, dict(item.options), context)
+            except (VoicekitError, ValueError):
+                continue  # an error the profile's validation reports
+            found.append((".".join(map(str, item.path)), backend))
+    turns = profile.turns
+    if turns.detector_name != "silence":
+        try:
+            cls = registry.turn_detector(turns.detector_name).load()
+            found.append(("turns.detector", cls(cls.Options.model_validate(turns.detector_options))))
+        except (VoicekitError, ValueError):
+            pass
+    statuses = []
+    for path, holder in found:
+        spec = getattr(holder, "cached_model", None)
+        if spec is not None:
+            statuses.append(ModelStatus(path, spec.name, spec.size_mb, is_cached(spec)))
+    return statuses
+
+
 # --- profiles -------------------------------------------------------------------------------
 
 
@@ -207,6 +269,7 @@ class ProfileReadiness:
     errors: list[str] = field(default_factory=list)  # what `profiles validate` always reported
     backends: list[BackendReadiness] = field(default_factory=list)
     missing_variables: list[str] = field(default_factory=list)  # ${NAME}s not set, one line each
+    models: list[ModelStatus] = field(default_factory=list)  # cached models it loads; missing ones are notes
     abstract: bool = False
 
     @property
@@ -273,6 +336,10 @@ def profile_readiness(name_or_path: str | Path, registry: Registry, overrides: S
                     path=".".join(str(p) for p in nested_path),
                 )
             )
+    try:
+        report.models = model_statuses(profile_from(path, doc, {}, resolve_secrets=False), registry)
+    except VoicekitError:
+        pass
     return report
 
 

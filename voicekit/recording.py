@@ -28,6 +28,7 @@ from voicekit.errors import VoicekitError
 from voicekit.events import (
     BackendSwitched,
     BargeIn,
+    BotResumed,
     BotSentence,
     BotTurn,
     ErrorEvent,
@@ -36,6 +37,7 @@ from voicekit.events import (
     ToolCall,
     ToolCallsCancelled,
     ToolResult,
+    TurnDecision,
     TurnMetrics,
     UserTurn,
 )
@@ -44,8 +46,8 @@ from voicekit.report import SCHEMA_VERSION, backends_of, stage_summary, turn_rec
 RATE = 16000
 _FLUSH_SAMPLES = RATE // 2
 _LOGGED = (
-    Final, UserTurn, BotSentence, ToolCall, ToolResult, ToolCallsCancelled, BotTurn, BargeIn, TurnMetrics,
-    BackendSwitched, ErrorEvent,
+    Final, TurnDecision, UserTurn, BotSentence, ToolCall, ToolResult, ToolCallsCancelled, BotTurn, BargeIn,
+    BotResumed, TurnMetrics, BackendSwitched, ErrorEvent,
 )  # fmt: skip
 #: the files a recording consists of (``avatar.mp4`` is the avatar recorder's)
 RECORDING_FILES = ("conversation.wav", "transcript.jsonl", "metrics.json", "avatar.mp4")

@@ -257,6 +257,12 @@ class Backend:
         """What the backend can do with these options (default: the class's ``capabilities``)."""
         return cls.capabilities
 
+    @classmethod
+    def key_optional(cls, options: Any) -> bool:
+        """Whether these options let the backend start without an API key (a local server
+        needs none). Readiness checks (``doctor``, ``profiles validate``) ask it; default no."""
+        return False
+
     async def start(self) -> None:
         """Import the SDK, check credentials, open long-lived connections."""
 

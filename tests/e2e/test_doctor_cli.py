@@ -182,3 +182,32 @@ async def test_models_list_asks_the_service(tmp_path: Path) -> None:
         assert "George" in voices.stdout and "2 voices" in voices.stdout
         offline = await asyncio.to_thread(voicekit, "models", "list", "--backend", "espeak")
         assert offline.returncode == 2 and "cannot list the models of its service" in offline.stderr
+
+
+def test_doctor_names_the_local_models_to_pull_and_needs_no_key_for_a_local_server(tmp_path: Path) -> None:
+    """The local profile: the model server on localhost needs no key; Whisper's and Piper's
+    models not cached yet are warnings naming the pull command, and chat can still start."""
+    env = {**NO_KEYS, "OPENAI_API_KEY": "", "VOICEKIT_MODELS_DIR": str(tmp_path / "models")}
+    done = voicekit("doctor", "--profile", "local", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [" ".join(line.split()) for line in done.stdout.splitlines()]
+    assert not any("llm: openai: key" in line for line in lines), done.stdout
+    for name in ("whisper:base.en", "piper:en_US-lessac-medium"):
+        assert any(line.startswith("warn") and f"'voicekit models pull {name}'" in line for line in lines), done.stdout
+    assert "ready: voicekit chat can start (4 warnings)" in done.stdout  # two models, no microphone, no speaker
+    cloud = tmp_path / "cloud.yaml"
+    cloud.write_text("extends: local\nllm: {base_url: 'https://api.example.com/v1'}\n")
+    remote = voicekit("doctor", "--profile", str(cloud), env=env)
+    assert remote.returncode == 1 and "llm: backend 'openai': no API key; set OPENAI_API_KEY" in remote.stdout
+
+
+def test_doctor_reports_a_cached_smart_turn_model(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    profile = tmp_path / "judged.yaml"
+    profile.write_text("extends: offline\nturns: {detector: smart_turn}\n")
+    missing = voicekit("doctor", "--profile", str(profile), env={"VOICEKIT_MODELS_DIR": str(models)})
+    assert "turns.detector: model smart_turn:smart-turn-v3 not in the model cache (8 MB" in " ".join(missing.stdout.split())
+    (models / "smart_turn" / "smart-turn-v3").mkdir(parents=True)
+    (models / "smart_turn" / "smart-turn-v3" / "smart-turn-v3.2-cpu.onnx").write_bytes(b"onnx")
+    cached = voicekit("doctor", "--profile", str(profile), env={"VOICEKIT_MODELS_DIR": str(models)})
+    assert "turns.detector: model smart_turn:smart-turn-v3 cached" in cached.stdout, cached.stdout

@@ -146,3 +146,47 @@ def test_readme_local_models_snippets_are_valid(tmp_path: Path, env: dict[str, s
     assert result.returncode == 0, result.stdout + result.stderr
     typo = voicekit("profiles", "validate", "offline", *chat, "--set", "stt.model=bas", env=env)
     assert typo.returncode != 0 and "stt.model: unknown model 'whisper:bas' (did you mean" in typo.stdout + typo.stderr
+
+
+def test_smart_turn_it_cannot_get_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    """The smart-turn detector without model_path asks the model cache; offline, one line names both ways out."""
+    from voicekit.testing.speech import synthesize, write_wav
+
+    wav = write_wav(tmp_path / "in.wav", synthesize("hello"))
+    offline_env = {**env, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    result = voicekit(
+        "chat", "--profile", "offline", "--set", "turns.detector=smart_turn", "--input", str(wav), "--output",
+        str(tmp_path / "out.wav"), env=offline_env,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "smart_turn:smart-turn-v3 is not in the model cache and could not be downloaded" in errors[0]
+    assert "voicekit models pull smart_turn:smart-turn-v3" in errors[0] and "turns.detector.model_path" in errors[0]
+
+
+@pytest.mark.slow
+def test_smart_turn_pulled_into_the_cache_judges_the_turns(env: dict[str, str], tmp_path: Path) -> None:
+    """Pulled once from the hub (here a local stand-in serving the real model file), the
+    detector needs no model_path: the chat's turns are judged by smart_turn."""
+    from tests.smart_turn_model import smart_turn_model
+    from voicekit.testing.speech import synthesize, write_wav
+
+    model = smart_turn_model().read_bytes()
+    with FakeHub() as fake:
+        fake.add("pipecat-ai/smart-turn-v3", "smart-turn-v3.2-cpu.onnx", model)
+        pulled = voicekit("models", "pull", "smart_turn:smart-turn-v3", env={**env, "HF_ENDPOINT": fake.base_url})
+    assert pulled.returncode == 0, pulled.stderr
+    path = voicekit("models", "path", "smart_turn:smart-turn-v3", env=env)
+    assert Path(path.stdout.strip()).read_bytes() == model
+
+    wav = write_wav(tmp_path / "in.wav", synthesize("what time is it", pad_ms=400) + bytes(32000))
+    offline_env = {**env, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}  # the cache is all it has
+    result = voicekit(
+        "chat", "--profile", "offline", "--set", "turns.detector=smart_turn", "--input", str(wav), "--output",
+        str(tmp_path / "out.wav"), "--record", str(tmp_path / "rec"), env=offline_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    turns = json.loads((tmp_path / "rec" / "metrics.json").read_text())["turns"]
+    assert turns and {turn["detector"] for turn in turns} <= {"smart_turn", "max_wait"}
+    assert any(isinstance(turn["detector_probability"], float) for turn in turns)

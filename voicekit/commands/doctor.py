@@ -1,7 +1,8 @@
 """``voicekit doctor``: can ``voicekit chat`` start here, and if not, what to do about it.
 
 For each backend of the profile(s): its SDK (or the pip command that installs it), its
-API key and where it comes from, the ``${NAME}`` variables the profile reads; then the
+API key and where it comes from, the ``${NAME}`` variables the profile reads, the local
+models it loads (a model not cached yet is a warning: the first start downloads it); then the
 settings, the ledger and the audio devices. ``--online`` asks each service for its models
 or voices (one authenticated call each) and checks the configured one is there. The exit
 code is 1 when something would stop ``chat``; warnings (no microphone: ``--input``
@@ -49,7 +50,7 @@ def doctor(
         names = [profile or "offline"]
     registry = load_registry()
     for name in names:
-        errors += _check_profile(console, registry, name, online)
+        errors += _check_profile(console, registry, name, online, warnings)
     console.print("[bold]this machine[/]")
     for ok, line in _machine_checks():
         if ok is None:
@@ -75,8 +76,9 @@ def _targets(profile: str, all_: bool) -> list[str]:
     return [str(info.path) for info in list_profiles() if not info.abstract]
 
 
-def _check_profile(console: Console, registry: Registry, name: str, online: bool) -> list[str]:
-    """Print what the profile needs and has here; the problems that would stop chat."""
+def _check_profile(console: Console, registry: Registry, name: str, online: bool, warnings: list[str]) -> list[str]:
+    """Print what the profile needs and has here; the problems that would stop chat (and
+    add to ``warnings`` what only may: a model not cached yet)."""
     from voicekit.readiness import profile_readiness
 
     report = profile_readiness(name, registry)
@@ -92,6 +94,10 @@ def _check_profile(console: Console, registry: Registry, name: str, online: bool
             _mark(console, backend.key.ok, f"{backend.path}: {backend.name}: key {backend.key}")
     for line in report.missing_variables:
         _mark(console, False, line)
+    for model in report.models:
+        _mark(console, True if model.cached else None, str(model))
+        if not model.cached:
+            warnings.append(str(model))
     errors += report.warnings
     if online and not errors:
         for line, ok in _online(report, registry):

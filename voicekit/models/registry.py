@@ -2,9 +2,8 @@
 
 A model is named ``FAMILY:MODEL`` (``whisper:tiny.en``, ``piper:en_US-lessac-medium``); the
 family is the backend that loads it. Adding a model of a known family is one line in
-:data:`KNOWN_MODELS`; a new family is one :class:`ModelFamily` more (a turn detector that
-needs one ONNX file: ``ModelSpec(TURN, "smart-turn-v3", "pipecat-ai/smart-turn-v3",
-("smart-turn-v3.0.onnx",), size_mb=8, entry="smart-turn-v3.0.onnx")``).
+:data:`KNOWN_MODELS`; a new family is one :class:`ModelFamily` more (the smart-turn
+detector's is one ONNX file: ``smart_turn:smart-turn-v3``).
 
 Piper voices share one repository laid out by language, so any voice name of Piper's form
 (``xx_YY-name-quality``) resolves, listed here or not.
@@ -62,7 +61,8 @@ class ModelSpec:
 
 WHISPER = ModelFamily("whisper", module="faster_whisper", extra="whisper", role="stt")
 PIPER = ModelFamily("piper", module="piper", extra="piper", role="output")
-FAMILIES = (WHISPER, PIPER)
+SMART_TURN = ModelFamily("smart_turn", module="onnxruntime", extra="turn", role="turns.detector")
+FAMILIES = (WHISPER, PIPER, SMART_TURN)
 
 # CTranslate2 conversions of OpenAI's Whisper (MIT); the large-v3 generation has 128 mel bins,
 # which its preprocessor_config.json says, and a JSON vocabulary.
@@ -116,6 +116,16 @@ KNOWN_MODELS: tuple[ModelSpec, ...] = (
     piper_voice("de_DE-thorsten-medium"),
     piper_voice("fr_FR-siwis-medium"),
     piper_voice("es_ES-davefx-medium"),
+    # Pipecat's audio end-of-turn model (BSD-2-Clause), its 8 MB quantized CPU build
+    ModelSpec(
+        SMART_TURN,
+        "smart-turn-v3",
+        "pipecat-ai/smart-turn-v3",
+        ("smart-turn-v3.2-cpu.onnx",),
+        size_mb=8,
+        license="BSD-2-Clause",
+        entry="smart-turn-v3.2-cpu.onnx",
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in KNOWN_MODELS}

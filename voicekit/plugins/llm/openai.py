@@ -104,6 +104,11 @@ class OpenAILLM(LLM):
             timeout=self.options.timeout_s,
         )
 
+    @classmethod
+    def key_optional(cls, options: Any) -> bool:
+        base_url = options.get("base_url") if isinstance(options, dict) else getattr(options, "base_url", None)
+        return isinstance(base_url, str) and "${" not in base_url and is_local(base_url)
+
     def _key(self) -> str:
         try:
             return self.api_key()

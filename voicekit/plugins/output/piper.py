@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -28,6 +28,9 @@ from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarte
 from voicekit.options import BackendOptions
 from voicekit.roles import BackendContext, Capabilities, Output
 from voicekit.sdk import import_sdk
+
+if TYPE_CHECKING:
+    from voicekit.models.registry import ModelSpec
 
 #: The voice used for a conversation language when no voice is set.
 DEFAULT_VOICES = {"en": "en_US-lessac-medium", "ru": "ru_RU-irina-medium"}
@@ -85,6 +88,9 @@ class PiperOutput(Output):
     sample_rate: int = 22050  # the loaded voice's rate once started (16 kHz for low-quality voices)
     options: PiperOptions
 
+    #: the model-cache entry this backend loads (None: a local path); doctor reports it when missing
+    cached_model: ModelSpec | None = None
+
     def __init__(self, options: PiperOptions | None = None, context: BackendContext | None = None) -> None:
         super().__init__(options, context)
         self._voice: Any = None
@@ -95,7 +101,7 @@ class PiperOutput(Output):
         if self.options.model_path is None and not _is_path(self.voice_name):
             from voicekit.models import piper_voice
 
-            self._spec = piper_voice(self.voice_name)
+            self.cached_model = piper_voice(self.voice_name)
 
     @property
     def voice_name(self) -> str:
@@ -143,7 +149,8 @@ class PiperOutput(Output):
             return onnx
         from voicekit.models import ensure
 
-        return ensure(self._spec, option=f"{self.option_path}.model_path")
+        assert self.cached_model is not None  # a local path returned above
+        return ensure(self.cached_model, option=f"{self.option_path}.model_path")
 
     @staticmethod
     def _load(piper: Any, onnx: Path) -> Any:

@@ -24,7 +24,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -34,6 +34,9 @@ from voicekit.events import Final, Interim, SpeechEnded, SpeechStarted, Utteranc
 from voicekit.options import BackendOptions
 from voicekit.roles import STT, BackendContext, Capabilities, STTStream
 from voicekit.sdk import import_sdk
+
+if TYPE_CHECKING:
+    from voicekit.models.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,9 @@ class WhisperSTT(STT):
             languages=("en",) if _english_only(options) else (),
         )
 
+    #: the model-cache entry this backend loads (None: a local path); doctor reports it when missing
+    cached_model: ModelSpec | None = None
+
     def __init__(self, options: WhisperOptions | None = None, context: BackendContext | None = None) -> None:
         super().__init__(options, context)
         self._model: Any = None
@@ -135,7 +141,7 @@ class WhisperSTT(STT):
         if o.model_path is None and not _is_path(o.model):
             from voicekit.models import resolve
 
-            self._spec = resolve(f"whisper:{o.model}")
+            self.cached_model = resolve(f"whisper:{o.model}")
         self._check_language(o.language or self.context.language)
 
     def _check_language(self, language: str | None) -> None:
@@ -192,7 +198,8 @@ class WhisperSTT(STT):
             return folder
         from voicekit.models import ensure
 
-        return ensure(self._spec, option=f"{self.option_path}.model_path")
+        assert self.cached_model is not None  # a local path returned above
+        return ensure(self.cached_model, option=f"{self.option_path}.model_path")
 
     def _load(self, sdk: Any, folder: Path) -> Any:
         o = self.options

@@ -7,14 +7,15 @@ through onnxruntime on Whisper log-mel features computed in numpy
 it only in pauses, on a worker thread; a judgement takes tens of milliseconds on one core.
 
 The model file comes from ``model_path`` (the ``smart-turn-v3.2-cpu.onnx`` that Pipecat
-publishes and ships); :func:`model_file` is where a shared model cache will be asked.
+publishes and ships), else from the model cache (``voicekit models pull smart_turn:smart-turn-v3``
+fetches it ahead; the first conversation does otherwise).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -25,31 +26,34 @@ from voicekit.options import BackendOptions
 from voicekit.plugins.turn.whisper_features import SAMPLE_RATE, log_mel
 from voicekit.sdk import import_sdk
 
+if TYPE_CHECKING:
+    from voicekit.models.registry import ModelSpec
+
 WINDOW_S = 8  # the model hears the last 8 s of the turn
+MODEL_NAME = "smart_turn:smart-turn-v3"  # in the model cache (voicekit.models)
 
 
 class SmartTurnOptions(BackendOptions):
     """Options of ``turns: {detector: {use: smart_turn, ...}}``."""
 
     model_path: str | None = Field(
-        None, description="The smart-turn v3 ONNX file (smart-turn-v3.2-cpu.onnx from Pipecat's release)"
+        None, description="The smart-turn v3 ONNX file (smart-turn-v3.2-cpu.onnx); default: the model cache's copy"
     )
     threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which the turn counts as complete")
     threads: int = Field(1, ge=1, le=16, description="CPU threads onnxruntime may use for one judgement")
 
 
 def model_file(options: SmartTurnOptions) -> Path:
-    """Where the model file is: ``model_path`` for now (the one place a model cache lookup goes)."""
+    """The model file: ``model_path``, else the model cache's copy of ``smart_turn:smart-turn-v3``
+    (downloaded on first use; blocking, so call it off the event loop)."""
     if options.model_path:
         path = Path(options.model_path).expanduser()
         if not path.is_file():
             raise ProfileError(f"turns.detector.model_path: no such file: {path}")
         return path
-    raise ProfileError(
-        "turns.detector: smart_turn needs the model file: download smart-turn-v3.2-cpu.onnx (it ships in the "
-        "pipecat-ai wheel as pipecat/audio/turn/smart_turn/data/) and set "
-        "turns: {detector: {use: smart_turn, model_path: /path/to/smart-turn-v3.2-cpu.onnx}}"
-    )
+    from voicekit import models
+
+    return models.ensure(models.resolve(MODEL_NAME), option="turns.detector.model_path")
 
 
 def model_input(audio: np.ndarray) -> np.ndarray:
@@ -73,8 +77,18 @@ class SmartTurnDetector(TurnDetector):
         super().__init__(options, language=language)
         self._session: Any = None
 
+    @property
+    def cached_model(self) -> ModelSpec | None:
+        """The model-cache entry this detector loads (None: ``model_path``); doctor reports it when missing."""
+        if self.options.model_path:
+            return None
+        from voicekit import models
+
+        return models.resolve(MODEL_NAME)
+
     def check(self) -> None:
-        model_file(self.options)
+        if self.options.model_path:  # a cached model is fetched by load(), off the event loop
+            model_file(self.options)
         import_sdk("onnxruntime", package="onnxruntime", extra="turn", backend="smart_turn")
 
     def load(self) -> None:
