@@ -206,7 +206,8 @@ def test_doctor_reports_a_cached_smart_turn_model(tmp_path: Path) -> None:
     profile = tmp_path / "judged.yaml"
     profile.write_text("extends: offline\nturns: {detector: smart_turn}\n")
     missing = voicekit("doctor", "--profile", str(profile), env={"VOICEKIT_MODELS_DIR": str(models)})
-    assert "turns.detector: model smart_turn:smart-turn-v3 not in the model cache (8 MB" in " ".join(missing.stdout.split())
+    said = " ".join(missing.stdout.split())
+    assert "turns.detector: model smart_turn:smart-turn-v3 not in the model cache (8 MB" in said
     (models / "smart_turn" / "smart-turn-v3").mkdir(parents=True)
     (models / "smart_turn" / "smart-turn-v3" / "smart-turn-v3.2-cpu.onnx").write_bytes(b"onnx")
     cached = voicekit("doctor", "--profile", str(profile), env={"VOICEKIT_MODELS_DIR": str(models)})
