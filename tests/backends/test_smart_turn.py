@@ -65,9 +65,23 @@ def test_the_detector_judges_a_turn(detector: SmartTurnDetector) -> None:
     assert verdict.compute_ms is not None and verdict.compute_ms > 0
 
 
-def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match=r"smart-turn-v3\.2-cpu\.onnx"):
-        SmartTurnDetector().check()
+def test_a_missing_model_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not cached and no hub to fetch it from: one line naming both ways out."""
+    import socket
+
+    from voicekit.models.cache import ModelUnavailableError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setenv("VOICEKIT_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    detector = SmartTurnDetector()
+    detector.check()  # a cached model is fetched when loaded, off the event loop
+    with pytest.raises(ModelUnavailableError) as failed:
+        detector.load()
+    assert "voicekit models pull smart_turn:smart-turn-v3" in str(failed.value)
+    assert "turns.detector.model_path" in str(failed.value) and "\n" not in str(failed.value)
     with pytest.raises(ProfileError, match="no such file"):
         SmartTurnDetector(SmartTurnDetector.Options(model_path=str(tmp_path / "none.onnx"))).check()
 

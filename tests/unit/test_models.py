@@ -22,7 +22,8 @@ def test_names_resolve_with_or_without_their_backend() -> None:
     assert models.resolve(" piper:en_US-lessac-medium ").name == "piper:en_US-lessac-medium"
     turbo = models.resolve("large-v3-turbo")
     assert "preprocessor_config.json" in turbo.files and "vocabulary.json" in turbo.files
-    assert all(spec.family.name in ("whisper", "piper") for spec in models.KNOWN_MODELS)
+    assert all(spec.family.name in ("whisper", "piper", "smart_turn") for spec in models.KNOWN_MODELS)
+    assert models.resolve("smart-turn-v3").files == ("smart-turn-v3.2-cpu.onnx",)
     assert len({spec.name for spec in models.KNOWN_MODELS}) == len(models.KNOWN_MODELS)
 
 

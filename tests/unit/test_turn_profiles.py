@@ -12,7 +12,7 @@ from tests.fakes.profile_backends import isolate, write
 from tests.unit.test_profile_docs import block, section
 from voicekit.engine.end_of_turn import BACKCHANNELS, SilenceDetector, TurnAudio, TurnDetector, TurnVerdict
 from voicekit.engine.runner import make_turn_detector, turn_policy
-from voicekit.errors import ProfileError, UnknownBackendError
+from voicekit.errors import UnknownBackendError
 from voicekit.hookspecs import hookimpl
 from voicekit.profiles import check_profile, load_profile
 from voicekit.profiles.model import TurnsConfig
@@ -64,9 +64,15 @@ def test_unknown_and_unusable_detectors_are_one_line_in_validate(dirs: dict[str,
     assert check_profile("typo", registry) == [
         "unknown turn detector 'smart_trun' (did you mean 'smart_turn'?); known: silence, smart_turn"
     ]
-    write(dirs["project"], "nomodel.yaml", "extends: offline\nturns: {detector: smart_turn}\n")
+    write(dirs["project"], "cached.yaml", "extends: offline\nturns: {detector: smart_turn}\n")
+    assert check_profile("cached", registry) == []  # the model cache gives the model when it is used
+    write(
+        dirs["project"],
+        "nomodel.yaml",
+        "extends: offline\nturns: {detector: {use: smart_turn, model_path: /no/x.onnx}}\n",
+    )
     (problem,) = check_profile("nomodel", registry)
-    assert "smart-turn-v3.2-cpu.onnx" in problem and "model_path" in problem
+    assert "turns.detector.model_path: no such file: /no/x.onnx" in problem
     write(dirs["project"], "badopt.yaml", "extends: offline\nturns: {detector: {use: smart_turn, treshold: 0.4}}\n")
     (problem,) = check_profile("badopt", registry)
     assert "turns.detector.treshold" in problem and "badopt.yaml" in problem
@@ -103,8 +109,9 @@ def test_readme_turn_taking_example(dirs: dict[str, Path]) -> None:
     turns = profile.turns
     assert turns.detector_name == "smart_turn" and turns.preemptive and turns.false_interruption_ms == 1500
     assert (turns.complete_wait_ms, turns.incomplete_wait_ms, turns.max_wait_ms) == (200, 1500, 3000)
-    with pytest.raises(ProfileError, match="no such file"):  # the example's model file is not here
-        make_turn_detector(profile, load_registry())
+    detector = make_turn_detector(profile, load_registry())  # checked, not loaded: nothing is fetched yet
+    assert detector is not None and detector.cached_model is not None
+    assert detector.cached_model.name == "smart_turn:smart-turn-v3"
 
 
 def test_the_hook_reference_example_runs() -> None:
