@@ -15,6 +15,7 @@ from voicekit.bench import BenchReport, BenchRun
 from voicekit.cli import app
 from voicekit.engine.metrics import STAGES
 from voicekit.recording import ConversationRecorder
+from voicekit.report import TURN_FACTS
 from voicekit.settings_model import ENV_ONLY, Settings
 
 README = ROOT / "README.md"
@@ -62,7 +63,7 @@ def test_bench_docs_show_the_schema_voicekit_writes(tmp_path: Path) -> None:
     assert list(bench) == list(report) and bench["schema_version"] == report["schema_version"]
     assert set(bench["runs"][0]) == set(report["runs"][0])  # type: ignore[index]
     turn = bench["runs"][0]["turns"][0]  # type: ignore[index]
-    assert set(turn) == {"turn", "t", "backends", *STAGES}
+    assert set(turn) == {"turn", "t", "backends", *STAGES, *TURN_FACTS}
     recorder = ConversationRecorder(tmp_path, profile="p", conversation_id="c", audio=False)
     recorder.close()
     written = json.loads((tmp_path / "metrics.json").read_text())
@@ -75,7 +76,7 @@ def test_readme_bench_comparison_is_the_shipped_report() -> None:
     """The README's chart and its `bench compare` come from docs/bench.json, which the same command wrote."""
     report = json.loads((ROOT / "docs" / "bench.json").read_text())
     assert [run["turns_completed"] for run in report["runs"]] == [10, 10]
-    text = block(section(README, "## Performance"), "", "$ voicekit bench compare docs/bench.json")
+    text = block(section(README, "## Performance"), "console", "$ voicekit bench compare docs/bench.json")
     for run in report["runs"]:
         for stage in ("stt_ms", "voice_to_voice_ms", "turn_ms"):
             entry = run["stages"][stage]

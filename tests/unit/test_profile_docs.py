@@ -93,7 +93,7 @@ def bilingual(dirs: dict[str, Path]) -> tuple[Registry, dict[str, Any]]:
 
 def test_nested_section_error_is_the_one_documented(bilingual: tuple[Registry, dict[str, Any]]) -> None:
     registry, _ = bilingual
-    console = block(nested_section(), "", "$ voicekit profiles validate bilingual").splitlines()
+    console = block(nested_section(), "console", "$ voicekit profiles validate bilingual").splitlines()
     assert check_profile("bilingual", registry) == console[1:]
 
 
