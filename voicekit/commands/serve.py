@@ -25,13 +25,34 @@ def serve(
     idle_timeout: Annotated[
         float, typer.Option("--idle-timeout", help="Close a connection that sends nothing for this long (s).", min=1)
     ] = 60.0,
+    max_connections: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-connections",
+            help="Open sockets at once, of any kind (default: --max-sessions + 64); kept under the open-file limit.",
+            min=2,
+        ),
+    ] = None,
+    handshake_timeout: Annotated[
+        float,
+        typer.Option(
+            "--handshake-timeout",
+            help="Seconds a client has to send its request headers, and then its RTVI client-ready.",
+            min=0.5,
+            max=600,
+        ),
+    ] = 10.0,
     token_file: Annotated[
         Optional[Path],
         typer.Option("--token-file", help="Accepted tokens, one per line (?token= or Authorization: Bearer)."),
     ] = None,
     allow_origin: Annotated[
         Optional[list[str]],
-        typer.Option("--allow-origin", help="Web origin allowed to connect without a token (repeatable; * for any)."),
+        typer.Option(
+            "--allow-origin",
+            help="Web origin whose pages may connect without a token, e.g. https://app.example.com "
+            "(repeatable; * for any). This server's own page on 127.0.0.1/localhost always may.",
+        ),
     ] = None,
     duplex: Annotated[
         str, typer.Option(help="Turn-taking: full (talk over the bot), half (mic muted while it speaks) or profile.")
@@ -61,7 +82,9 @@ def serve(
     from rich.markup import escape
 
     from voicekit.profiles import load_profile
-    from voicekit.serve.config import ServeConfig, check_exposure, preflight, read_tokens
+    from voicekit.serve.config import ServeConfig, check_exposure, check_origin, preflight, read_tokens
+    from voicekit.serve.limits import ServeLimits
+    from voicekit.serve.server import fit_descriptors
     from voicekit.serve.server import serve as run_server
 
     if duplex not in ("full", "half", "profile"):
@@ -76,14 +99,18 @@ def serve(
         session_timeout_s=session_timeout,
         idle_timeout_s=idle_timeout,
         max_message_bytes=max_message_kb * 1024,
+        max_connections=max_connections,
         tokens=tokens,
-        allowed_origins=tuple(allow_origin or ()),
+        allowed_origins=tuple(check_origin(origin) for origin in allow_origin or ()),
         lookahead_ms=lookahead_ms,
+        limits=ServeLimits(handshake_timeout_s=handshake_timeout),
     )
     loaded = load_profile(profile, config.profile_overrides())  # a bad profile or missing key fails now
     config.profile_name = loaded.name
     console = Console(stderr=True, highlight=False, emoji=False)
-    for warning in preflight(loaded):
+    warnings = preflight(loaded)
+    descriptors = fit_descriptors(config)
+    for warning in [*warnings, *([descriptors] if descriptors else [])]:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
     def ready(url: str) -> None:

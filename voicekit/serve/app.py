@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,7 +18,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from voicekit.serve import rtvi
-from voicekit.serve.config import ServeConfig, is_loopback
+from voicekit.serve.config import ServeConfig, normalize_origin
 from voicekit.serve.connection import ServeConnection
 from voicekit.serve.wire import encode_message
 
@@ -57,19 +56,31 @@ class ConnectionHub:
             if not any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens):
                 return 403, "the token is not valid"
         origin = ws.headers.get("origin")
-        if origin and not tokens and not self._origin_allowed(origin, ws.headers.get("host", "")):
+        if origin and not tokens and not self._origin_allowed(origin):
             # without tokens, any web page the user visits could otherwise talk through their keys
-            return 403, f"origin {origin} is not allowed (see --allow-origin)"
+            return 403, f"origin {origin[:200]} is not allowed (see --allow-origin)"
         return None
 
-    def _origin_allowed(self, origin: str, host: str) -> bool:
-        allowed = self.config.allowed_origins
-        if "*" in allowed or origin in allowed:
-            return True
-        parts = urlsplit(origin)
-        return parts.netloc == host or is_loopback(parts.hostname or "")
+    def _origin_allowed(self, origin: str) -> bool:
+        """Whether a browser page from ``origin`` may connect: only the configured public origins
+        and this server's own loopback origins, never anything read from the request itself (a
+        page on a rebound DNS name sends a Host header that matches its Origin)."""
+        allowed = self.config.public_origins()
+        return "*" in allowed or normalize_origin(origin) in allowed
 
     async def endpoint(self, ws: WebSocket) -> None:
+        """The ``/ws`` route: admit the connection and serve it; nothing it does escapes as an
+        exception (a failure is logged and ends this connection only)."""
+        try:
+            await self._serve_socket(ws)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a websocket connection failed before its conversation began")
+            with contextlib.suppress(Exception):
+                await ws.close(1011, "internal error")
+
+    async def _serve_socket(self, ws: WebSocket) -> None:
         refusal = self.refusal(ws)
         if refusal is not None:
             status, reason = refusal

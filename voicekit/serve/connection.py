@@ -1,11 +1,18 @@
-"""One websocket connection: one conversation, from the handshake to the close."""
+"""One websocket connection: one conversation, from the handshake to the close.
+
+Whatever ends a connection — the client leaving, malformed input, a limit, a timeout, the
+conversation failing, the server shutting down, or an error nobody foresaw — it ends in
+:meth:`ServeConnection._close`, the one cleanup path: the conversation is stopped (its
+backends and remote sessions closed), its ledger row closed with the reason, the client
+told why, and the socket closed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +22,14 @@ from voicekit.errors import VoicekitError
 from voicekit.events import Event
 from voicekit.serve import rtvi
 from voicekit.serve.config import ServeConfig
+from voicekit.serve.limits import Budget, shown
 from voicekit.serve.transport import FrameSource, InputAudio, Outbox, SocketSink
 from voicekit.serve.wire import AudioFrame, MessageFrame, TextFrame, WireError, audio_payload, decode
 
 log = logging.getLogger(__name__)
 
 BOT_RATE = 24000  # Pipecat's clients play bot audio as 24 kHz mono whatever the frame says
+CLOSE_WAIT_S = 30.0  # longest wait for a stopped conversation to close its backends
 
 
 @dataclass(frozen=True)
@@ -35,12 +44,14 @@ class Ending:
 
 
 class ServeConnection:
-    """Runs one conversation for one websocket; :meth:`run` returns when both are over."""
+    """Runs one conversation for one websocket; :meth:`run` returns when both are over,
+    and never leaves a task, a conversation or a ledger row behind, whatever happened."""
 
     def __init__(self, ws: Any, config: ServeConfig) -> None:
         self.ws = ws
         self.config = config
-        self.outbox = Outbox(ws.send_bytes, max_pending=1000)
+        limits = self.limits = config.limits
+        self.outbox = Outbox(ws.send_bytes, max_pending=limits.outbox_items, max_bytes=limits.outbox_bytes)
         self.events = rtvi.RTVIEvents(self.outbox.message)
         self.source = FrameSource()
         self.input = InputAudio(self.source)
@@ -53,6 +64,13 @@ class ServeConnection:
         self._client_ready = asyncio.Event()
         self._client_ready_id: str | None = None
         self._pending_text: list[str] = []
+        self._messages = Budget(limits.message_burst, limits.messages_per_s)
+        self._typed = Budget(limits.text_burst, limits.text_per_s)
+        self._tasks: list[asyncio.Task[Any]] = []  # every task of this connection but the conversation
+        self._writer: asyncio.Task[None] | None = None
+        self._preparing: asyncio.Task[tuple[Any, Callable[..., None]]] | None = None
+        self._conversation_task: asyncio.Task[Any] | None = None
+        self._finish: Callable[..., None] | None = None
 
     # --- control from the server ----------------------------------------------------
 
@@ -64,32 +82,71 @@ class ServeConnection:
     # --- the session ------------------------------------------------------------------
 
     async def run(self) -> Ending:
-        self._stop = asyncio.get_running_loop().create_future()
-        writer = asyncio.create_task(self.outbox.run(), name="ws-writer")
-        receiver = asyncio.create_task(self._receive(), name="ws-receiver")
-        helpers: list[asyncio.Task[Any]] = [receiver]
-        conversation_task: asyncio.Task[Any] | None = None
-        finish: Callable[..., None] | None = None
+        """Serve the connection to its end; every way out goes through :meth:`_close`."""
+        ending: Ending | None = None
         try:
-            try:
-                self.conversation, finish = await self._prepare()
-            except Exception as exc:  # noqa: BLE001 - reported to the client, logged here
-                ending = self._failure("the conversation could not start", exc)
-            else:
-                self.events.mutes_user = self.conversation.mode == "half_duplex"
-                conversation_task = asyncio.create_task(self.conversation.run(), name="conversation")
-                watchdog = asyncio.create_task(self._watchdog(), name="timeouts")
-                overflow = asyncio.create_task(self.outbox.overflow.wait(), name="overflow")
-                helpers += [watchdog, overflow, asyncio.create_task(self._announce_ready(), name="bot-ready")]
-                ending = await self._first_ending(conversation_task, receiver, writer, watchdog, overflow)
+            ending = await self._serve()
         except asyncio.CancelledError:
             ending = Ending(1001, "server shutting down", "interrupted")
-            self.ending = ending
-            await self._cleanup(conversation_task, helpers, finish, writer, ending)
             raise
-        self.ending = ending
-        await self._cleanup(conversation_task, helpers, finish, writer, ending)
-        return ending
+        except Exception as exc:  # noqa: BLE001 - any failure ends this connection only, reported
+            ending = self._failure("the connection failed", exc)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: cleaned up, then passed on
+            ending = self._failure("the connection was stopped", exc)
+            raise
+        finally:
+            self.ending = ending or Ending(1011, "the connection failed (internal error, see the server log)", "failed")
+            await self._close(self.ending)
+        return self.ending
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.append(task)
+        return task
+
+    async def _serve(self) -> Ending:
+        self._stop = asyncio.get_running_loop().create_future()
+        self._writer = self._spawn(self.outbox.run(), "ws-writer")
+        receiver = self._spawn(self._receive(), "ws-receiver")
+        watchdog = self._spawn(self._watchdog(), "timeouts")
+        overflow = self._spawn(self.outbox.overflow.wait(), "overflow")
+        preparing = self._preparing = self._spawn(self._prepare(), "prepare")
+        watched: set[asyncio.Future[Any]] = {self._stop, self._writer, receiver, watchdog, overflow, preparing}
+        while True:
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if done == {preparing}:
+                watched.discard(preparing)
+                error = preparing.exception()
+                if error is not None:
+                    return self._failure("the conversation could not start", error)
+                self._start_conversation(*preparing.result())
+                assert self._conversation_task is not None
+                watched.add(self._conversation_task)
+                continue
+            # in order of precedence; result() raises what the task raised
+            if self._stop in done:
+                return self._stop.result()
+            if receiver in done:
+                return receiver.result()  # type: ignore[no-any-return]
+            conversation = self._conversation_task
+            if conversation is not None and conversation in done:
+                error = conversation.exception()
+                if error is not None:
+                    return self._failure("the conversation failed", error)
+                return Ending(1000, "the conversation ended")
+            if watchdog in done:
+                return watchdog.result()  # type: ignore[no-any-return]
+            if self._writer in done:
+                return Ending(None, "the socket failed", tell=False)
+            if overflow in done:
+                return Ending(1008, "the client is not reading what the server sends")
+            raise AssertionError(f"unexpected end of a connection task: {done}")
+
+    def _start_conversation(self, conversation: Any, finish: Callable[..., None]) -> None:
+        self.conversation, self._finish = conversation, finish
+        self.events.mutes_user = conversation.mode == "half_duplex"
+        self._conversation_task = asyncio.create_task(conversation.run(), name="conversation")
+        self._spawn(self._announce_ready(), "bot-ready")
 
     async def _prepare(self) -> tuple[Any, Callable[..., None]]:
         from voicekit.engine.runner import ChatRequest, prepare
@@ -121,80 +178,90 @@ class ServeConnection:
         )
         return await prepare(request)
 
-    async def _first_ending(
-        self,
-        conversation: asyncio.Task[Any],
-        receiver: asyncio.Task[Ending],
-        writer: asyncio.Task[None],
-        watchdog: asyncio.Task[Ending],
-        overflow: asyncio.Task[Any],
-    ) -> Ending:
-        assert self._stop is not None
-        watched = {conversation, receiver, writer, watchdog, overflow, self._stop}
-        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        if self._stop in done:
-            return self._stop.result()
-        if receiver in done:
-            return receiver.result()
-        if conversation in done:
-            exc = conversation.exception()
-            if exc is not None:
-                return self._failure("the conversation failed", exc)
-            return Ending(1000, "the conversation ended")
-        if watchdog in done:
-            return watchdog.result()
-        if writer in done:
-            return Ending(None, "the socket failed", tell=False)
-        return Ending(1008, "the client is not reading what the server sends")
-
-    def _failure(self, what: str, exc: BaseException) -> Ending:
+    def _failure(self, what: str, exc: BaseException | None) -> Ending:
         if isinstance(exc, VoicekitError):
             log.warning("%s: %s", what, exc)
             return Ending(1011, f"{what}: {exc}", "failed")
         log.error("%s", what, exc_info=exc)
         return Ending(1011, f"{what} (internal error, see the server log)", "failed")
 
-    async def _cleanup(
-        self,
-        conversation: asyncio.Task[Any] | None,
-        helpers: list[asyncio.Task[Any]],
-        finish: Callable[..., None] | None,
-        writer: asyncio.Task[None],
-        ending: Ending,
-    ) -> None:
-        for task in helpers:
-            task.cancel()
-        if conversation is not None and not conversation.done():
-            self.source.close()
-            conversation.cancel()
-        if conversation is not None:
-            # the conversation closes its backends (and remote sessions) even when cancelled
-            with contextlib.suppress(BaseException):
-                await conversation
-        if finish is not None:
+    # --- the one way out ----------------------------------------------------------------
+
+    async def _close(self, ending: Ending) -> None:
+        """Stop the conversation, close its ledger row, tell the client, close the socket.
+
+        Each step runs even when an earlier one failed or this task is cancelled meanwhile.
+        """
+        for task in self._tasks:
+            if task is not self._writer:
+                task.cancel()
+        try:
+            await self._stop_conversation()
+        finally:
             try:
-                finish(ending.status, ending.reason if ending.status == "failed" else None)
-            except Exception:
-                log.exception("could not record the end of the conversation")
-        if ending.code is not None:
+                self._close_row(ending)
+            finally:
+                await self._say_goodbye(ending)
+                if self._writer is not None:
+                    self._writer.cancel()
+                await _settle(self._tasks, CLOSE_WAIT_S)
+
+    async def _stop_conversation(self) -> None:
+        preparing = self._preparing
+        if self._conversation_task is None and preparing is not None:
+            await _settle([preparing], CLOSE_WAIT_S)
+            if preparing.done() and not preparing.cancelled() and preparing.exception() is None:
+                self.conversation, self._finish = preparing.result()  # made, never run: its row still closes
+        task = self._conversation_task
+        if task is None:
+            return
+        if not task.done():
+            self.source.close()
+            task.cancel()
+        # the conversation closes its backends (and remote sessions) even when cancelled
+        await _settle([task], CLOSE_WAIT_S)
+        if not task.done():
+            log.error("a conversation did not close within %g s of being stopped", CLOSE_WAIT_S)
+
+    def _close_row(self, ending: Ending) -> None:
+        finish, self._finish = self._finish, None
+        if finish is None:
+            return
+        try:
+            finish(ending.status, ending.reason if ending.status == "failed" else None)
+        except Exception:
+            log.exception("could not record the end of the conversation")
+
+    async def _say_goodbye(self, ending: Ending) -> None:
+        if ending.code is None:
+            return
+        try:
             if ending.tell:
                 self.outbox.message(rtvi.error(ending.reason, fatal=True))
             await self.outbox.flush(1.0)
-            with contextlib.suppress(Exception):
-                await self.ws.close(ending.code, _short(ending.reason))
-        writer.cancel()
-        with contextlib.suppress(BaseException):
-            await writer
+        except Exception as exc:  # noqa: BLE001 - the socket is closed below all the same
+            log.debug("could not tell the client why the connection ends: %s", exc)
+        try:
+            await self.ws.close(ending.code, _short(ending.reason))
+        except Exception as exc:  # noqa: BLE001 - a socket already gone
+            log.debug("closing the socket: %s", exc)
 
     # --- from the client ----------------------------------------------------------------
 
     async def _receive(self) -> Ending:
         receive, limit = self.ws.receive, self.config.max_message_bytes
+        limits = self.limits
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return Ending(None, "the client left", tell=False)
             self.last_message = now()
+            if not self._messages.take():
+                return Ending(
+                    1008,
+                    f"too many messages: at most {limits.message_burst} at once, "
+                    f"then {limits.messages_per_s:g} a second",
+                )
             data = message.get("bytes")
             if data is None:
                 return Ending(1003, "text messages are not accepted: send binary protobuf frames")
@@ -211,22 +278,31 @@ class ServeConnection:
         audio = audio_payload(data)
         if audio is not None:
             self.input.push_pcm(*audio)
-            return None
+            return self._check_audio_pace()
         frame = decode(data)
         if isinstance(frame, AudioFrame):
             self.input.push(frame)
-        elif isinstance(frame, MessageFrame):
-            return self._on_message(rtvi.parse(frame.data))
-        elif isinstance(frame, TextFrame):
-            self._submit(frame.text)
+            return self._check_audio_pace()
+        if isinstance(frame, MessageFrame):
+            limits = self.limits
+            msg = rtvi.parse(frame.data, max_chars=limits.max_json_chars, max_depth=limits.max_json_depth)
+            return self._on_message(msg)
+        if isinstance(frame, TextFrame):
+            return self._typed_text(None, frame.text)
         return None  # transcription frames and unknown kinds mean nothing to the server
+
+    def _check_audio_pace(self) -> Ending | None:
+        ahead, allowed = self.input.ahead_s(), self.limits.audio_ahead_s
+        if ahead > allowed:
+            return Ending(1008, f"audio arrives faster than real time ({ahead:.0f} s ahead; at most {allowed:g} s)")
+        return None
 
     def _on_message(self, msg: dict[str, Any]) -> Ending | None:
         if msg.get("label") != rtvi.LABEL:
-            log.debug("ignoring a message that is not RTVI: %.80s", msg)
+            log.debug("ignoring a message that is not RTVI (label %s)", shown(msg.get("label")))
             return None
         kind, data = msg.get("type"), msg.get("data")
-        id_ = None if msg.get("id") is None else str(msg.get("id"))
+        id_ = self._message_id(msg.get("id"))
         if kind == "client-ready":
             self._client_ready_id = id_
             self._client_ready.set()
@@ -235,33 +311,59 @@ class ServeConnection:
             if not isinstance(content, str) or not content.strip():
                 self.outbox.message(rtvi.error_response(id_, "send-text needs data.content, a non-empty string"))
             else:
-                self._submit(content)
+                return self._typed_text(id_, content)
         elif kind == "client-message":
             self._client_message(id_, data)
         elif kind == "disconnect-bot":
             return Ending(1000, "the client disconnected the bot", tell=False)
         else:
-            self.outbox.message(rtvi.error_response(id_, f"voicekit does not handle '{kind}' messages"))
+            self.outbox.message(rtvi.error_response(id_, f"voicekit does not handle {shown(kind)} messages"))
         return None
+
+    def _message_id(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise WireError("an RTVI message id is a string")
+        text = str(value)  # integers are at most 32 digits (rtvi.parse)
+        if len(text) > self.limits.max_id_chars:
+            raise WireError(f"an RTVI message id of {len(text)} characters (at most {self.limits.max_id_chars})")
+        return text
 
     def _client_message(self, id_: str | None, data: Any) -> None:
         name = data.get("t") if isinstance(data, dict) else None
         if name == "ping":
             answer: Any = {"pong": True}
-        elif name == "history" and self.conversation is not None:
-            answer = [{"role": m.role, "text": m.text, "interrupted": m.interrupted} for m in self.conversation.history]
+        elif name == "history":  # before the conversation runs, it has said nothing yet
+            history = self.conversation.history if self.conversation is not None else []
+            answer = [{"role": m.role, "text": m.text, "interrupted": m.interrupted} for m in history]
         else:
             self.outbox.message(
-                rtvi.error_response(id_, f"unknown client message {name!r}: voicekit answers 'ping' and 'history'")
+                rtvi.error_response(id_, f"unknown client message {shown(name)}: voicekit answers 'ping' and 'history'")
             )
             return
         self.outbox.message(rtvi.message("server-response", {"t": name, "d": answer}, id_))
 
-    def _submit(self, text: str) -> None:
+    def _typed_text(self, id_: str | None, text: str) -> Ending | None:
+        limits = self.limits
+        if len(text) > limits.max_text_chars:
+            self.outbox.message(
+                rtvi.error_response(
+                    id_, f"a typed message of {len(text)} characters is too long (at most {limits.max_text_chars})"
+                )
+            )
+            return None
+        if not self._typed.take():
+            return Ending(
+                1008,
+                f"typed messages come too fast: at most {limits.text_burst} at once, "
+                f"then {limits.text_per_s:g} a second",
+            )
         if self.source.started.is_set() and self.conversation is not None:
             self.conversation.submit_text(text)
         else:
             self._pending_text.append(text)  # typed before the conversation runs: sent when it does
+        return None
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -282,13 +384,32 @@ class ServeConnection:
 
     async def _watchdog(self) -> Ending:
         idle, total = self.config.idle_timeout_s, self.config.session_timeout_s
+        handshake = self.limits.handshake_timeout_s
         while True:
             t = now()
+            if not self._client_ready.is_set() and t - self.started_at >= handshake:
+                return Ending(1008, f"no client-ready message within {handshake:g} s of connecting", "interrupted")
             if t - self.started_at >= total:
                 return Ending(1000, f"the session reached its time limit of {total:g} s", "interrupted")
             if t - self.last_message >= idle:
                 return Ending(1000, f"nothing received for {idle:g} s", "interrupted")
-            await asyncio.sleep(max(0.05, min(self.started_at + total, self.last_message + idle) - t))
+            deadlines = [self.started_at + total, self.last_message + idle]
+            if not self._client_ready.is_set():
+                deadlines.append(self.started_at + handshake)
+            await asyncio.sleep(max(0.05, min(deadlines) - t))
+
+
+async def _settle(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
+    """Wait until ``tasks`` are done (at most ``timeout`` s), however often the wait is interrupted:
+    a connection being cleaned up must not leave its tasks behind."""
+    deadline = now() + timeout
+    while True:
+        pending = [t for t in tasks if not t.done()]
+        left = deadline - now()
+        if not pending or left <= 0:
+            return
+        with contextlib.suppress(BaseException):
+            await asyncio.wait(pending, timeout=left)
 
 
 def _short(reason: str) -> str:
