@@ -70,6 +70,7 @@ class ServeConnection:
         self._writer: asyncio.Task[None] | None = None
         self._preparing: asyncio.Task[tuple[Any, Callable[..., None]]] | None = None
         self._conversation_task: asyncio.Task[Any] | None = None
+        self._announcing: asyncio.Task[None] | None = None
         self._finish: Callable[..., None] | None = None
 
     # --- control from the server ----------------------------------------------------
@@ -114,25 +115,21 @@ class ServeConnection:
         watched: set[asyncio.Future[Any]] = {self._stop, self._writer, receiver, watchdog, overflow, preparing}
         while True:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-            if done == {preparing}:
-                watched.discard(preparing)
-                error = preparing.exception()
-                if error is not None:
-                    return self._failure("the conversation could not start", error)
-                self._start_conversation(*preparing.result())
-                assert self._conversation_task is not None
-                watched.add(self._conversation_task)
-                continue
-            # in order of precedence; result() raises what the task raised
+            # what failed first, in order of precedence
             if self._stop in done:
                 return self._stop.result()
+            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+            if preparing in failed:
+                return self._failure("the conversation could not start", preparing.exception())
+            conversation = self._conversation_task
+            if conversation in failed:
+                return self._failure("the conversation failed", conversation.exception())
+            if failed:
+                return self._failure("the connection failed", failed[0].exception())
+            # what ended normally
             if receiver in done:
                 return receiver.result()  # type: ignore[no-any-return]
-            conversation = self._conversation_task
-            if conversation is not None and conversation in done:
-                error = conversation.exception()
-                if error is not None:
-                    return self._failure("the conversation failed", error)
+            if conversation in done:
                 return Ending(1000, "the conversation ended")
             if watchdog in done:
                 return watchdog.result()  # type: ignore[no-any-return]
@@ -140,13 +137,17 @@ class ServeConnection:
                 return Ending(None, "the socket failed", tell=False)
             if overflow in done:
                 return Ending(1008, "the client is not reading what the server sends")
-            raise AssertionError(f"unexpected end of a connection task: {done}")
+            watched -= done  # preparing and bot-ready end on their way: the connection goes on
+            if preparing in done:
+                self._start_conversation(*preparing.result())
+                assert self._conversation_task is not None and self._announcing is not None
+                watched |= {self._conversation_task, self._announcing}
 
     def _start_conversation(self, conversation: Any, finish: Callable[..., None]) -> None:
         self.conversation, self._finish = conversation, finish
         self.events.mutes_user = conversation.mode == "half_duplex"
         self._conversation_task = asyncio.create_task(conversation.run(), name="conversation")
-        self._spawn(self._announce_ready(), "bot-ready")
+        self._announcing = self._spawn(self._announce_ready(), "bot-ready")
 
     async def _prepare(self) -> tuple[Any, Callable[..., None]]:
         from voicekit.engine.runner import ChatRequest, prepare
@@ -205,6 +206,9 @@ class ServeConnection:
                 if self._writer is not None:
                     self._writer.cancel()
                 await _settle(self._tasks, CLOSE_WAIT_S)
+                for task in self._tasks:  # what they raised was reported above, or does not matter now
+                    if task.done() and not task.cancelled():
+                        task.exception()
 
     async def _stop_conversation(self) -> None:
         preparing = self._preparing
