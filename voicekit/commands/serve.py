@@ -121,10 +121,10 @@ def serve(
             soft_wrap=True,
         )
 
-    from voicekit.ledger.ledger import SessionLedger
+    from voicekit.ledger.unavailable import open_ledger
     from voicekit.registry import load_registry
 
-    config.ledger = SessionLedger()
+    config.ledger = open_ledger(None, lambda text: console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True))
     config.registry = load_registry()
     signals = asyncio.run(run_server(config, host, port, on_ready=ready))
     if signals:

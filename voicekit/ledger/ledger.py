@@ -53,7 +53,7 @@ def default_ledger_target() -> str | Path:
     return default_ledger_path()
 
 
-def _ledger_source() -> str:
+def ledger_source() -> str:
     """What chose the default ledger, for messages."""
     if os.environ.get("VOICEKIT_LEDGER_URL", "").strip():
         return "VOICEKIT_LEDGER_URL"
@@ -165,7 +165,7 @@ class SessionLedger:
         from voicekit.ledger.store import is_url, open_store
 
         target: str | Path = url or path or default_ledger_target()
-        source = _ledger_source() if not (url or path) else "the ledger given to SessionLedger"
+        source = ledger_source() if not (url or path) else "the ledger given to SessionLedger"
         self.url: str | None = target if isinstance(target, str) and is_url(target) else None
         self.path: Path | None = None if self.url else Path(target)
         self.stale_after = stale_after if stale_after and stale_after > 0 else default_stale_after()
@@ -186,7 +186,7 @@ class SessionLedger:
         ledger.stale_after = stale_after if stale_after and stale_after > 0 else default_stale_after()
         if ledger.path is not None and not ledger.path.exists():
             return None
-        source = _ledger_source() if not path else "the ledger given to SessionLedger"
+        source = ledger_source() if not path else "the ledger given to SessionLedger"
         ledger._store = open_store(
             ledger.url or target, readonly=True, connect_timeout_s=connect_timeout_s, source=source
         )
