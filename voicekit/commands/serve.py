@@ -77,16 +77,20 @@ def serve(
     Open http://HOST:PORT/ for the built-in page, or connect @pipecat-ai/client-js with its WebSocket transport to ws://HOST:PORT/ws.
     """
     import asyncio
+    import logging
 
     from rich.console import Console
     from rich.markup import escape
 
     from voicekit.profiles import load_profile
+    from voicekit.redaction import RedactingFilter
     from voicekit.serve.config import ServeConfig, check_exposure, check_origin, preflight, read_tokens
     from voicekit.serve.limits import ServeLimits
     from voicekit.serve.server import fit_descriptors
     from voicekit.serve.server import serve as run_server
 
+    for handler in logging.getLogger().handlers:  # a long-running server's log never shows a URL's credentials
+        handler.addFilter(RedactingFilter())
     if duplex not in ("full", "half", "profile"):
         raise typer.BadParameter("choose full, half or profile", param_hint="--duplex")
     tokens = read_tokens(token_file) if token_file is not None else ()

@@ -20,6 +20,7 @@ from typing import Any
 from voicekit.clock import now
 from voicekit.errors import VoicekitError
 from voicekit.events import Event
+from voicekit.redaction import redact_text
 from voicekit.serve import rtvi
 from voicekit.serve.config import ServeConfig
 from voicekit.serve.limits import Budget, shown
@@ -181,8 +182,9 @@ class ServeConnection:
 
     def _failure(self, what: str, exc: BaseException | None) -> Ending:
         if isinstance(exc, VoicekitError):
-            log.warning("%s: %s", what, exc)
-            return Ending(1011, f"{what}: {exc}", "failed")
+            said = redact_text(str(exc))  # the client and the log never see a credential inside a URL
+            log.warning("%s: %s", what, said)
+            return Ending(1011, f"{what}: {said}", "failed")
         log.error("%s", what, exc_info=exc)
         return Ending(1011, f"{what} (internal error, see the server log)", "failed")
 
