@@ -148,27 +148,56 @@ def _soundfile_blocks(path: Path, kind: str) -> tuple[int, Iterator[np.ndarray[A
     except ImportError as exc:  # a dependency of voicekit: only a broken install lacks it
         raise VoicekitError(f"reading {kind} files needs soundfile, which is missing: pip install soundfile") from exc
     try:
-        info = soundfile.info(str(path))
+        with _quiet_stderr():
+            info = soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError) as exc:
-        raise AudioFormatError(f"{path}: not a readable {kind} file ({_first_line(exc)}); {_CONVERT}") from None
+        raise AudioFormatError(f"{path}: not a readable {kind} file ({_said(exc, path)}); {_CONVERT}") from None
     check_format(str(path), info.samplerate, info.channels)
     check_duration(str(path), info.frames, info.samplerate)
 
     def blocks() -> Iterator[np.ndarray[Any, Any]]:
+        limit = max_frames(info.samplerate)
+        read = 0
         try:
-            with soundfile.SoundFile(str(path)) as audio:
-                left = max_frames(info.samplerate) + 1
-                while left > 0:
-                    block = audio.read(min(left, 1 << 16), dtype="float32", always_2d=True)
+            with _quiet_stderr():
+                audio = soundfile.SoundFile(str(path))
+            with audio:
+                while read <= limit:
+                    with _quiet_stderr():
+                        block = audio.read(min(limit + 1 - read, 1 << 16), dtype="float32", always_2d=True)
                     if not len(block):
                         return
-                    left -= len(block)
-                    check_duration(str(path), max_frames(info.samplerate) + 1 - left, info.samplerate)
+                    read += len(block)
+                    check_duration(str(path), read, info.samplerate)
                     yield block
         except (RuntimeError, soundfile.LibsndfileError) as exc:
-            raise AudioFormatError(f"{path}: the {kind} file is damaged ({_first_line(exc)})") from None
+            raise AudioFormatError(f"{path}: the {kind} file is damaged ({_said(exc, path)})") from None
 
     return info.samplerate, blocks()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Keep the decoders' own warnings (libmpg123 writes to the C stderr) off the terminal:
+    what matters is said once, as an :class:`AudioFormatError`."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _said(exc: BaseException, path: Path) -> str:
+    """libsndfile's complaint without the file name it repeats."""
+    text = _first_line(exc)
+    return text.replace(f"Error opening {str(path)!r}: ", "").rstrip(".") or type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:
