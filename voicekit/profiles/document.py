@@ -51,11 +51,19 @@ def where(origins: Mapping[YPath, str], path: YPath) -> str:
 
 
 def dotted(path: Iterable[Any]) -> str:
-    """``("llm", "tools", 0, "name")`` → ``llm.tools[0].name``."""
+    """``("llm", "tools", 0, "name")`` → ``llm.tools[0].name`` (control characters escaped: one line)."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    return one_line(out) or "(top level)"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters (newlines, tabs...) escaped, so a message stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def suggest(word: object, candidates: Iterable[str]) -> str:
@@ -146,9 +154,10 @@ def read_doc(path: Path) -> Doc:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{name}: cannot read profile: {exc}") from exc
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
         check_yaml(text, name)
+        loader = yaml.SafeLoader(text)  # inside the try: its reader refuses control characters
         node = loader.get_single_node()
         origins: dict[YPath, str] = {(): name}
         if node is not None:
@@ -161,10 +170,16 @@ def read_doc(path: Path) -> Doc:
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         raise ProfileError(f"{name}{at}: invalid YAML: {what}") from exc
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character
+        said = f"#x{char:04x}" if isinstance(char, int) else repr(char)
+        raise ProfileError(f"{name}:{line}: invalid YAML: the control character {said} is not allowed") from exc
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{name}: invalid YAML: {exc}") from exc
+        raise ProfileError(f"{name}: invalid YAML: {one_line(str(exc).splitlines()[0])}") from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Doc(data, origins)
 
 

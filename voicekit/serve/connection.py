@@ -274,13 +274,15 @@ class ServeConnection:
             if len(data) > limit:
                 return Ending(1009, f"a message of {len(data)} bytes is over the limit of {limit}")
             try:
-                ending = self._handle(data)
+                ending = self.handle(data)
             except WireError as exc:
                 return Ending(1007, f"malformed message: {exc}")
             if ending is not None:
                 return ending
 
-    def _handle(self, data: bytes) -> Ending | None:
+    def handle(self, data: bytes) -> Ending | None:
+        """Take one socket message: an :class:`Ending` when it ends the connection; :class:`WireError`
+        when it is malformed (the caller closes with 1007)."""
         audio = audio_payload(data)
         if audio is not None:
             self.input.push_pcm(*audio)
