@@ -106,7 +106,7 @@ def _read(stream: Readable, count: int, name: str, what: str) -> bytes:
 
 
 def _skip(stream: Readable, count: int, name: str, chunk: bytes, pos: int, size: int | None) -> None:
-    label = chunk.decode("latin-1").strip() or "?"
+    label = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in chunk.decode("latin-1")).strip() or "?"
     padded = count + (count & 1)
     if size is not None:
         if pos + padded > size + 1:  # a missing last pad byte is common and harmless

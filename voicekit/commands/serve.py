@@ -125,10 +125,13 @@ def serve(
             soft_wrap=True,
         )
 
-    from voicekit.ledger.unavailable import open_ledger
+    from voicekit.ledger.deferred import DeferredLedger
+    from voicekit.ledger.unavailable import UnavailableLedger, open_ledger
     from voicekit.registry import load_registry
 
-    config.ledger = open_ledger(None, lambda text: console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True))
+    ledger = open_ledger(None, lambda text: console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True))
+    # rows are closed off the event loop all conversations share
+    config.ledger = ledger if isinstance(ledger, UnavailableLedger) else DeferredLedger(ledger)
     config.registry = load_registry()
     signals = asyncio.run(run_server(config, host, port, on_ready=ready))
     if signals:

@@ -12,7 +12,9 @@ nothing here knows about backends.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import re
 import typing
 from collections.abc import Iterable, Mapping
@@ -154,6 +156,21 @@ def read_doc(path: Path) -> Doc:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{name}: cannot read profile: {exc}") from exc
+    if len(text) > _CACHED_CHARS:
+        return _parse(text, name)
+    return copy.deepcopy(_parse_cached(text, name))  # the caller may change what it gets
+
+
+#: profiles up to this size are parsed once per process (a server loads its profile per connection)
+_CACHED_CHARS = 64 * 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(text: str, name: str) -> Doc:
+    return _parse(text, name)
+
+
+def _parse(text: str, name: str) -> Doc:
     loader: yaml.SafeLoader | None = None
     try:
         check_yaml(text, name)

@@ -123,6 +123,9 @@ class ConnectionHub:
             task.cancel()  # a backend that would not close in time
         while self.connections and asyncio.get_running_loop().time() < deadline + 5:
             await asyncio.sleep(0.05)
+        flush = getattr(self.config.ledger, "flush", None)
+        if flush is not None:  # rows closed in the background (DeferredLedger) are written before the exit
+            await asyncio.to_thread(flush)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse(

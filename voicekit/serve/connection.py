@@ -66,6 +66,7 @@ class ServeConnection:
         self._client_ready_id: str | None = None
         self._pending_text: list[str] = []
         self._messages = Budget(limits.message_burst, limits.messages_per_s)
+        self._rtvi = Budget(limits.rtvi_burst, limits.rtvi_per_s)
         self._typed = Budget(limits.text_burst, limits.text_per_s)
         self._tasks: list[asyncio.Task[Any]] = []  # every task of this connection but the conversation
         self._writer: asyncio.Task[None] | None = None
@@ -119,6 +120,8 @@ class ServeConnection:
             # what failed first, in order of precedence
             if self._stop in done:
                 return self._stop.result()
+            if self._writer in done and _client_gone(self._writer):
+                return Ending(None, "the client left", tell=False)
             failed = [t for t in done if not t.cancelled() and t.exception() is not None]
             if preparing in failed:
                 return self._failure("the conversation could not start", preparing.exception())
@@ -257,7 +260,11 @@ class ServeConnection:
     async def _receive(self) -> Ending:
         receive, limit = self.ws.receive, self.config.max_message_bytes
         limits = self.limits
+        handled = 0
         while True:
+            handled += 1
+            if handled % 8 == 0:  # a burst of queued messages is taken without waiting: let the others run
+                await asyncio.sleep(0)
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return Ending(None, "the client left", tell=False)
@@ -284,23 +291,33 @@ class ServeConnection:
         """Take one socket message: an :class:`Ending` when it ends the connection; :class:`WireError`
         when it is malformed (the caller closes with 1007)."""
         audio = audio_payload(data)
+        frame = None
+        if audio is None:
+            frame = decode(data)
+            if isinstance(frame, AudioFrame):
+                audio = frame.audio, frame.sample_rate, frame.num_channels
         if audio is not None:
-            self.input.push_pcm(*audio)
-            return self._check_audio_pace()
-        frame = decode(data)
-        if isinstance(frame, AudioFrame):
-            self.input.push(frame)
-            return self._check_audio_pace()
+            # the pace is checked before the audio is mixed and resampled: a flood costs nothing
+            too_fast = self._check_audio_pace(*audio)
+            if too_fast is None:
+                self.input.push_pcm(*audio)
+            return too_fast
         if isinstance(frame, MessageFrame):
             limits = self.limits
+            if not self._rtvi.take():
+                return Ending(
+                    1008,
+                    f"too many RTVI messages: at most {limits.rtvi_burst} at once, then {limits.rtvi_per_s:g} a second",
+                )
             msg = rtvi.parse(frame.data, max_chars=limits.max_json_chars, max_depth=limits.max_json_depth)
             return self._on_message(msg)
         if isinstance(frame, TextFrame):
             return self._typed_text(None, frame.text)
         return None  # transcription frames and unknown kinds mean nothing to the server
 
-    def _check_audio_pace(self) -> Ending | None:
-        ahead, allowed = self.input.ahead_s(), self.limits.audio_ahead_s
+    def _check_audio_pace(self, pcm: bytes, rate: int, channels: int) -> Ending | None:
+        seconds = len(pcm) / (2 * max(1, channels) * (rate or 16000))
+        ahead, allowed = self.input.ahead_s(seconds), self.limits.audio_ahead_s
         if ahead > allowed:
             return Ending(1008, f"audio arrives faster than real time ({ahead:.0f} s ahead; at most {allowed:g} s)")
         return None
@@ -405,6 +422,18 @@ class ServeConnection:
             if not self._client_ready.is_set():
                 deadlines.append(self.started_at + handshake)
             await asyncio.sleep(max(0.05, min(deadlines) - t))
+
+
+def _client_gone(writer: asyncio.Task[Any]) -> bool:
+    """Whether the writer stopped because the socket went away (not because of a fault of ours)."""
+    if writer.cancelled():
+        return False
+    error = writer.exception()
+    if error is None:
+        return True
+    from starlette.websockets import WebSocketDisconnect
+
+    return isinstance(error, WebSocketDisconnect | ConnectionError)
 
 
 async def _settle(tasks: list[asyncio.Task[Any]], timeout: float) -> None:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from voicekit.clock import now
 from voicekit.serve.wire import WireError
 
@@ -38,9 +40,11 @@ class ServeLimits:
     max_text_chars: int = 4096  # one typed message (an error-response beyond it; nothing is closed)
     text_burst: int = 10  # typed messages at once ...
     text_per_s: float = 1.0  # ... then this many per second (1008 beyond it)
-    message_burst: int = 400  # socket messages of any kind at once ...
+    message_burst: int = 200  # socket messages of any kind at once ...
     messages_per_s: float = 200.0  # ... then this many per second (1008 beyond it)
-    audio_ahead_s: float = 10.0  # microphone audio received ahead of real time (1008 beyond it)
+    rtvi_burst: int = 50  # RTVI (JSON) messages at once ...
+    rtvi_per_s: float = 20.0  # ... then this many per second (1008 beyond it)
+    audio_ahead_s: float = 5.0  # microphone audio received ahead of real time (1008 beyond it)
     outbox_items: int = 1000  # messages queued for a client that does not read ...
     outbox_bytes: int = 4 << 20  # ... or their bytes (1008 beyond either)
 
@@ -48,26 +52,22 @@ class ServeLimits:
 # --- JSON, before it is parsed ------------------------------------------------------------
 
 _ESCAPES = re.compile(r"\\.", re.DOTALL)
-_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+# +1 for an opening bracket, -1 (255 as int8) for a closing one, 0 for every other byte
+_STEPS = bytes(1 if i in b"[{" else 255 if i in b"]}" else 0 for i in range(256))
 _MAX_INT_DIGITS = 32
 
 
 def check_json(text: str, *, max_chars: int, max_depth: int) -> None:
     """Raise :class:`WireError` when ``text`` is longer than ``max_chars`` or nests arrays and
-    objects deeper than ``max_depth``. Linear time, in C for the most part: strings are cut
-    out, then the innermost bracket pairs are removed ``max_depth`` times."""
+    objects deeper than ``max_depth``. Linear time, in C: strings are cut out, and the deepest
+    point is the largest running sum of what is left (+1 per opening bracket, -1 per closing one)."""
     if len(text) > max_chars:
         raise WireError(f"an RTVI message of {len(text)} characters is over the limit of {max_chars}")
     if text.count("[") + text.count("{") <= max_depth:
         return  # the common case: too few brackets to nest too deep
-    outside = "".join(_ESCAPES.sub("", text).split('"')[0::2])  # what is not inside a string
-    brackets = _NOT_BRACKETS.sub("", outside)
-    for _ in range(max_depth):
-        inner = brackets.replace("[]", "").replace("{}", "")
-        if inner == brackets:
-            return  # nothing left to remove: shallow enough (or malformed, which the parser says)
-        brackets = inner
-    if "[]" in brackets or "{}" in brackets:
+    outside = "".join(_ESCAPES.sub("", text).split('"')[0::2]).encode()  # what is not inside a string
+    steps = np.frombuffer(outside.translate(_STEPS), dtype=np.int8)
+    if len(steps) and int(np.cumsum(steps, dtype=np.int32).max()) > max_depth:
         raise WireError(f"an RTVI message nests deeper than {max_depth} levels")
 
 

@@ -16,7 +16,7 @@ from voicekit.errors import VoicekitError
 from voicekit.serve.app import ConnectionHub, create_app
 from voicekit.serve.config import ServeConfig, check_exposure
 from voicekit.serve.limits import plan_descriptors
-from voicekit.serve.protocol import guarded_protocol
+from voicekit.serve.protocol import GuardedWebSocket, guarded_protocol
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def build_server(config: ServeConfig, sock: socket.socket, *, verbose: bool = Fa
         access_log=verbose,
         lifespan="on",
         http=guarded_protocol(config.connection_limit, config.limits.handshake_timeout_s),
-        ws="websockets-sansio",
+        ws=GuardedWebSocket,
         ws_max_size=config.max_message_bytes,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,

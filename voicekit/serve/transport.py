@@ -90,11 +90,11 @@ class InputAudio:
         self.received_s = 0.0
         self.first_at: float | None = None
 
-    def ahead_s(self) -> float:
-        """How far the audio received runs ahead of the time since it began."""
+    def ahead_s(self, more_s: float = 0.0) -> float:
+        """How far the audio received (and ``more_s`` seconds more) runs ahead of the time since it began."""
         if self.first_at is None:
-            return 0.0
-        return self.received_s - (now() - self.first_at)
+            return more_s
+        return self.received_s + more_s - (now() - self.first_at)
 
     def push(self, frame: AudioFrame) -> None:
         self.push_pcm(frame.audio, frame.sample_rate, frame.num_channels)
