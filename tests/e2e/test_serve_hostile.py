@@ -172,6 +172,31 @@ async def test_echoed_values_are_cut_short(profile: Path) -> None:
         assert "a JSON object" in errors[2]
 
 
+async def test_new_conversations_are_admitted_at_a_bounded_rate(profile: Path) -> None:
+    """A client reconnecting as fast as it is thrown out is refused at the handshake (429),
+    before a conversation is made for it; the conversations already running go on."""
+    ledger = SessionLedger()
+    bounds = limits(new_sessions_burst=3, new_sessions_per_s=0.5)
+    async with running_server(config(profile, ledger=ledger, limits=bounds)) as server:
+        async with connect(server.ws_url) as kept:
+            await kept.ready()
+            for _ in range(2):
+                async with connect(server.ws_url) as client:
+                    await client.ready()
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with connect(server.ws_url):
+                    pass
+            response = refused.value.response
+            assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+            assert b"too many new conversations (at most 3 at once, then 0.5 a second)" in response.body
+            await kept.send_rtvi("send-text", {"content": "still here"})
+            await kept.wait_for("bot-llm-text")
+            await asyncio.sleep(2.1)  # one more conversation's worth of budget
+            async with connect(server.ws_url) as later:
+                await later.ready()
+    assert len(ledger.conversations()) == 4, "the refused connection made no conversation"
+
+
 # --- the RTVI handshake and client messages ---------------------------------------------------------
 
 

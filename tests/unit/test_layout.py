@@ -15,6 +15,7 @@ GROUND_FLOOR = (
     "voicekit.options",
     "voicekit.clock",
     "voicekit.sdk",
+    "voicekit.redaction",
 )
 ALLOWED = {"voicekit", "voicekit._moved", *GROUND_FLOOR}
 

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 from voicekit.serve import rtvi
 from voicekit.serve.config import ServeConfig, normalize_origin
 from voicekit.serve.connection import ServeConnection
+from voicekit.serve.limits import Budget
 from voicekit.serve.wire import encode_message
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class ConnectionHub:
         self.served = 0
         self._tasks: dict[ServeConnection, asyncio.Task[Any]] = {}
         self._closing = False
+        # a client that reconnects as fast as it is thrown out would make the server start a
+        # conversation each time: new ones are admitted at a bounded rate
+        self._admissions = Budget(config.limits.new_sessions_burst, config.limits.new_sessions_per_s)
 
     def refusal(self, ws: WebSocket) -> tuple[int, str] | None:
         """Why this connection may not start a conversation: (HTTP status, reason), or None."""
@@ -87,11 +91,22 @@ class ConnectionHub:
             log.info("refused a connection from %s: %s", ws.client.host if ws.client else "?", reason)
             await ws.send_denial_response(PlainTextResponse(reason + "\n", status_code=status))
             return
-        if self._closing or len(self.connections) >= self.config.max_sessions:
+        full = len(self.connections) >= self.config.max_sessions
+        if not self._closing and not full and not self._admissions.take():
+            limits = self.config.limits
+            reason = (
+                f"too many new conversations (at most {limits.new_sessions_burst} at once, then "
+                f"{limits.new_sessions_per_s:g} a second): try again in a moment"
+            )
+            # refused at the handshake, the cheapest answer: a client reconnecting in a loop costs little
+            response = PlainTextResponse(reason + "\n", status_code=429, headers={"Retry-After": "1"})
+            await ws.send_denial_response(response)
+            return
+        if self._closing or full:
             reason = (
                 "server is shutting down"
                 if self._closing
-                else (f"server is full ({self.config.max_sessions} conversations): try again later")
+                else f"server is full ({self.config.max_sessions} conversations): try again later"
             )
             await ws.accept()
             await ws.send_bytes(encode_message(json.dumps(rtvi.error(reason, fatal=True))))

@@ -34,6 +34,8 @@ class ServeLimits:
     a limit is closed with the code given here (RTVI ``error`` first, saying which limit)."""
 
     handshake_timeout_s: float = 10.0  # HTTP request headers, and the RTVI client-ready after the socket opens
+    new_sessions_burst: int = 100  # conversations started at once ...
+    new_sessions_per_s: float = 5.0  # ... then this many per second, whoever asks (1013 beyond it)
     max_json_chars: int = 64 * 1024  # one RTVI message (1007 beyond it)
     max_json_depth: int = 32  # nesting of an RTVI message (1007 beyond it)
     max_id_chars: int = 128  # an RTVI message id (1007 beyond it)
