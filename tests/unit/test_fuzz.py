@@ -18,9 +18,7 @@ import json
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,18 +83,6 @@ def _mangled() -> st.SearchStrategy[bytes]:
     return st.builds(mangle, _frames(), st.integers(0, 8), st.integers(0, 10_000), st.binary(max_size=8))
 
 
-@pytest.fixture(scope="module")
-def connection() -> Any:
-    from voicekit.serve.config import ServeConfig
-    from voicekit.serve.connection import ServeConnection
-
-    class Socket:  # what a connection needs of its socket to take messages; nothing is sent here
-        async def send_bytes(self, data: bytes) -> None:
-            raise AssertionError("nothing is sent while messages are only handled")
-
-    return ServeConnection(Socket(), ServeConfig(profile="offline"))
-
-
 @settings(FUZZ, max_examples=1500)
 @given(data=st.binary(max_size=300) | _frames() | _mangled())
 def test_the_wire_decoder_raises_only_wire_errors(data: bytes) -> None:
@@ -111,27 +97,18 @@ def test_the_wire_decoder_raises_only_wire_errors(data: bytes) -> None:
 
 @settings(FUZZ, max_examples=600)
 @given(data=_frames() | _mangled() | st.binary(max_size=200))
-def test_a_connection_handles_any_message_or_closes_with_a_defined_code(connection: Any, data: bytes) -> None:
-    import asyncio
+def test_a_connection_takes_any_message_or_closes_with_a_defined_code(data: bytes) -> None:
+    from voicekit.serve.inbox import Ending, Inbox
+    from voicekit.serve.limits import ServeLimits
+    from voicekit.serve.transport import FrameSource, Outbox
 
-    from voicekit.serve import wire
-    from voicekit.serve.connection import Ending
-    from voicekit.serve.transport import FrameSource, InputAudio
+    async def never(_: bytes) -> None:
+        raise AssertionError("nothing is sent while messages are only taken")
 
-    async def handle() -> Any:
-        connection.source = FrameSource()  # fresh per example: nothing carries over
-        connection.input = InputAudio(connection.source)
-        connection.outbox._items.clear()
-        connection._messages.__init__(connection._messages.burst, connection._messages.per_s)
-        connection._typed.__init__(connection._typed.burst, connection._typed.per_s)
-        try:
-            return connection.handle(data)
-        except wire.WireError:
-            return "1007"
-
-    outcome = asyncio.run(handle())
-    assert outcome is None or outcome == "1007" or (isinstance(outcome, Ending) and outcome.code in (1000, 1008))
-    queued = [payload for _, payload in connection.outbox._items]
+    outbox = Outbox(never)
+    outcome = Inbox(ServeLimits(), outbox, FrameSource()).take(data, 1 << 20)
+    assert outcome is None or (isinstance(outcome, Ending) and outcome.code in (1000, 1007, 1008, 1009))
+    queued = [payload for _, payload in outbox._items]
     assert all(len(payload) < 1000 for payload in queued), "an answer echoed much of what came in"
 
 

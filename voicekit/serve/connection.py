@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +22,13 @@ from voicekit.events import Event
 from voicekit.redaction import redact_text
 from voicekit.serve import rtvi
 from voicekit.serve.config import ServeConfig
-from voicekit.serve.limits import Budget, shown
-from voicekit.serve.transport import FrameSource, InputAudio, Outbox, SocketSink
-from voicekit.serve.wire import AudioFrame, MessageFrame, TextFrame, WireError, audio_payload, decode
+from voicekit.serve.inbox import Ending, Inbox
+from voicekit.serve.transport import FrameSource, Outbox, SocketSink
 
 log = logging.getLogger(__name__)
 
 BOT_RATE = 24000  # Pipecat's clients play bot audio as 24 kHz mono whatever the frame says
 CLOSE_WAIT_S = 30.0  # longest wait for a stopped conversation to close its backends
-
-
-@dataclass(frozen=True)
-class Ending:
-    """Why a session ended: the close code (``None`` if the client already left), the
-    close reason, the ledger status, and whether to tell the client with an RTVI error."""
-
-    code: int | None
-    reason: str
-    status: str = "ended"  # ended | interrupted | failed
-    tell: bool = True
 
 
 class ServeConnection:
@@ -55,19 +42,13 @@ class ServeConnection:
         self.outbox = Outbox(ws.send_bytes, max_pending=limits.outbox_items, max_bytes=limits.outbox_bytes)
         self.events = rtvi.RTVIEvents(self.outbox.message)
         self.source = FrameSource()
-        self.input = InputAudio(self.source)
+        self.inbox = Inbox(limits, self.outbox, self.source)
         self.sink: SocketSink | None = None
         self.conversation: Any = None
         self.profile_name = config.profile_name or Path(config.profile).stem
         self.started_at = self.last_message = now()
         self.ending: Ending | None = None
         self._stop: asyncio.Future[Ending] | None = None
-        self._client_ready = asyncio.Event()
-        self._client_ready_id: str | None = None
-        self._pending_text: list[str] = []
-        self._messages = Budget(limits.message_burst, limits.messages_per_s)
-        self._rtvi = Budget(limits.rtvi_burst, limits.rtvi_per_s)
-        self._typed = Budget(limits.text_burst, limits.text_per_s)
         self._tasks: list[asyncio.Task[Any]] = []  # every task of this connection but the conversation
         self._writer: asyncio.Task[None] | None = None
         self._preparing: asyncio.Task[tuple[Any, Callable[..., None]]] | None = None
@@ -148,7 +129,8 @@ class ServeConnection:
                 watched |= {self._conversation_task, self._announcing}
 
     def _start_conversation(self, conversation: Any, finish: Callable[..., None]) -> None:
-        self.conversation, self._finish = conversation, finish
+        self.conversation = self.inbox.conversation = conversation
+        self._finish = finish
         self.events.mutes_user = conversation.mode == "half_duplex"
         self._conversation_task = asyncio.create_task(conversation.run(), name="conversation")
         self._announcing = self._spawn(self._announce_ready(), "bot-ready")
@@ -258,8 +240,7 @@ class ServeConnection:
     # --- from the client ----------------------------------------------------------------
 
     async def _receive(self) -> Ending:
-        receive, limit = self.ws.receive, self.config.max_message_bytes
-        limits = self.limits
+        receive, limit, take = self.ws.receive, self.config.max_message_bytes, self.inbox.take
         handled = 0
         while True:
             handled += 1
@@ -269,142 +250,29 @@ class ServeConnection:
             if message["type"] == "websocket.disconnect":
                 return Ending(None, "the client left", tell=False)
             self.last_message = now()
-            if not self._messages.take():
-                return Ending(
-                    1008,
-                    f"too many messages: at most {limits.message_burst} at once, "
-                    f"then {limits.messages_per_s:g} a second",
-                )
             data = message.get("bytes")
             if data is None:
                 return Ending(1003, "text messages are not accepted: send binary protobuf frames")
-            if len(data) > limit:
-                return Ending(1009, f"a message of {len(data)} bytes is over the limit of {limit}")
-            try:
-                ending = self.handle(data)
-            except WireError as exc:
-                return Ending(1007, f"malformed message: {exc}")
+            ending = take(data, limit)
             if ending is not None:
                 return ending
-
-    def handle(self, data: bytes) -> Ending | None:
-        """Take one socket message: an :class:`Ending` when it ends the connection; :class:`WireError`
-        when it is malformed (the caller closes with 1007)."""
-        audio = audio_payload(data)
-        frame = None
-        if audio is None:
-            frame = decode(data)
-            if isinstance(frame, AudioFrame):
-                audio = frame.audio, frame.sample_rate, frame.num_channels
-        if audio is not None:
-            # the pace is checked before the audio is mixed and resampled: a flood costs nothing
-            too_fast = self._check_audio_pace(*audio)
-            if too_fast is None:
-                self.input.push_pcm(*audio)
-            return too_fast
-        if isinstance(frame, MessageFrame):
-            limits = self.limits
-            if not self._rtvi.take():
-                return Ending(
-                    1008,
-                    f"too many RTVI messages: at most {limits.rtvi_burst} at once, then {limits.rtvi_per_s:g} a second",
-                )
-            msg = rtvi.parse(frame.data, max_chars=limits.max_json_chars, max_depth=limits.max_json_depth)
-            return self._on_message(msg)
-        if isinstance(frame, TextFrame):
-            return self._typed_text(None, frame.text)
-        return None  # transcription frames and unknown kinds mean nothing to the server
-
-    def _check_audio_pace(self, pcm: bytes, rate: int, channels: int) -> Ending | None:
-        seconds = len(pcm) / (2 * max(1, channels) * (rate or 16000))
-        ahead, allowed = self.input.ahead_s(seconds), self.limits.audio_ahead_s
-        if ahead > allowed:
-            return Ending(1008, f"audio arrives faster than real time ({ahead:.0f} s ahead; at most {allowed:g} s)")
-        return None
-
-    def _on_message(self, msg: dict[str, Any]) -> Ending | None:
-        if msg.get("label") != rtvi.LABEL:
-            log.debug("ignoring a message that is not RTVI (label %s)", shown(msg.get("label")))
-            return None
-        kind, data = msg.get("type"), msg.get("data")
-        id_ = self._message_id(msg.get("id"))
-        if kind == "client-ready":
-            self._client_ready_id = id_
-            self._client_ready.set()
-        elif kind == "send-text":
-            content = data.get("content") if isinstance(data, dict) else None
-            if not isinstance(content, str) or not content.strip():
-                self.outbox.message(rtvi.error_response(id_, "send-text needs data.content, a non-empty string"))
-            else:
-                return self._typed_text(id_, content)
-        elif kind == "client-message":
-            self._client_message(id_, data)
-        elif kind == "disconnect-bot":
-            return Ending(1000, "the client disconnected the bot", tell=False)
-        else:
-            self.outbox.message(rtvi.error_response(id_, f"voicekit does not handle {shown(kind)} messages"))
-        return None
-
-    def _message_id(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise WireError("an RTVI message id is a string")
-        text = str(value)  # integers are at most 32 digits (rtvi.parse)
-        if len(text) > self.limits.max_id_chars:
-            raise WireError(f"an RTVI message id of {len(text)} characters (at most {self.limits.max_id_chars})")
-        return text
-
-    def _client_message(self, id_: str | None, data: Any) -> None:
-        name = data.get("t") if isinstance(data, dict) else None
-        if name == "ping":
-            answer: Any = {"pong": True}
-        elif name == "history":  # before the conversation runs, it has said nothing yet
-            history = self.conversation.history if self.conversation is not None else []
-            answer = [{"role": m.role, "text": m.text, "interrupted": m.interrupted} for m in history]
-        else:
-            self.outbox.message(
-                rtvi.error_response(id_, f"unknown client message {shown(name)}: voicekit answers 'ping' and 'history'")
-            )
-            return
-        self.outbox.message(rtvi.message("server-response", {"t": name, "d": answer}, id_))
-
-    def _typed_text(self, id_: str | None, text: str) -> Ending | None:
-        limits = self.limits
-        if len(text) > limits.max_text_chars:
-            self.outbox.message(
-                rtvi.error_response(
-                    id_, f"a typed message of {len(text)} characters is too long (at most {limits.max_text_chars})"
-                )
-            )
-            return None
-        if not self._typed.take():
-            return Ending(
-                1008,
-                f"typed messages come too fast: at most {limits.text_burst} at once, "
-                f"then {limits.text_per_s:g} a second",
-            )
-        if self.source.started.is_set() and self.conversation is not None:
-            self.conversation.submit_text(text)
-        else:
-            self._pending_text.append(text)  # typed before the conversation runs: sent when it does
-        return None
 
     # --- helpers ----------------------------------------------------------------------
 
     async def _announce_ready(self) -> None:
         """``bot-ready`` once the conversation runs and the client said it is ready."""
+        inbox = self.inbox
         await self.source.started.wait()
         await asyncio.sleep(0)  # let the conversation's tasks start before typed text arrives
-        for text in self._pending_text:
+        for text in inbox.pending_text:
             self.conversation.submit_text(text)
-        self._pending_text.clear()
-        await self._client_ready.wait()
+        inbox.pending_text.clear()
+        await inbox.client_ready.wait()
         from voicekit import __version__
 
         about = {"library": "voicekit", "library_version": __version__, "profile": self.profile_name}
         self.outbox.message(
-            rtvi.message("bot-ready", {"version": rtvi.PROTOCOL_VERSION, "about": about}, self._client_ready_id)
+            rtvi.message("bot-ready", {"version": rtvi.PROTOCOL_VERSION, "about": about}, inbox.client_ready_id)
         )
 
     async def _watchdog(self) -> Ending:
@@ -412,14 +280,14 @@ class ServeConnection:
         handshake = self.limits.handshake_timeout_s
         while True:
             t = now()
-            if not self._client_ready.is_set() and t - self.started_at >= handshake:
+            if not self.inbox.client_ready.is_set() and t - self.started_at >= handshake:
                 return Ending(1008, f"no client-ready message within {handshake:g} s of connecting", "interrupted")
             if t - self.started_at >= total:
                 return Ending(1000, f"the session reached its time limit of {total:g} s", "interrupted")
             if t - self.last_message >= idle:
                 return Ending(1000, f"nothing received for {idle:g} s", "interrupted")
             deadlines = [self.started_at + total, self.last_message + idle]
-            if not self._client_ready.is_set():
+            if not self.inbox.client_ready.is_set():
                 deadlines.append(self.started_at + handshake)
             await asyncio.sleep(max(0.05, min(deadlines) - t))
 
