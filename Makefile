@@ -3,7 +3,7 @@
 
 demo:  ## an offline voice conversation from a shipped WAV: transcript on screen, reply in out/reply.wav
 	@scripts/setup.sh offline
-	.venv/bin/voicekit chat --profile offline --input examples/audio/hello.wav --output out/reply.wav --record out/recording
+	.venv/bin/voicekit chat --profile offline --input examples/audio/hello.wav --output out/reply.wav --record out/recording --overwrite
 
 chat:  ## talk to the offline default through your microphone and speaker
 	@scripts/setup.sh all

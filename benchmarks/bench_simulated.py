@@ -52,7 +52,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             clip = Path(tmp) / "question.wav"
             write_wav(clip, synthesize("what is the weather like"), 16000)
             request = BenchRequest(
-                profile="deepgram-elevenlabs",
+                profiles=["deepgram-elevenlabs"],
                 inputs=[clip],
                 turns=args.turns,
                 overrides=[
@@ -68,17 +68,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         await deepgram.stop()
     if args.json:
         Path(args.json).write_text(report.to_json())
+    [run_] = report.runs
     return {
         "benchmark": "bench_simulated",
-        "profile": report.profile,
+        "profile": run_.profile,
         "service_latencies_ms": {
             "stt": args.stt_ms,
             "llm_first": args.llm_ms,
             "llm_chunk": args.llm_chunk_ms,
             "tts_first": args.tts_ms,
         },
-        "turns_completed": report.turns_completed,
-        "stages": {k: {"p50": v["p50"], "p95": v["p95"], "max": v["max"]} for k, v in report.stages.items()},
+        "turns_completed": run_.turns_completed,
+        "stages": {k: {"p50": v["p50"], "p95": v["p95"], "max": v["max"]} for k, v in run_.stages.items()},
     }
 
 

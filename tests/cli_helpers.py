@@ -11,13 +11,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def voicekit(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120, prelude: str = ""
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    prelude: str = "",
+    stdin_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``voicekit ARGS``; ``prelude`` is Python run first in the same process."""
+    """Run ``voicekit ARGS``; ``prelude`` is Python run first in the same process, ``stdin_text`` its input."""
     code = f"{prelude}\nfrom voicekit.cli import main\nmain()"
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", code, *args],
+        input=stdin_text,
+        stdin=subprocess.DEVNULL if stdin_text is None else None,
         capture_output=True,
         text=True,
         env=full_env,

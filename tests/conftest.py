@@ -1,4 +1,4 @@
-"""Shared test set-up: an isolated ledger and config per test, and a PulseAudio null sink."""
+"""Shared test set-up: an isolated ledger, config and data dir per test, and a PulseAudio null sink."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own ledger and user config dir, never the developer's."""
+    """Every test gets its own ledger, user config dir (keys, config.toml) and data dir (history)."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("VOICEKIT_LEDGER", str(home / "ledger.sqlite3"))
     monkeypatch.setenv("VOICEKIT_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("VOICEKIT_DATA_DIR", str(home / "data"))
 
 
 @pytest.fixture(scope="session")

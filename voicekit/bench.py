@@ -1,14 +1,17 @@
-"""``voicekit bench``: conversation turns from audio files, timed per stage.
+"""``voicekit bench``: conversation turns from audio files, timed per stage, for one or more profiles.
 
-Each turn plays one input file in real time, then silence until the bot has answered
-and finished speaking, so every turn is measured the way a person would experience it.
+A turn is one utterance: each input file is split into utterances with the webrtc voice
+activity detector (a file of two questions gives two turns), and each turn plays one
+utterance in real time, then silence until the bot has answered and finished speaking,
+so every turn is measured the way a person would experience it. Every profile hears the
+same utterances in the same order. The report is one JSON document of
+:mod:`voicekit.report`'s schema (``kind: bench``, one entry of ``runs`` per profile).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,48 +22,113 @@ from voicekit.audio.pcm import frame_bytes
 from voicekit.audio.sinks import NullSink
 from voicekit.audio.wav import load_pcm
 from voicekit.clock import now
-from voicekit.engine.metrics import STAGE_LABELS, STAGES, summarize
+from voicekit.engine.metrics import STAGES
 from voicekit.events import BotTurn, Event, TurnMetrics
+from voicekit.report import SCHEMA_VERSION, backends_of, stage_summary, turn_record
+from voicekit.settings import settings
 
-SCHEMA_VERSION = 1
 FRAME_MS = 20
+RATE = 16000
+LEAD_S, TAIL_S = 0.2, 0.3  # audio kept before and after each detected utterance
+SPLIT_SILENCE_MS = 400  # a pause this long ends an utterance, as it ends a turn by default (turns.end_of_speech_ms)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One stretch of speech of an input file, with a little audio around it."""
+
+    source: str
+    start_s: float
+    end_s: float
+    pcm: bytes = field(repr=False)
+
+
+def split_utterances(paths: Sequence[Path]) -> list[Utterance]:
+    """Every utterance of every file, in order; a file with no speech is an error."""
+    from voicekit.audio.vad import create_vad, detect_segments
+    from voicekit.errors import AudioFormatError
+
+    utterances: list[Utterance] = []
+    for path in paths:
+        pcm = load_pcm(path)
+        segments = detect_segments(
+            pcm, create_vad("webrtc", mode=3, min_speech_ms=150, min_silence_ms=SPLIT_SILENCE_MS)
+        )
+        if not segments:
+            raise AudioFormatError(f"{path}: no speech found (a bench turn is one utterance of the input)")
+        total_s = len(pcm) / 2 / RATE
+        for index, (start, end) in enumerate(segments):
+            before = segments[index - 1][1] if index else 0.0
+            after = segments[index + 1][0] if index + 1 < len(segments) else total_s
+            begin_s = max(before + (start - before) / 2, start - LEAD_S, 0.0)
+            end_s = min(end + (after - end) / 2, end + TAIL_S, total_s)
+            piece = pcm[int(begin_s * RATE) * 2 : int(end_s * RATE) * 2]
+            utterances.append(Utterance(str(path), round(start, 3), round(end, 3), piece))
+    return utterances
 
 
 @dataclass
 class BenchRequest:
-    profile: str
+    """What to bench: profiles, input files, how many turns (``None``: each utterance once)."""
+
+    profiles: Sequence[str]
     inputs: Sequence[Path]
-    turns: int = 3
+    turns: int | None = None
     overrides: Sequence[str] = ()
-    turn_timeout_s: float = field(default_factory=lambda: float(os.environ.get("VOICEKIT_BENCH_TURN_TIMEOUT", "30")))
+    turn_timeout_s: float = field(default_factory=lambda: settings().bench_turn_timeout)
+
+
+@dataclass
+class BenchRun:
+    """One profile's turns and their per-stage summary."""
+
+    profile: str
+    backends: dict[str, str]
+    turns_requested: int
+    turns_completed: int  # utterances the bot answered within the turn timeout
+    status: str = "ended"  # ended | failed
+    reason: str | None = None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    turns: list[dict[str, Any]] = field(default_factory=list)  # one per measured turn (TurnMetrics)
 
 
 @dataclass
 class BenchReport:
-    """The JSON written by ``--json`` (see docs/bench.md for the schema)."""
+    """The JSON ``--json`` writes (docs/bench.md: schema and example)."""
 
-    profile: str
-    inputs: list[str]
+    inputs: list[dict[str, Any]]
     turns_requested: int
-    turns_completed: int
-    backends: dict[str, str]
-    stages: dict[str, dict[str, Any]]
-    turns: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[BenchRun]
     schema_version: int = SCHEMA_VERSION
+    kind: str = "bench"
     created_at: float = field(default_factory=time.time)
+    #: profile -> the error that ended its run (not written: ``status``/``reason`` say it)
+    errors: dict[str, BaseException] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "kind": self.kind,
+            "created_at": self.created_at,
+            "inputs": self.inputs,
+            "turns_requested": self.turns_requested,
+            "runs": [asdict(run) for run in self.runs],
+        }
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
 
 class TurnDrivenSource:
-    """Plays each input in real time, then silence until the bot's turn is over."""
+    """Plays one utterance per turn in real time, then silence until the bot's turn is over."""
 
     def __init__(self, clips: Sequence[bytes], turns: int, timeout_s: float) -> None:
         self.clips = clips
         self.turns = turns
         self.timeout_s = timeout_s
         self.turn_over = asyncio.Event()
+        self.answered = 0
+        self.started_at: float | None = None
         self.on_turn: Callable[[int], None] = lambda index: None
 
     def observe(self, event: Event) -> None:
@@ -71,9 +139,9 @@ class TurnDrivenSource:
         return self._frames()
 
     async def _frames(self) -> AsyncIterator[bytes]:
-        step = frame_bytes(16000, FRAME_MS)
+        step = frame_bytes(RATE, FRAME_MS)
         silent = bytes(step)
-        next_at = now()
+        next_at = self.started_at = now()
         for turn in range(self.turns):
             self.turn_over.clear()
             clip = self.clips[turn % len(self.clips)]
@@ -84,6 +152,7 @@ class TurnDrivenSource:
             while not self.turn_over.is_set() and now() < deadline:
                 next_at = await _pace(next_at)
                 yield silent
+            self.answered += self.turn_over.is_set()
             for _ in range(300 // FRAME_MS):  # a breath between turns
                 next_at = await _pace(next_at)
                 yield silent
@@ -97,74 +166,109 @@ async def _pace(next_at: float) -> float:
     return next_at + FRAME_MS / 1000
 
 
-async def run_bench(request: BenchRequest, on_turn: Callable[[int], None] | None = None) -> BenchReport:
-    """Run the turns and summarise every stage."""
+async def run_profile(
+    profile: str,
+    utterances: Sequence[Utterance],
+    request: BenchRequest,
+    on_turn: Callable[[int], None] | None = None,
+    errors: dict[str, BaseException] | None = None,
+) -> BenchRun:
+    """Bench one profile on the utterances; a failure is the run's ``status``/``reason`` (and, in
+    ``errors``, the exception itself), not raised: the next profile still runs."""
     from voicekit.engine.runner import ChatRequest, prepare, run_prepared
 
-    clips = [load_pcm(path) + bytes(frame_bytes(16000, 200)) for path in request.inputs]
-    source = TurnDrivenSource(clips, request.turns, request.turn_timeout_s)
+    turns = request.turns or len(utterances)
+    source = TurnDrivenSource([u.pcm for u in utterances], turns, request.turn_timeout_s)
     if on_turn is not None:
         source.on_turn = on_turn
     metrics: list[TurnMetrics] = []
     chat = ChatRequest(
-        profile=request.profile,
+        profile=profile,
         overrides=request.overrides,
         source=source,
         observers=[source.observe, lambda e: metrics.append(e) if isinstance(e, TurnMetrics) else None],
         sink_factory=lambda rate: NullSink(rate, realtime=True),
     )
-    conversation, finish = await prepare(chat)
-    await run_prepared(conversation, finish)
-    summary = summarize(metrics)
-    stages = {
-        stage: {"label": STAGE_LABELS[stage], "count": s.count, "p50": s.p50, "p95": s.p95, "max": s.max}
-        for stage, s in summary.items()
-    }
-    backends = {role: name for role, name in (metrics[0].backends if metrics else ())}
+    run = BenchRun(profile, {}, turns, 0)
+    try:
+        conversation, finish = await prepare(chat)
+        await run_prepared(conversation, finish)
+    except Exception as exc:  # noqa: BLE001 - the command raises it once every profile had its turn
+        run.status, run.reason = "failed", str(exc) or type(exc).__name__
+        if errors is not None:
+            errors[profile] = exc
+    run.turns_completed = source.answered
+    run.backends = backends_of(metrics)
+    run.stages = stage_summary(metrics)
+    run.turns = [turn_record(m, source.started_at) for m in metrics]
+    return run
+
+
+async def run_bench(
+    request: BenchRequest,
+    on_turn: Callable[[str, int], None] | None = None,
+    *,
+    utterances: Sequence[Utterance] | None = None,
+) -> BenchReport:
+    """Split the inputs into utterances and bench every profile on them, one after the other.
+
+    Every profile is loaded first, so a missing key or a bad profile stops the bench before
+    any turn is played. ``on_turn(profile, turns_done)`` follows the progress.
+    """
+    from voicekit.profiles import load_profile
+
+    for profile in request.profiles:
+        load_profile(profile, request.overrides)
+    if utterances is None:
+        utterances = split_utterances(request.inputs)
+    turns = request.turns or len(utterances)
+    runs = []
+    errors: dict[str, BaseException] = {}
+    for profile in request.profiles:
+
+        def progress(done: int, profile: str = profile) -> None:
+            if on_turn is not None:
+                on_turn(profile, done)
+
+        runs.append(await run_profile(profile, utterances, request, progress, errors))
+    inputs: dict[str, list[list[float]]] = {}
+    for u in utterances:
+        inputs.setdefault(u.source, []).append([u.start_s, u.end_s])
     return BenchReport(
-        profile=request.profile,
-        inputs=[str(p) for p in request.inputs],
-        turns_requested=request.turns,
-        turns_completed=len(metrics),
-        backends=backends,
-        stages=stages,
-        turns=[{k: v for k, v in asdict(m).items() if k not in ("backends",)} for m in metrics],
+        inputs=[{"path": path, "utterances": spans} for path, spans in inputs.items()],
+        turns_requested=turns,
+        runs=runs,
+        errors=errors,
     )
 
 
-def plot(report: BenchReport, path: Path) -> None:
-    """A stacked bar per turn: STT, LLM first token, output first audio, the rest."""
+def load_report(path: Path) -> dict[str, Any]:
+    """A bench or conversation report written by voicekit (``--json``, ``metrics.json``)."""
+    from voicekit.errors import VoicekitError
+    from voicekit.report import check_document
+
     try:
-        import matplotlib
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise VoicekitError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise VoicekitError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from exc
+    return check_document(data, str(path))
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        from voicekit.errors import MissingExtraError
 
-        raise MissingExtraError("matplotlib", "plot") from exc
-    turns = [t["turn"] for t in report.turns]
-    parts = [
-        ("stt_ms", "STT final"),
-        ("llm_ttft_ms", "LLM first token"),
-        ("output_ttfa_ms", "first audio"),
-        ("engine_ms", "engine"),
+def runs_of(document: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """The runs of a report: a bench's ``runs``, or a recorded conversation as one run."""
+    if document.get("kind") == "bench":
+        return [dict(run, source=source) for run in document.get("runs", [])]
+    return [
+        {
+            "profile": document.get("profile", "?"),
+            "backends": document.get("backends", {}),
+            "stages": document.get("stages", {}),
+            "turns": document.get("turns", []),
+            "source": source,
+        }
     ]
-    fig, ax = plt.subplots(figsize=(max(5, len(turns) * 0.8 + 2), 4))
-    bottom = [0.0] * len(turns)
-    for key, label in parts:
-        values = [float(t.get(key) or 0.0) for t in report.turns]
-        ax.bar(turns, values, bottom=bottom, label=label)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    v2v = [float(t.get("voice_to_voice_ms") or 0.0) for t in report.turns]
-    ax.plot(turns, v2v, "k_", markersize=20, label="voice-to-voice")
-    ax.set_xlabel("turn")
-    ax.set_ylabel("ms")
-    ax.set_title(f"voicekit bench — {report.profile}")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
-__all__ = ["STAGES", "BenchReport", "BenchRequest", "plot", "run_bench"]
+__all__ = ["STAGES", "BenchReport", "BenchRequest", "BenchRun", "Utterance", "run_bench", "split_utterances"]

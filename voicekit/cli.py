@@ -10,37 +10,95 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-from voicekit.commands import bench, chat, devices, plugins, profiles, serve, sessions
+from voicekit.commands import (
+    bench,
+    chat,
+    config,
+    devices,
+    doctor,
+    keys,
+    models,
+    plugins,
+    profiles,
+    serve,
+    sessions,
+    tools,
+)
+
+
+def _readable_argument_help() -> None:
+    """Typer writes an argument's Python type after its name (``NAME <str>``, ``REPORT... <list[Path]>``);
+    an argument given a metavar is shown by the metavar alone."""
+    from typer.core import TyperArgument
+
+    shown = getattr(TyperArgument, "display_type_rich", None)
+    if shown is None:
+        return
+
+    def display_type_rich(self: TyperArgument, ctx: Any) -> str | None:
+        return None if self.metavar else shown(self, ctx)
+
+    setattr(TyperArgument, "display_type_rich", display_type_rich)  # noqa: B010 - patched on purpose
+
+
+_readable_argument_help()
 
 app = typer.Typer(
     name="voicekit",
     help="Real-time voice conversations with AI: speech in, a language model, speech or an avatar out.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 app.command("chat")(chat.chat)
 app.command("devices")(devices.devices)
-app.command("bench")(bench.bench)
+app.command("doctor")(doctor.doctor)
+app.add_typer(bench.app, name="bench")
 app.command("serve")(serve.serve)
+app.add_typer(config.app, name="config")
+app.add_typer(keys.app, name="keys")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(profiles.app, name="profiles")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(tools.app, name="tools")
+app.add_typer(models.app, name="models")
 
 _state = {"verbose": False}
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from voicekit import __version__
+
+        typer.echo(f"voicekit {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def root(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs and full tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """voicekit: talk to AI, every stage a swappable backend."""
     _state["verbose"] = verbose
     _setup_logging(verbose)
-    if ctx.invoked_subcommand not in (None, "sessions"):
+    if ctx.resilient_parsing:  # shell completion: no side effects
+        return
+    _load_environment()
+    if ctx.invoked_subcommand not in (None, "sessions", "keys", "config"):
         _warn_orphans()
+
+
+def _load_environment() -> None:
+    """A ``.env`` in the working directory, then the key store: neither replaces a variable already set."""
+    from voicekit.keys import load_into_environment
+    from voicekit.settings import load_dotenv
+
+    load_dotenv()
+    load_into_environment()
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -23,6 +23,12 @@ class ProfileError(VoicekitError):
     exit_code = 2
 
 
+class ConfigError(VoicekitError):
+    """voicekit's own settings (``config.toml``, a ``VOICEKIT_*`` variable, ``.env``, the key store) are wrong."""
+
+    exit_code = 2
+
+
 class UnknownBackendError(ProfileError):
     """A profile names a backend that no installed plugin registers."""
 

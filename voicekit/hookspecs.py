@@ -27,6 +27,10 @@ hookimpl = pluggy.HookimplMarker("voicekit")
 #: ``register(name, backend)``: ``backend`` is a class or a lazy ``"module:Class"`` path.
 Register = Callable[[str, Any], None]
 
+#: ``register(function, name=None)``: ``function`` is a typed function (sync or async) or a
+#: lazy ``"module:function"`` path; ``name`` defaults to the function's own name.
+RegisterTool = Callable[..., None]
+
 
 @hookspec
 def register_stt(register: Register) -> None:
@@ -72,4 +76,31 @@ def register_session_managers(register: Register) -> None:
         a :class:`voicekit.ledger.RemoteSessionManager` (or a ``"module:Class"``
         path to one). ``voicekit sessions list/close`` then list and close that
         backend's remote sessions, orphans included.
+    """
+
+
+@hookspec
+def register_tools(register: RegisterTool) -> None:
+    """Register tools a language model may call (function calling).
+
+    :param register: call ``register(function)`` (or ``register(function, name="...")``)
+        once per tool. ``function`` is a plain or async Python function with type hints, or a
+        ``"package.module:function"`` string imported only when a profile uses the tool. Its
+        signature and docstring become the tool's JSON schema: the docstring's first part
+        describes the tool to the model, its ``Args:`` lines describe the arguments.
+        Profiles offer it with ``tools: [{use: name}]``. The function raises
+        :class:`voicekit.tools.ToolError` with a message for the model when it cannot do
+        what was asked; voicekit runs it with a timeout and cancels it when the user
+        interrupts. Two plugins registering one name is an error.
+    """
+
+
+@hookspec
+def register_turn_detectors(register: Register) -> None:
+    """Register end-of-turn detectors (:class:`voicekit.engine.end_of_turn.TurnDetector` subclasses).
+
+    :param register: ``register(name, cls)``, ``cls`` a detector class or a lazy
+        ``"module:Class"`` path; profiles pick it with ``turns: {detector: name}`` (options:
+        ``turns: {detector: {use: name, ...}}``, validated by the class's ``Options``). The
+        detector only judges pauses; turn-taking decides when the turn ends.
     """

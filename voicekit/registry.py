@@ -39,6 +39,7 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
     pm = pluggy.PluginManager("voicekit")
     pm.add_hookspecs(hookspecs)
     broken: dict[str, str] = {}
+    origins: dict[str, str] = {}  # plugin name -> the distribution that installed it
     for module_name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     if load_entry_points:
@@ -47,6 +48,9 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if pm.has_plugin(ep.name) or ep.name in broken:
                 continue
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                origins[ep.name] = f"{dist.name} {dist.version}"
             try:
                 pm.register(ep.load(), name=ep.name)
             except KeyboardInterrupt:
@@ -55,6 +59,7 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
                 broken[ep.name] = failure(exc)
                 log.debug("plugin %s failed to load", ep.name, exc_info=True)
     pm.voicekit_broken = broken  # type: ignore[attr-defined]
+    pm.voicekit_origins = origins  # type: ignore[attr-defined]
     return pm
 
 
@@ -103,8 +108,15 @@ class Registry:
     pm: pluggy.PluginManager
     backends: dict[str, dict[str, BackendEntry]] = field(default_factory=lambda: {r: {} for r in _roles()})
     session_managers: dict[str, BackendEntry] = field(default_factory=dict)
+    turn_detectors: dict[str, BackendEntry] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     conflicts: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def origin(self, plugin: str) -> str:
+        """Where a plugin comes from: ``built in``, or the distribution (and version) that installed it."""
+        if plugin == "builtin":
+            return "built in"
+        return str(getattr(self.pm, "voicekit_origins", {}).get(plugin, plugin))
 
     def names(self, role: str) -> list[str]:
         return sorted(self.backends[role])
@@ -120,6 +132,20 @@ class Registry:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise UnknownBackendError(
                 f"unknown {role} backend '{name}'{hint}; known: {', '.join(known) or 'none'}"
+            ) from None
+
+    def turn_detector(self, name: str) -> BackendEntry:
+        """The registered end-of-turn detector ``name`` (a clear error with a close match if none)."""
+        if ("turn detector", name) in self.conflicts:
+            raise PluginError(self.conflicts[("turn detector", name)])
+        try:
+            return self.turn_detectors[name]
+        except KeyError:
+            known = sorted(self.turn_detectors)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UnknownBackendError(
+                f"unknown turn detector '{name}'{hint}; known: {', '.join(known) or 'none'}"
             ) from None
 
     def backend_class(self, role: str, name: str) -> type[Backend]:
@@ -158,6 +184,7 @@ def load_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     for role in _roles():
         _collect(pm, _HOOK_BY_ROLE[role], registry, registry.backends[role], role)
     _collect(pm, "register_session_managers", registry, registry.session_managers, "sessions")
+    _collect(pm, "register_turn_detectors", registry, registry.turn_detectors, "turn detector")
     return registry
 
 

@@ -14,18 +14,21 @@ Who does what:
   conversation (a streaming STT, a live model) reconnects with the core's policy, through
   :class:`voicekit.engine.retry.Retrier` and ``context.retry``.
 - The core keeps the conversation history and hands it to the LLM on every turn.
+- The core runs tools: an LLM that declares ``Capabilities.tools`` receives the tools'
+  declarations (:class:`ToolSpec`) with every ``respond`` and yields
+  :class:`~voicekit.events.ToolCall` events; the engine runs the calls and asks again with
+  the results in the history. An LLM that does not declare it never sees a tool.
 - The core opens and closes nothing for a backend but the backend itself: a backend
   closes what it opened in ``aclose()``, remote billable sessions included (opened
   through ``context.remote_sessions`` so that the ledger always knows about them).
 
 This module is the ground floor: it imports nothing of voicekit above errors, events,
-options and sdk.
+options, keys and sdk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +37,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from voicekit.errors import MissingSecretError
-from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent
+from voicekit.events import LLMEvent, OutputEvent, RealtimeEvent, STTEvent, ToolCall, ToolResult
+from voicekit.keys import lookup as lookup_key
 from voicekit.options import RetryPolicy
 from voicekit.sdk import import_sdk as import_sdk  # re-exported for plugins written before voicekit.sdk
 
@@ -64,6 +68,27 @@ class Capabilities:
     accepts_audio: bool = False  # a realtime LLM that takes microphone PCM
     produces_audio: bool = False  # an LLM or output that yields AudioOut
     remote_session: bool = False  # opens a billable remote session
+    tools: bool = False  # an LLM that takes tool declarations and yields ToolCall events
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model or voice a service offers, as :meth:`Backend.list_models` reports it.
+
+    ``id`` is what a profile writes in the backend's option (``model``, ``voice_id``,
+    ``voice``); the rest is for people choosing one.
+    """
+
+    id: str
+    name: str = ""
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    kind: Literal["model", "voice"] = "model"
+    aliases: tuple[str, ...] = ()  # other names the service takes for it (Deepgram's nova-3 for nova-3-general)
+
+    def answers_to(self, name: str) -> bool:
+        """Whether a profile naming ``name`` means this model or voice."""
+        return name == self.id or name in self.aliases
 
 
 @dataclass(frozen=True)
@@ -97,11 +122,34 @@ def missing_roles(
 
 @dataclass(frozen=True)
 class Message:
-    """One entry of the conversation history the core keeps."""
+    """One entry of the conversation history the core keeps.
+
+    ``user`` and ``assistant`` messages hold text (an interrupted assistant message only
+    what was heard). With tools, one round of a reply is one ``assistant`` message that
+    also carries the calls the model made (``tool_calls``, its ``text`` then being whatever
+    it said before them) and their results (``tool_results``, one per call, in the calls'
+    order); a backend spreads it over its vendor's messages (OpenAI: the assistant message
+    and a ``tool`` message per result; Gemini: a ``functionCall`` content and a
+    ``functionResponse`` one). Only LLMs that declare ``Capabilities.tools`` ever see a
+    message with calls.
+    """
 
     role: Literal["user", "assistant"]
     text: str
     interrupted: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as the model is told about it: its name, what it does (for the model to
+    read), and the JSON Schema of its arguments (an ``object`` schema). An LLM backend turns
+    it into its vendor's declaration; it never calls the tool itself."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class RemoteSessionHandle(Protocol):
@@ -194,6 +242,8 @@ class Backend:
     api_key_env: ClassVar[str | None] = None
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = ()  # read when api_key_env is not set
     extra: ClassVar[str | None] = None  # the pip extra that brings the vendor SDK
+    #: the distributions of ``extra`` this backend imports, when it needs only some of them
+    sdk_distributions: ClassVar[tuple[str, ...]] = ()
     name: str = ""  # the name it was registered under; set by the registry
     key_source: str | None = None  # where api_key() found the key
 
@@ -222,7 +272,8 @@ class Backend:
 
     def api_key(self) -> str:
         """The key from options (``api_key``), ``api_key_env`` or a ``api_key_fallback_envs``
-        variable, in that order; a clear error naming the variables if none is set.
+        variable (each looked up in the environment, then in the key store: :mod:`voicekit.keys`),
+        in that order; a clear error naming the variables if none is set.
         ``key_source`` then says where it came from, for error messages."""
         opt: Any = getattr(self.options, "api_key", None)
         value = opt.get_secret_value() if hasattr(opt, "get_secret_value") else (str(opt) if opt else "")
@@ -230,9 +281,10 @@ class Backend:
             self.key_source = f"{self.role}.api_key" + (f" (or {self.api_key_env})" if self.api_key_env else "")
             return str(value)
         for env in (self.api_key_env, *self.api_key_fallback_envs):
-            if env and os.environ.get(env):
-                self.key_source = env
-                return os.environ[env]
+            found = lookup_key(env) if env else None
+            if found is not None:
+                self.key_source = env if found.source == "environment" else f"{env} ({found.source.split(' (')[0]})"
+                return found.value
         names = [env for env in (self.api_key_env, *self.api_key_fallback_envs) if env]
         where = (
             f"set the environment variable {names[0]}" + (f" (or {', '.join(names[1:])})" if names[1:] else "")
@@ -240,6 +292,21 @@ class Backend:
             else "set api_key in the profile"
         )
         raise MissingSecretError(f"{self.name or type(self).__name__}: no API key; {where}")
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models (or voices) the service offers to this backend's key: one cheap,
+        authenticated call, made without ``start()`` and leaving nothing open.
+
+        Who does what: ``voicekit doctor --online`` and ``voicekit models list`` call it; it
+        raises :class:`~voicekit.errors.AuthError` for a rejected key and
+        :class:`~voicekit.errors.BackendError` for anything else, and is not retried.
+        The default says the backend cannot list: :class:`NotImplementedError`.
+        """
+        raise NotImplementedError(f"{self.label} cannot list the models of its service")
+
+    def chosen_model(self) -> str | None:
+        """The ``id`` among :meth:`list_models` that these options use (``None``: nothing to check)."""
+        return None
 
     @property
     def label(self) -> str:
@@ -383,6 +450,11 @@ class RealtimeStream:
     async def interrupt(self) -> None:
         """The user barged in locally: stop the current reply."""
 
+    async def send_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """Hand the model the results of the ``ToolCall`` events it yielded (a stream opened
+        with tools; the engine runs the calls and calls this as each one ends)."""
+        raise NotImplementedError(f"{type(self).__name__} yielded a tool call but takes no tool results")
+
     def __aiter__(self) -> AsyncIterator[RealtimeEvent]:
         raise NotImplementedError
 
@@ -406,16 +478,43 @@ class LLM(Backend):
     ``history`` is the conversation so far, kept by the core: user turns and what the bot
     actually said (an interrupted reply holds only the words that were heard). The
     backend does not keep its own copy between turns.
+
+    Tools: a backend that declares ``Capabilities(tools=True)`` is called as
+    ``respond(history, user_text, tools=specs)``; it declares ``specs`` to its service in
+    the vendor's format and yields a :class:`~voicekit.events.ToolCall` for each call the
+    model makes, then ``LLMDone``. The engine runs the calls and calls ``respond`` again
+    with the whole exchange in ``history`` (the user's message, then one assistant message
+    per round carrying its ``tool_calls`` and ``tool_results``) and ``user_text=""``: no new
+    user message, the model goes on from the results. ``tools`` may be empty (the last
+    round allowed): then the model must answer in text. A backend without ``tools`` in its
+    capabilities is never passed the keyword and never sees a message with calls.
     """
 
     role: ClassVar[Role] = "llm"
 
     def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+        """Stream the reply; a backend with ``Capabilities.tools`` adds the keyword ``tools``
+        (see :class:`ToolCallingLLM`)."""
         raise NotImplementedError
 
     def realtime(self, history: Sequence[Message] = ()) -> RealtimeStream:
-        """For ``accepts_audio`` models: open a speech-to-speech stream."""
+        """For ``accepts_audio`` models: open a speech-to-speech stream.
+
+        One that declares ``tools`` is called as ``realtime(history, tools=specs)``, yields
+        ``ToolCall`` (and ``ToolCallsCancelled``) events and takes the results through
+        :meth:`RealtimeStream.send_tool_results`.
+        """
         raise NotImplementedError(f"{self.label} does not take audio")
+
+
+class ToolCallingLLM(Protocol):
+    """How the engine calls an LLM that declares ``Capabilities.tools`` (see :class:`LLM`)."""
+
+    def respond(
+        self, history: Sequence[Message], user_text: str, *, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LLMEvent]: ...
+
+    def realtime(self, history: Sequence[Message] = (), *, tools: Sequence[ToolSpec] = ()) -> RealtimeStream: ...
 
 
 # --- Output -------------------------------------------------------------------------

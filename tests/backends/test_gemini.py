@@ -34,7 +34,7 @@ def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[GeminiFake]:
-    async with GeminiFake(models=["gemini-2.5-flash", "gemini-2.5-flash-lite"]) as server:
+    async with GeminiFake(models=["gemini-3.8-flash", "gemini-2.5-flash-lite"]) as server:
         yield server
 
 
@@ -109,7 +109,7 @@ async def test_streams_scripted_reply_and_sends_history_and_system(
     assert [e.t for e in events] == sorted(e.t for e in events)
 
     (request,) = fake.requests
-    assert request.version == "v1beta" and request.model == "gemini-2.5-flash"
+    assert request.version == "v1beta" and request.model == "gemini-3.8-flash"
     assert request.method == "streamGenerateContent" and request.query.get("alt") == "sse"
     assert request.headers["x-goog-api-key"] == DEFAULT_KEY
     assert request.turns == [
@@ -124,6 +124,14 @@ async def test_streams_scripted_reply_and_sends_history_and_system(
     assert config["temperature"] == 0.3 and config["maxOutputTokens"] == 64
     thinking = config["thinkingConfig"]  # the SDK passes this one through in snake_case; the API takes both
     assert thinking.get("thinkingBudget", thinking.get("thinking_budget")) == 0
+
+
+async def test_gemini_3_thinking_level_is_sent(fake: GeminiFake, make_llm: Callable[..., GeminiLLM]) -> None:
+    """Gemini 3 models take a thinking level (the shipped profiles ask for low) instead of a budget."""
+    await collect(make_llm(thinking_level="low"), [], "Hi")
+    thinking = fake.requests[0].body["generationConfig"]["thinkingConfig"]
+    assert thinking.get("thinkingLevel", thinking.get("thinking_level")) == "LOW"
+    assert "thinkingBudget" not in thinking and "thinking_budget" not in thinking
 
 
 async def test_same_role_neighbours_are_merged_and_empty_skipped(

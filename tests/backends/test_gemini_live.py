@@ -212,7 +212,7 @@ async def test_native_audio_turn(fake: FakeGeminiLive) -> None:
     conn = fake.connections[0]
     assert conn.version == "v1beta" and conn.headers["x-goog-api-key"] == DEFAULT_KEY
     setup = conn.setup
-    assert setup["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    assert setup["model"] == "models/gemini-3.8-live"
     assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
     assert setup["generationConfig"]["speechConfig"]["voice_config"]["prebuilt_voice_config"]["voice_name"] == "Kore"
     assert "inputAudioTranscription" in setup and "outputAudioTranscription" in setup

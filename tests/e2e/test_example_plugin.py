@@ -101,6 +101,8 @@ def test_example_backends_listed(example: Env) -> None:
     mine = {(row["role"], row["name"]) for row in listing["backends"] if row["plugin"] == "example"}
     assert mine == {("output", "beep"), ("output", "reverse")}
     assert listing["broken"] == {} and listing["conflicts"] == []
+    origins = {row["name"]: row["origin"] for row in listing["backends"] if row["role"] == "output"}
+    assert origins["beep"] == "voicekit-example 0.1.0" and origins["espeak"] == "built in"  # not "built in" for all
     assert example.registry()["outputs"]["beep"] == "example"
 
 
@@ -154,6 +156,9 @@ def test_duplicate_names_are_conflicts_naming_both_plugins(tmp_path: Path) -> No
     assert "example" in conflicts[("output", "beep")] and "duplicate" in conflicts[("output", "beep")]
     assert "builtin" in conflicts[("llm", "echo")] and "duplicate" in conflicts[("llm", "echo")]
     assert sorted(env.plugins_json()["conflicts"]) == sorted(conflicts.values())
+    table = env.voicekit("plugins", "list").stdout.splitlines()
+    beep = next(line for line in table if line.split()[:2] == ["output", "beep"])
+    assert "conflict" in beep and "registered twice" in beep  # in the table itself, on the backend's row
     profile = tmp_path / "beep.yaml"
     profile.write_text("llm: {use: scripted}\noutput: {use: beep}\n")
     done = env.voicekit("chat", "--profile", str(profile), "--text", "--output", str(tmp_path / "x.wav"), stdin="hi\n")

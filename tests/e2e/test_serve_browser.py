@@ -197,6 +197,29 @@ async def test_page_talks_with_the_server_in_chromium(tmp_path: Path) -> None:
         await poll(tools, session, "document.getElementById('log').innerText.includes('typed in the page')", 10)
         assert any(isinstance(e, Final) and e.text == "typed in the page" for e in heard)
 
+        # the page names the profile, says what each timing measures, offers the microphones
+        assert (
+            await tools.evaluate(session, "document.getElementById('profile').innerText") == f"profile {profile.stem}"
+        )
+        await poll(tools, session, "s.metrics >= 1", 10)
+        figures = await tools.evaluate(session, "document.getElementById('metrics').innerText")
+        assert "you stop → bot speaks" in figures and "text → first word" in figures, figures
+        assert "voicekit:" not in figures and "llm:scripted" not in figures
+        mics = await tools.evaluate(session, "[...document.getElementById('mic').options].map(o => o.text)")
+        assert mics[0] == "default" and len(mics) >= 2, mics
+        assert stats["micDevice"] or await tools.evaluate(session, "window.voicekit.micDevice")
+        # a long conversation scrolls inside the log: the input box stays in the window
+        await tools.evaluate(
+            session,
+            "for (let i = 0; i < 200; i++) { const d = document.createElement('div'); d.className = 'line';"
+            " d.textContent = 'line ' + i; document.getElementById('log').append(d); }",
+        )
+        box = await tools.evaluate(
+            session, "(() => { const r = document.getElementById('text').getBoundingClientRect();"
+            " return [r.top, r.bottom, window.innerHeight]; })()",
+        )  # fmt: skip
+        assert 0 <= box[0] and box[1] <= box[2], f"the input box left the window: {box}"
+
         assert len(server.hub.connections) == 1
         await tools.evaluate(session, "document.getElementById('connect').click()")  # disconnect
         deadline = now() + 5

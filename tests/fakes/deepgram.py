@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -46,6 +47,8 @@ MODELS: dict[str, frozenset[str] | None] = {  # model -> the languages it takes 
     "base": None,
     "enhanced": None,
 }
+PROJECT_ID = "3c5a6f4e-0f51-4b2b-9d3e-5f0a7f1d2c11"
+MODELS_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "deepgram" / "manage" / "models.docs.json"
 IDLE_REASON = (
     "Deepgram did not receive audio data or a text message within the timeout window. See https://dpgr.am/net0001"
 )
@@ -99,6 +102,7 @@ class FakeDeepgram:
     split_final_every_s: float | None = None  # also finalize long speech in pieces (is_final, not speech_final)
     silence_final_s: float = 1.0  # empty final results over stretches of silence
     handshakes: list[tuple[int, dict[str, str]]] = field(default_factory=list, init=False)  # (status, query)
+    rest_requests: list[str] = field(default_factory=list, init=False)  # paths of the REST calls
     connections: list[ConnectionLog] = field(default_factory=list, init=False)
     # Script position as delivered: which transcript comes next and how many of its
     # words a final already carried. A final lost in flight does not advance it.
@@ -129,9 +133,13 @@ class FakeDeepgram:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+            server, self._server = self._server, None
+            server.close()
+            try:
+                await asyncio.wait_for(server.wait_closed(), 10)
+            except TimeoutError:  # a connection that will not finish closing: cut it
+                for connection in list(server.connections):
+                    connection.transport.abort()
 
     async def __aenter__(self) -> FakeDeepgram:
         return await self.start()
@@ -145,6 +153,8 @@ class FakeDeepgram:
         if self.handshake_delay_ms:
             await asyncio.sleep(self.handshake_delay_ms / 1000)
         parts = urlsplit(request.path)
+        if not parts.path.rstrip("/").endswith("/listen"):
+            return self._rest(connection, parts.path.rstrip("/"), request.headers)
         query = dict(parse_qsl(parts.query))
         status, error = self._verdict(parts.path, request.headers, query)
         self.handshakes.append((status, query))
@@ -157,6 +167,48 @@ class FakeDeepgram:
         if status in (429, 503) and self.retry_after is not None:
             response.headers["Retry-After"] = f"{self.retry_after:g}"
         return response
+
+    # --- the management REST endpoints (GET only) ------------------------------------
+
+    def _rest(self, connection: ServerConnection, path: str, headers: Headers) -> Response:
+        """``/v1/models`` (public), ``/v1/projects`` and ``/v1/projects/{id}/models`` (the key's)."""
+        self.rest_requests.append(path)
+        if path == "/v1/models":
+            return _json(connection, HTTPStatus.OK, self.model_list())
+        if headers.get("Authorization") != f"Token {self.api_key}":
+            return _json(
+                connection, HTTPStatus.UNAUTHORIZED, {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."}
+            )
+        if path == "/v1/projects":
+            return _json(
+                connection, HTTPStatus.OK, {"projects": [{"project_id": PROJECT_ID, "name": "voicekit tests"}]}
+            )
+        if path == f"/v1/projects/{PROJECT_ID}/models":
+            return _json(connection, HTTPStatus.OK, self.model_list())
+        return _json(
+            connection, HTTPStatus.NOT_FOUND, {"err_code": "NOT_FOUND", "err_msg": f"no such endpoint: {path}"}
+        )
+
+    def model_list(self) -> dict[str, Any]:
+        """The models this fake takes, in the documented ``/v1/models`` shape (one per name in ``MODELS``)."""
+        sample = json.loads(MODELS_SAMPLE.read_text())
+        template = sample["stt"][0]
+        stt = []
+        for name in MODELS:
+            if name.endswith("-general"):
+                continue  # listed under its architecture's entry
+            canonical = f"{name}-general" if f"{name}-general" in MODELS else name
+            stt.append(
+                {
+                    **template,
+                    "name": name.removeprefix("nova-") + ("-general" if canonical != name else ""),
+                    "canonical_name": canonical,
+                    "architecture": name,
+                    "languages": sorted(MODELS[name] or ["en"]),
+                    "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, canonical)),
+                }
+            )
+        return {"stt": stt, "tts": sample["tts"]}
 
     def _verdict(self, path: str, headers: Headers, query: dict[str, str]) -> tuple[int, str]:
         if path.rstrip("/") != "/v1/listen":
@@ -244,7 +296,11 @@ class _Session:
         except ConnectionClosed:
             pass
         finally:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            if self.tasks:  # a close still under way; a client that vanished may never finish it
+                _, stuck = await asyncio.wait(self.tasks, timeout=5)
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*self.tasks, return_exceptions=True)
             watchdog.cancel()
             sender.cancel()
             await asyncio.gather(watchdog, sender, return_exceptions=True)
@@ -504,6 +560,12 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument("--" + f.name.replace("_", "-"), type=kind, action="append" if many else "store")
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     asyncio.run(_serve_forever(FakeDeepgram(**given)))
+
+
+def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
+    response = connection.respond(status, json.dumps(body))
+    response.headers["Content-Type"] = "application/json"
+    return response
 
 
 if __name__ == "__main__":

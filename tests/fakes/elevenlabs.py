@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from aiohttp import WSMsgType, web
 from tests.fakes.aiohttp_service import AiohttpService
 
 DEFAULT_KEY = "test-elevenlabs-key"
+VOICES_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "elevenlabs" / "voices.json"
 TIMEOUT_MESSAGE = (
     "Have not received a new text input within the timeout of {t:.1f} seconds. Streaming input terminated. "
     "Please make sure to either feed the input in the timely manner, or to send the end of input text "
@@ -86,6 +88,9 @@ class ElevenLabsFake(AiohttpService):
     retry_after: float | None = None  # Retry-After of those answers
     handshakes: list[int] = field(default_factory=list)  # status of every websocket handshake (101: accepted)
     max_contexts: int = 5
+    voices: dict[str, str] = field(  # voice id -> name, what GET /v1/voices lists
+        default_factory=lambda: {"JBFqnCBsd6RMkjVDRZzb": "George", "pNInz6obpgDQGcFmaJgB": "Adam"}
+    )
     connections: list[Connection] = field(default_factory=list)
     http_requests: list[dict[str, Any]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -97,11 +102,25 @@ class ElevenLabsFake(AiohttpService):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/text-to-speech/{voice}/stream", self._http_stream)
+        app.router.add_get("/v1/voices", self._voices)
         app.router.add_get("/v1/text-to-speech/{voice}/stream-input", self._websocket)
         app.router.add_get("/v1/text-to-speech/{voice}/multi-stream-input", self._websocket)
         return app
 
     # --- HTTP ------------------------------------------------------------------------
+
+    async def _voices(self, request: web.Request) -> web.Response:
+        """``GET /v1/voices``: every voice of ``voices``, in the shape of ``samples/elevenlabs/voices.json``."""
+        self.http_requests.append(
+            {"path": request.path, "query": dict(request.query), "headers": dict(request.headers)}
+        )
+        if request.headers.get("xi-api-key") != self.api_key:
+            return web.json_response(
+                {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, status=401
+            )
+        template = json.loads(VOICES_SAMPLE.read_text())["voices"][0]
+        voices = [{**template, "voice_id": voice_id, "name": name} for voice_id, name in self.voices.items()]
+        return web.json_response({"voices": voices})
 
     async def _http_stream(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

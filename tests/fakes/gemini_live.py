@@ -21,6 +21,16 @@ What it does, on ``/ws/google.ai.generativelanguage.{version}.GenerativeService.
 * A resumption handle stands for the conversation as it was when the handle was sent
   (the service's documented meaning): a connection resumed with it knows the turns
   finished before it, and nothing the client sent after it.
+* Function calling (``setup.tools[].functionDeclarations``): on user words that a
+  :class:`~tests.fakes.gemini_tools.ToolPlan` fits (or that name a declared function), the
+  model says the plan's words, then sends ``toolCall {functionCalls: [{id, name, args}]}``
+  and waits (its turn stays open; ``turn_complete_after_tool_call`` closes it instead). A
+  ``tool_response {functionResponses: [{id, name, response}]}`` (either casing) for the open
+  calls makes it answer "The tool said: ..." in the same turn; a response to a call that is
+  not open is a client error (``errors``). New user speech or text while calls are open
+  withdraws them: ``toolCallCancellation {ids}``, then ``interrupted`` (the turn ends). A
+  handle sent right after the ``toolCall`` (``handle_after_tool_call``) stands for a
+  conversation whose calls are open: a connection resumed with it takes their responses.
 * Faults: a bad key (1007 "API key not valid..."), an unknown model (1008 "... is not
   found for API version ..."), :meth:`FakeGeminiLive.fail_next` (e.g. 1011 quota),
   :meth:`FakeGeminiLive.refuse_next` (an HTTP refusal of the handshake, e.g. 429 with a
@@ -46,6 +56,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import numpy as np
 import websockets
@@ -53,14 +64,18 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from tests.fakes.gemini_models import list_page, model_resource
+from tests.fakes.gemini_tools import ToolPlan, answer_for, declared_functions, plan_for
 from tests.fakes.tls import make_certificate
 
 DEFAULT_KEY = "test-live-key"
 MODELS = (
+    "gemini-3.8-live",
     "gemini-2.5-flash-native-audio-preview-12-2025",
     "gemini-3.1-flash-live-preview",
     "gemini-live-2.5-flash-preview",
 )
+LIST_PATH = re.compile(r"^/v\w+/models$")
 PATH = re.compile(r"^/ws/google\.ai\.generativelanguage\.(v\w+)\.GenerativeService\.BidiGenerateContent$")
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
 BAD_ARGUMENT_REASON = "Request contains an invalid argument."
@@ -96,9 +111,20 @@ class Conversation:
 
     turns: int = 0
     history: list[tuple[str, str]] = field(default_factory=list)
+    open_calls: dict[str, str] = field(default_factory=dict)  # calls the model waits on: id → name
+    responses: list[dict[str, Any]] = field(default_factory=list)  # responses to them so far
+    turn_open: bool = False  # the model's turn waits for tool responses (no turnComplete yet)
+    spoke_first: bool = False  # the model said something before its calls
 
     def copy(self) -> Conversation:
-        return Conversation(self.turns, list(self.history))
+        return Conversation(
+            self.turns,
+            list(self.history),
+            dict(self.open_calls),
+            list(self.responses),
+            self.turn_open,
+            self.spoke_first,
+        )
 
 
 @dataclass(frozen=True)
@@ -158,6 +184,9 @@ class FakeGeminiLive:
         word_every_ms: int = 300,
         voice_activity: bool = False,
         turn_complete_after_interrupt: bool = True,
+        tool_plans: tuple[ToolPlan, ...] = (),
+        turn_complete_after_tool_call: bool = False,
+        handle_after_tool_call: bool = True,
     ) -> None:
         self.api_keys, self.models, self.script = api_keys, models, script
         self.latency = latency or Latency()
@@ -166,6 +195,12 @@ class FakeGeminiLive:
         self.speech_start_ms, self.silence_ms, self.word_every_ms = speech_start_ms, silence_ms, word_every_ms
         self.voice_activity = voice_activity
         self.turn_complete_after_interrupt = turn_complete_after_interrupt
+        self.tool_plans = tool_plans
+        self.turn_complete_after_tool_call = turn_complete_after_tool_call
+        self.handle_after_tool_call = handle_after_tool_call
+        self.tool_calls: list[tuple[int, dict[str, Any]]] = []  # (connection, functionCall) of every call made
+        self.tool_responses: list[tuple[int, dict[str, Any]]] = []  # (connection, functionResponse) received
+        self.cancellations: list[tuple[int, list[str]]] = []  # (connection, ids) of toolCallCancellation sent
         self.connections: list[Connection] = []
         self.audio = bytearray()  # every audio byte received, in order, over all connections
         self.errors: list[str] = []  # protocol mistakes of the client
@@ -256,13 +291,26 @@ class FakeGeminiLive:
     # --- protocol -------------------------------------------------------------------------
 
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
-        if PATH.match(request.path.split("?")[0]) is None:
+        path, _, query = request.path.partition("?")
+        if LIST_PATH.match(path):
+            return self._list_models(request, dict(parse_qsl(query)))
+        if PATH.match(path) is None:
             return Response(404, "Not Found", Headers({"Content-Type": "text/plain"}), b"Not Found")
         if self._refuse_next:
             response = self._refuse_next.pop(0)
             self.refused.append(response.status_code)
             return response
         return None
+
+    def _list_models(self, request: Request, query: dict[str, str]) -> Response:
+        """``models.list`` over plain HTTPS on the same port, as the service answers it."""
+        headers = Headers({"Content-Type": "application/json"})
+        if request.headers.get("x-goog-api-key") not in self.api_keys:
+            error = {"error": {"code": 400, "message": BAD_KEY_REASON, "status": "INVALID_ARGUMENT"}}
+            return Response(400, "Bad Request", headers, json.dumps(error).encode())
+        catalog = [model_resource(m, ("bidiGenerateContent",)) for m in self.models]
+        catalog.append(model_resource("gemini-3.8-flash", ("generateContent", "countTokens")))
+        return Response(200, "OK", headers, json.dumps(list_page(catalog, query)).encode())
 
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
@@ -308,6 +356,7 @@ class _Session:
         self.text_replies = False
         self.initial_history = False
         self.resumption = False
+        self.declared: dict[str, Any] = {}
         self._pending = b""
         self._loud = 0
         self._quiet = 0
@@ -355,6 +404,7 @@ class _Session:
                 "bidiGenerateContent. Call ListModels to see the list of available models and their supported methods.",
             )
             return True
+        self.declared = declared_functions(_get(setup, "tools"))
         generation = _get(setup, "generation_config") or {}
         modalities = _get(generation, "response_modalities") or _get(setup, "response_modalities") or ["AUDIO"]
         self.text_replies = "TEXT" in [str(m).upper() for m in modalities]
@@ -376,7 +426,10 @@ class _Session:
     async def _on_message(self, message: dict[str, Any]) -> None:
         realtime = _get(message, "realtime_input")
         content = _get(message, "client_content")
-        if realtime is not None:
+        tool_response = _get(message, "tool_response")
+        if tool_response is not None:
+            await self._on_tool_response(_get(tool_response, "function_responses") or [])
+        elif realtime is not None:
             for blob in [_get(realtime, "audio"), *(_get(realtime, "media_chunks") or [])]:
                 if blob:
                     await self._on_audio(blob)
@@ -464,7 +517,10 @@ class _Session:
         self._start_reply(text)
 
     def _exchange(self) -> Exchange:
-        return self.fake.script[self.conversation.turns % len(self.fake.script)]
+        return self._exchange_for(self.conversation.turns + 1)
+
+    def _exchange_for(self, turn: int) -> Exchange:
+        return self.fake.script[(turn - 1) % len(self.fake.script)]
 
     # --- the model's turn -------------------------------------------------------------------
 
@@ -474,6 +530,10 @@ class _Session:
         if fault is not None and not fault.after_chunks:
             self._reply = asyncio.ensure_future(self.fake._break(self.conn, fault))
             return
+        plan = plan_for(heard, self.declared, self.fake.tool_plans) if self.declared else None
+        if plan is not None:
+            self._reply = asyncio.ensure_future(self._call(heard, plan))
+            return
         self._reply = asyncio.ensure_future(self._speak(heard, fault))
 
     def cancel_reply(self) -> None:
@@ -481,23 +541,52 @@ class _Session:
             self._reply.cancel()
 
     async def _interrupt(self) -> None:
-        if self._reply is None or self._reply.done():
+        running = self._reply is not None and not self._reply.done()
+        if running:
+            self._reply.cancel()  # type: ignore[union-attr]
+        conversation = self.conversation
+        withdrawn = list(conversation.open_calls)
+        if withdrawn:
+            conversation.open_calls.clear()
+            conversation.responses.clear()
+            self.fake.cancellations.append((self.conn.index, withdrawn))
+            await self.fake._send(self.conn, {"toolCallCancellation": {"ids": withdrawn}})
+        if not (running or conversation.turn_open):
             return
-        self._reply.cancel()
+        conversation.turn_open = False
         self.conn.interrupted += 1
         await self.fake._send(self.conn, {"serverContent": {"interrupted": True}})
         if self.fake.turn_complete_after_interrupt:
             await self.fake._send(self.conn, {"serverContent": {"turnComplete": True}})
 
-    async def _speak(self, heard: str, fault: TurnFault | None = None) -> None:
-        fake, conn, latency = self.fake, self.conn, self.fake.latency
+    async def _speak(self, heard: str, fault: TurnFault | None = None, *, answer: str | None = None) -> None:
+        """The model's turn to ``heard`` (the script's next reply), or the rest of a turn that
+        waited for tool responses (``answer``)."""
+        fake, conn = self.fake, self.conn
         conversation = self.conversation
-        exchange = self._exchange()
-        conversation.turns += 1
-        reply = Reply(conn.index, heard, exchange.reply.format(turn=conversation.turns))
+        if answer is None:
+            conversation.turns += 1
+            conversation.history.append(("user", heard))
+            text = self._exchange_for(conversation.turns).reply.format(turn=conversation.turns)
+        else:
+            text = answer
+        reply = Reply(conn.index, heard, text)
         fake.replies.append(reply)
-        conversation.history.append(("user", heard))
-        await asyncio.sleep(latency.first_reply_s)
+        await asyncio.sleep(fake.latency.first_reply_s)
+        if not await self._say(reply, fault):
+            return
+        conversation.history.append(("model", reply.text))
+        conversation.turn_open = False
+        await fake._send(conn, {"serverContent": {"generationComplete": True}})
+        await fake._send(conn, {"serverContent": {"turnComplete": True}})
+        reply.completed = True
+        if self.resumption:
+            await self._new_handle()
+
+    async def _say(self, reply: Reply, fault: TurnFault | None = None) -> bool:
+        """Send ``reply.text`` as model output (audio with transcripts, or text parts); False
+        when ``fault`` broke the connection on the way."""
+        fake, conn = self.fake, self.conn
         pieces = _pieces(reply.text)
         if self.text_replies:
             messages = [[{"modelTurn": {"parts": [{"text": piece}]}}] for piece in pieces]
@@ -512,17 +601,54 @@ class _Session:
         for message in messages:
             if fault is not None and reply.chunks == fault.after_chunks:
                 await fake._break(conn, fault)
-                return
+                return False
             for content in message:
                 await fake._send(conn, {"serverContent": content})
             reply.chunks += 1
-            await asyncio.sleep(latency.chunk_s)
-        conversation.history.append(("model", reply.text))
-        await fake._send(conn, {"serverContent": {"generationComplete": True}})
-        await fake._send(conn, {"serverContent": {"turnComplete": True}})
-        reply.completed = True
-        if self.resumption:
+            await asyncio.sleep(fake.latency.chunk_s)
+        return True
+
+    async def _call(self, heard: str, plan: ToolPlan) -> None:
+        """The model's turn that calls functions: the plan's words, then ``toolCall``; it waits."""
+        fake, conn, conversation = self.fake, self.conn, self.conversation
+        conversation.turns += 1
+        conversation.history.append(("user", heard))
+        conversation.turn_open = True
+        await asyncio.sleep(fake.latency.first_reply_s)
+        conversation.spoke_first = bool(plan.say)
+        if plan.say:
+            await self._say(Reply(conn.index, heard, plan.say))
+        calls = []
+        for call in plan.calls:
+            calls.append(
+                {"id": call.id or f"function-call-{uuid.uuid4().hex[:16]}", "name": call.name, "args": dict(call.args)}
+            )
+        conversation.open_calls = {c["id"]: c["name"] for c in calls}
+        conversation.responses = []
+        fake.tool_calls += [(conn.index, c) for c in calls]
+        await fake._send(conn, {"toolCall": {"functionCalls": calls}})
+        if fake.turn_complete_after_tool_call:
+            conversation.turn_open = False
+            await fake._send(conn, {"serverContent": {"turnComplete": True}})
+        if self.resumption and fake.handle_after_tool_call:
             await self._new_handle()
+
+    async def _on_tool_response(self, responses: list[dict[str, Any]]) -> None:
+        conversation = self.conversation
+        for response in responses:
+            self.fake.tool_responses.append((self.conn.index, response))
+            name = conversation.open_calls.pop(str(response.get("id")), None)
+            if name is None:
+                self.fake.errors.append(f"toolResponse for a call that is not open: {response.get('id')}")
+            elif name != response.get("name"):
+                self.fake.errors.append(f"toolResponse names {response.get('name')!r} for a call of {name!r}")
+            else:
+                conversation.responses.append(response.get("response") or {})
+        if conversation.responses and not conversation.open_calls:
+            answer = (" " if conversation.spoke_first else "") + answer_for(conversation.responses)
+            conversation.responses = []
+            self.cancel_reply()
+            self._reply = asyncio.ensure_future(self._speak("(function responses)", answer=answer))
 
     async def _new_handle(self) -> None:
         handle = uuid.uuid4().hex

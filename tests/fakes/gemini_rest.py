@@ -7,6 +7,16 @@ status, details}}``), checks the key and the request, records every request, and
 inject faults (bad key, unknown model, 429 with Retry-After, 500, a stream cut in the
 middle) and latency.
 
+Function calling, as the service does it: ``tools[].functionDeclarations`` in the request;
+the model's calls are whole ``functionCall {name, args}`` parts of
+``candidates[0].content.parts`` (parallel calls: several parts, in one event or one event
+each), the first of a response carrying a ``thoughtSignature`` (as Gemini 3 does; ``id``
+only when ``call_ids`` is on). It checks what the service checks, with the service's
+messages: as many ``functionResponse`` parts as the call turn had ``functionCall`` parts; the
+thought signature of each call of the current turn sent back; no ``toolConfig`` without
+declarations. ``toolConfig.functionCallingConfig.mode: NONE`` means no calls. What the model
+calls and answers: :mod:`tests.fakes.gemini_tools`.
+
 Standalone: ``python -m tests.fakes.gemini_rest --port 8081 --api-key test-key``.
 """
 
@@ -14,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -23,8 +35,23 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.aiohttp_service import AiohttpService
+from tests.fakes.gemini_models import list_page, model_resource
+from tests.fakes.gemini_tools import ScriptedCall, ToolPlan, answer_for, declared_functions, plan_for
 
 DEFAULT_KEY = "test-gemini-key"
+MISSING_SIGNATURE = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+    "correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "
+    "call `default_api:{name}` , position {position}. Please refer to "
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+UNEQUAL_RESPONSES = (
+    "Please ensure that the number of function response parts is equal to the number of function call parts of "
+    "the function call turn."
+)
+CONFIG_WITHOUT_DECLARATIONS = "Function calling config is set without function_declarations."
+LISTED_MODELS = ("gemini-3.8-flash", "gemini-3.5-flash-lite", "gemini-3.1-flash-lite")
+TEXT_METHODS = ("generateContent", "countTokens", "createCachedContent", "batchGenerateContent")
 
 
 @dataclass
@@ -69,6 +96,15 @@ class RecordedRequest:
         """(role, text) of every content entry."""
         return [(c.get("role", ""), "".join(p.get("text", "") for p in c.get("parts", []))) for c in self.contents]
 
+    @property
+    def function_names(self) -> list[str]:
+        """The functions the request declares."""
+        return list(declared_functions(self.body.get("tools")))
+
+    @property
+    def calling_mode(self) -> str | None:
+        return ((self.body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
+
 
 @dataclass
 class GeminiFake(AiohttpService):
@@ -81,7 +117,13 @@ class GeminiFake(AiohttpService):
     first_chunk_delay_s: float = 0.0
     chunk_delay_s: float = 0.0
     raw_body: bytes | None = None  # answer every stream with these exact SSE bytes (a real capture)
+    tool_plans: list[ToolPlan] = field(default_factory=list)  # when the model calls what (gemini_tools)
+    call_ids: bool = False  # functionCall parts carry an id
+    thought_signatures: bool = True  # the first functionCall part of a response carries a thoughtSignature
+    call_events: str = "together"  # "together": one event with every call; "apart": an event per call
+    issued_signatures: dict[str, str] = field(default_factory=dict)  # call → the signature it came with
     requests: list[RecordedRequest] = field(default_factory=list)
+    list_requests: list[dict[str, str]] = field(default_factory=list)  # query of each models.list call
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -90,7 +132,21 @@ class GeminiFake(AiohttpService):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{version}/models/{target}", self._handle)
+        app.router.add_get("/{version}/models", self._list_models)
         return app
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """What ``models.list`` answers: ``models`` (or a few current ones) for generateContent, and a Live model."""
+        names = list(self.models) if self.models is not None else list(LISTED_MODELS)
+        text = [model_resource(n, TEXT_METHODS) for n in names]
+        return [*text, model_resource("gemini-3.8-live", ("bidiGenerateContent",))]
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        self.list_requests.append(dict(request.query))
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if key != self.api_key:
+            return _bad_key()
+        return web.json_response(list_page(self.catalog(), dict(request.query)))
 
     # --- protocol --------------------------------------------------------------
 
@@ -127,14 +183,76 @@ class GeminiFake(AiohttpService):
             return _error(404, "NOT_FOUND", f"Method {method} not found.")
         if not body.get("contents"):
             return _error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
-        chunks = self.replies.pop(0) if self.replies else echo_chunks(body)
+        problem = self._tool_problem(body)
+        if problem:
+            return _error(400, "INVALID_ARGUMENT", problem)
+        calls: list[dict[str, Any]] = []
+        if self.replies:
+            chunks = self.replies.pop(0)
+        else:
+            chunks, calls = self._answer(body)
         if method == "generateContent":
             await asyncio.sleep(self.first_chunk_delay_s)
             return web.json_response(_response_json(model, "".join(chunks), final=True))
-        return await self._stream(request, model, chunks, fault)
+        return await self._stream(request, model, chunks, fault, calls)
+
+    # --- function calling ------------------------------------------------------------
+
+    def _answer(self, body: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """Text chunks and functionCall parts: an answer to function responses, calls, or the echo."""
+        contents = body["contents"]
+        last_parts = contents[-1].get("parts", [])
+        responses = [p["functionResponse"].get("response") or {} for p in last_parts if "functionResponse" in p]
+        if responses:
+            return _words(answer_for(responses)), []
+        mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
+        declared = declared_functions(body.get("tools")) if mode != "NONE" else {}
+        user = "".join(p.get("text", "") for p in last_parts)
+        plan = plan_for(user, declared, self.tool_plans) if declared else None
+        if plan is None:
+            return echo_chunks(body), []
+        return (_words(plan.say) if plan.say else []), [self._call_part(call, i) for i, call in enumerate(plan.calls)]
+
+    def _call_part(self, call: ScriptedCall, index: int) -> dict[str, Any]:
+        function_call: dict[str, Any] = {"name": call.name, "args": dict(call.args)}
+        if call.id or self.call_ids:
+            function_call["id"] = call.id or f"fc-{uuid.uuid4().hex[:12]}"
+        part: dict[str, Any] = {"functionCall": function_call}
+        if self.thought_signatures and index == 0:
+            signature = base64.b64encode(hashlib.sha256(uuid.uuid4().bytes).digest()).decode()
+            self.issued_signatures[_call_key(function_call)] = signature
+            part["thoughtSignature"] = signature
+        return part
+
+    def _tool_problem(self, body: dict[str, Any]) -> str | None:
+        """The service's complaint about the request's function calling, if it has one."""
+        if body.get("toolConfig") and not declared_functions(body.get("tools")):
+            return CONFIG_WITHOUT_DECLARATIONS
+        contents = body["contents"]
+        for index, content in enumerate(contents):
+            calls = [p for p in content.get("parts", []) if "functionCall" in p]
+            if not calls:
+                continue
+            following = contents[index + 1].get("parts", []) if index + 1 < len(contents) else []
+            if len([p for p in following if "functionResponse" in p]) != len(calls):
+                return UNEQUAL_RESPONSES
+        # the current turn: everything after the user's last words
+        start = max((i for i, c in enumerate(contents) if c.get("role") == "user" and _has_text(c)), default=0)
+        for index in range(start, len(contents)):
+            calls = [p for p in contents[index].get("parts", []) if "functionCall" in p]
+            for part in calls[:1]:
+                issued = self.issued_signatures.get(_call_key(part["functionCall"]))
+                if issued is not None and _b64(part.get("thoughtSignature")) != _b64(issued):
+                    return MISSING_SIGNATURE.format(name=part["functionCall"].get("name"), position=index + 1)
+        return None
 
     async def _stream(
-        self, request: web.Request, model: str, chunks: list[str], fault: Fault | None
+        self,
+        request: web.Request,
+        model: str,
+        chunks: list[str],
+        fault: Fault | None,
+        calls: list[dict[str, Any]] | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -144,13 +262,16 @@ class GeminiFake(AiohttpService):
             await response.write_eof()
             return response
         response_id = uuid.uuid4().hex[:20]
-        for index, text in enumerate(chunks):
+        events: list[list[dict[str, Any]]] = [[{"text": text}] for text in chunks]
+        if calls:
+            events += [calls] if self.call_events == "together" else [[call] for call in calls]
+        for index, parts in enumerate(events):
             if fault and fault.kind == "drop" and index >= fault.after_chunks:
                 assert request.transport is not None
                 request.transport.abort()  # no terminating chunk: the client sees a cut stream
                 return response
             await asyncio.sleep(self.first_chunk_delay_s if index == 0 else self.chunk_delay_s)
-            event = _response_json(model, text, final=index == len(chunks) - 1, response_id=response_id)
+            event = _response_json(model, parts, final=index == len(events) - 1, response_id=response_id)
             await response.write(b"data: " + json.dumps(event).encode() + b"\r\n\r\n")
         await response.write_eof()
         return response
@@ -165,12 +286,36 @@ def echo_chunks(body: dict[str, Any]) -> list[str]:
     for content in body.get("contents", []):
         if content.get("role", "user") == "user":
             last = "".join(p.get("text", "") for p in content.get("parts", []))
-    words = f"You said: {last.strip()}.".split(" ")
+    return _words(f"You said: {last.strip()}.")
+
+
+def _words(text: str) -> list[str]:
+    """Text in word-sized chunks that join back exactly."""
+    words = text.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
 
-def _response_json(model: str, text: str, *, final: bool, response_id: str = "") -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+def _b64(data: Any) -> bytes | None:
+    """Base64 in either alphabet (the SDK writes bytes URL-safe), decoded."""
+    if not isinstance(data, str):
+        return None
+    return base64.b64decode(data.replace("-", "+").replace("_", "/") + "=" * (-len(data) % 4))
+
+
+def _has_text(content: dict[str, Any]) -> bool:
+    return any(p.get("text") for p in content.get("parts", []))
+
+
+def _call_key(function_call: dict[str, Any]) -> str:
+    return json.dumps([function_call.get("name"), function_call.get("args") or {}], sort_keys=True)
+
+
+def _response_json(
+    model: str, parts: str | list[dict[str, Any]], *, final: bool, response_id: str = ""
+) -> dict[str, Any]:
+    if isinstance(parts, str):
+        parts = [{"text": parts}]
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
     if final:
         candidate["finishReason"] = "STOP"
     event: dict[str, Any] = {"candidates": [candidate], "modelVersion": model, "responseId": response_id}

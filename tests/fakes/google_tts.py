@@ -27,6 +27,12 @@ from google.cloud import texttospeech_v1 as tts
 from tests.fakes.google_grpc import FakeGoogleServer, pump_requests, serve_main
 
 CHIRP3_VOICE = re.compile(r"^([a-z]{2,3}-[A-Z]{2})-Chirp3-HD-[A-Za-z]+$")
+# a few of the documented Chirp 3 HD speakers, with the gender ListVoices reports for them
+CHIRP3_SPEAKERS = {
+    "Aoede": tts.SsmlVoiceGender.FEMALE,
+    "Charon": tts.SsmlVoiceGender.MALE,
+    "Kore": tts.SsmlVoiceGender.FEMALE,
+}
 STREAMABLE = {tts.AudioEncoding.PCM}  # the service also streams ALAW, MULAW, OGG_OPUS; this fake only PCM
 
 
@@ -89,6 +95,8 @@ class FakeTTSServer(FakeGoogleServer):
         self.chunk_interval_s = chunk_interval_s  # pacing between chunks (0: as fast as possible)
         self.wav_extra_chunk = wav_extra_chunk
         self.calls_log: list[SynthesisLog] = []
+        self.locales = ("en-US", "ru-RU", "de-DE")  # what ListVoices offers
+        self.list_requests: list[str] = []  # language_code of each ListVoices call
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         methods = {
@@ -96,6 +104,11 @@ class FakeTTSServer(FakeGoogleServer):
                 self._streaming,
                 request_deserializer=tts.StreamingSynthesizeRequest.deserialize,
                 response_serializer=tts.StreamingSynthesizeResponse.serialize,
+            ),
+            "ListVoices": grpc.unary_unary_rpc_method_handler(
+                self._list_voices,
+                request_deserializer=tts.ListVoicesRequest.deserialize,
+                response_serializer=tts.ListVoicesResponse.serialize,
             ),
             "SynthesizeSpeech": grpc.unary_unary_rpc_method_handler(
                 self._unary,
@@ -179,6 +192,26 @@ class FakeTTSServer(FakeGoogleServer):
             raise
         finally:
             pump.cancel()
+
+    async def _list_voices(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """``ListVoices``: the Chirp 3 HD voices of ``voices``, only those of the language asked for."""
+        self.list_requests.append(request.language_code)
+        await self.check_call(context)
+        fault = self.take_fault()
+        if fault is not None:
+            await self.fail(fault, context)
+        voices = [
+            tts.Voice(
+                name=f"{locale}-Chirp3-HD-{speaker}",
+                language_codes=[locale],
+                ssml_gender=gender,
+                natural_sample_rate_hertz=24000,
+            )
+            for locale in self.locales
+            for speaker, gender in CHIRP3_SPEAKERS.items()
+            if not request.language_code or request.language_code == locale
+        ]
+        return tts.ListVoicesResponse(voices=voices)
 
     async def _unary(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         record = SynthesisLog("unary", {})

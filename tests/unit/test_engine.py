@@ -150,3 +150,31 @@ async def test_words_over_the_bot_without_speech_onset_are_answered_aloud() -> N
     assert [t.interrupted for t in turns] == [True, False]
     assert turns[1].text == "Okay then, I stop."
     assert len(sink.starts) > before + 1, "the new reply's audio reached the sink"
+
+
+async def test_a_false_interruption_resumes_the_sentence_it_cut() -> None:
+    """A noise over the bot (no words) pauses it; with no words after it, the voice says the
+    rest of the sentence it was cut in, and the history holds that sentence whole."""
+    from voicekit.engine.end_of_turn import TurnPolicy
+    from voicekit.events import BotResumed
+
+    first = "This is a rather long first sentence that keeps going for quite a while."
+    stt = ScriptedSTT(ScriptedSTT.Options(transcripts=["tell me a story", ""], min_silence_ms=300))
+    llm = ScriptedLLM(ScriptedLLM.Options(replies=[f"{first} Then a second one."], first_token_ms=20))
+    out = ScriptedOutput(ScriptedOutput.Options(ms_per_char=30, realtime=True, first_audio_ms=10))
+    sink = TimedSink(24000)
+    events: list[Event] = []
+    audio = speech_like(500) + silence(1500, RATE) + speech_like(300) + silence(4500, RATE)
+    conv = Conversation(
+        stt=stt, llm=llm, output=out, sink=sink, source=frames(audio, realtime=True), mode="full_duplex",
+        policy=TurnPolicy(false_interruption_s=0.5), observers=[events.append],
+    )  # fmt: skip
+    result = await conv.run()
+    (barge,) = [e for e in events if isinstance(e, BargeIn)]
+    (resumed,) = [e for e in events if isinstance(e, BotResumed)]
+    assert resumed.text and first.endswith(resumed.text) and resumed.text != first
+    assert any(t > resumed.t for t in sink.starts), "the voice went on after the pause"
+    (ended,) = [e for e in events if isinstance(e, BotTurn)]
+    assert not ended.interrupted and ended.resumed == 1
+    assert [m.text for m in result.history] == ["tell me a story", first]
+    assert barge.t < resumed.t

@@ -16,6 +16,8 @@ GROUND_FLOOR = (
     "voicekit.clock",
     "voicekit.sdk",
     "voicekit.redaction",
+    "voicekit.keys",
+    "voicekit.settings",
 )
 ALLOWED = {"voicekit", "voicekit._moved", *GROUND_FLOOR}
 

@@ -63,7 +63,7 @@ def test_readme_retry_and_fallback_example(dirs: dict[str, Path]) -> None:
     llm = load_profile("resilient").llm
     assert (llm.use, llm.retry.attempts, llm.retry.budget_ms) == ("gemini", 3, 15000)
     lite, echo = llm.fallback
-    assert (lite.use, lite.options, lite.retry.attempts) == ("gemini", {"model": "gemini-2.5-flash-lite"}, 3)
+    assert (lite.use, lite.options, lite.retry.attempts) == ("gemini", {"model": "gemini-3.5-flash-lite"}, 3)
     assert (echo.use, echo.retry.attempts, echo.retry.initial_ms) == ("echo", 1, 200)  # the rest inherited
     built = build_chain(load_profile("resilient"), "llm", registry)
     assert [b.name for b in built] == ["gemini", "gemini", "echo"]

@@ -23,7 +23,53 @@ def _pyaudio() -> Any:
         import pyaudio
     except ImportError as exc:
         raise MissingExtraError("pyaudio", "mic") from exc
+    silence_native_audio_logs()
     return pyaudio
+
+
+_quiet_handlers: list[Any] = []  # the C callbacks must outlive every call into the libraries
+
+
+def silence_native_audio_logs() -> bool:
+    """Stop ALSA and JACK from writing to stderr behind voicekit's back ("ALSA lib pcm.c: ...
+    underrun occurred", JACK's server probing) for the rest of the process; idempotent.
+
+    Both libraries print through a handler that can be replaced: ALSA's
+    ``snd_lib_error_set_handler``, JACK's ``jack_set_error_function`` and
+    ``jack_set_info_function``. Whether ALSA's was replaced is returned (``False`` without libasound).
+    """
+    import ctypes
+    import ctypes.util
+
+    if _quiet_handlers:
+        return True
+    silenced = False
+    alsa_name = ctypes.util.find_library("asound")
+    if alsa_name:
+        try:
+            alsa = ctypes.CDLL(alsa_name)
+            # void handler(const char *file, int line, const char *function, int err, const char *fmt, ...)
+            handler_type = ctypes.CFUNCTYPE(
+                None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+            )
+            handler = handler_type(lambda *_: None)
+            alsa.snd_lib_error_set_handler(handler)
+            _quiet_handlers.append(handler)
+            silenced = True
+        except (OSError, AttributeError):
+            log.debug("could not quiet ALSA's messages", exc_info=True)
+    jack_name = ctypes.util.find_library("jack")
+    if jack_name:
+        try:
+            jack = ctypes.CDLL(jack_name)
+            message_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+            quiet = message_type(lambda _: None)
+            jack.jack_set_error_function(quiet)
+            jack.jack_set_info_function(quiet)
+            _quiet_handlers.append(quiet)
+        except (OSError, AttributeError):
+            log.debug("could not quiet JACK's messages", exc_info=True)
+    return silenced
 
 
 def _open_portaudio(pa_mod: Any) -> Any:

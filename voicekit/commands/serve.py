@@ -11,19 +11,32 @@ from voicekit.commands.chat import SetOption
 
 
 def serve(
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile of every conversation.")] = "gemini-live",
+    profile: Annotated[
+        Optional[str],
+        typer.Option(
+            "--profile",
+            "-p",
+            metavar="NAME",
+            help="Profile of every conversation (default: config.toml's serve_profile).",
+        ),
+    ] = None,
     host: Annotated[
-        str, typer.Option(help="Address to listen on; beyond this machine it needs --token-file.")
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on; beyond this machine it needs --token-file.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).", min=0, max=65535)] = 8000,
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on (0: any free port).", min=0, max=65535)
+    ] = 8000,
     max_sessions: Annotated[
-        int, typer.Option("--max-sessions", help="Conversations at once; more are refused.", min=1)
+        int, typer.Option("--max-sessions", metavar="N", help="Conversations at once; more are refused.", min=1)
     ] = 100,
     session_timeout: Annotated[
-        float, typer.Option("--session-timeout", help="Longest conversation, in seconds.", min=1)
+        float, typer.Option("--session-timeout", metavar="SECONDS", help="Longest conversation, in seconds.", min=1)
     ] = 600.0,
     idle_timeout: Annotated[
-        float, typer.Option("--idle-timeout", help="Close a connection that sends nothing for this long (s).", min=1)
+        float,
+        typer.Option(
+            "--idle-timeout", metavar="SECONDS", help="Close a connection that sends nothing for this long (s).", min=1
+        ),
     ] = 60.0,
     max_connections: Annotated[
         Optional[int],
@@ -44,26 +57,33 @@ def serve(
     ] = 10.0,
     token_file: Annotated[
         Optional[Path],
-        typer.Option("--token-file", help="Accepted tokens, one per line (?token= or Authorization: Bearer)."),
+        typer.Option(
+            "--token-file", metavar="FILE", help="Accepted tokens, one per line (?token= or Authorization: Bearer)."
+        ),
     ] = None,
     allow_origin: Annotated[
         Optional[list[str]],
         typer.Option(
             "--allow-origin",
+            metavar="ORIGIN",
             help="Web origin whose pages may connect without a token, e.g. https://app.example.com "
             "(repeatable; * for any). This server's own page on 127.0.0.1/localhost always may.",
         ),
     ] = None,
     duplex: Annotated[
-        str, typer.Option(help="Turn-taking: full (talk over the bot), half (mic muted while it speaks) or profile.")
+        str,
+        typer.Option(
+            metavar="MODE", help="Turn-taking: full (talk over the bot), half (mic muted while it speaks) or profile."
+        ),
     ] = "full",
     max_message_kb: Annotated[
-        int, typer.Option("--max-message-kb", help="Largest message accepted, in KiB.", min=1)
+        int, typer.Option("--max-message-kb", metavar="KIB", help="Largest message accepted, in KiB.", min=1)
     ] = 1024,
     lookahead_ms: Annotated[
         float,
         typer.Option(
             "--lookahead-ms",
+            metavar="MS",
             help="How far ahead of real time bot audio is sent: more rides out network jitter, "
             "less stops a cut reply sooner.",
             min=0,
@@ -88,6 +108,9 @@ def serve(
     from voicekit.serve.limits import ServeLimits
     from voicekit.serve.server import fit_descriptors
     from voicekit.serve.server import serve as run_server
+    from voicekit.settings import settings
+
+    profile = profile or settings().serve_profile
 
     for handler in logging.getLogger().handlers:  # a long-running server's log never shows a URL's credentials
         handler.addFilter(RedactingFilter())

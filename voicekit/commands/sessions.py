@@ -12,7 +12,7 @@ twice is harmless.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -161,6 +161,88 @@ def close(
             typer.echo("nothing to close")
     if any(not r.ok for r in results):
         raise typer.Exit(1)
+
+
+@app.command("show")
+def show(
+    conversation_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Conversation id from 'sessions list' (a unique prefix is enough).")
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """A past conversation: what was said, when (seconds from its start), how it ended, each stage's timings."""
+    import json
+
+    from voicekit.errors import VoicekitError
+    from voicekit.history import find, read
+
+    folder = find(conversation_id)
+    if folder is None:
+        raise VoicekitError(
+            f"no history of conversation '{conversation_id}' (kept unless chat ran with --no-history or "
+            "history = false); 'voicekit sessions list' shows the recent ids"
+        )
+    metrics, lines = read(folder)
+    if json_out:
+        typer.echo(json.dumps({"metrics": metrics, "transcript": lines}, indent=2, ensure_ascii=False))
+        return
+    _print_conversation(folder.name, metrics, lines)
+
+
+def _print_conversation(cid: str, metrics: dict[str, Any] | None, lines: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False, emoji=False)
+    if metrics is None:
+        console.print(Text(f"conversation {cid}: no metrics.json (still running, or its process died)", style="yellow"))
+    else:
+        status = metrics.get("status", "?")
+        head = Text.assemble(
+            (f"conversation {cid}", "bold"),
+            f"  profile {metrics.get('profile', '?')}  started {_when(metrics.get('started_at'))}  ",
+            (status, "red" if status == "failed" else ""),
+        )
+        console.print(head)
+        if metrics.get("reason"):
+            console.print(Text(f"  reason: {metrics['reason']}", style="red" if status == "failed" else "yellow"))
+        if metrics.get("backends"):
+            console.print(Text("  " + "  ".join(f"{k}={v}" for k, v in metrics["backends"].items()), style="dim"))
+    for line in lines:
+        text = _transcript_line(line)
+        if text is not None:
+            console.print(text, soft_wrap=True)
+    if metrics is not None and metrics.get("turns"):
+        table = Table("stage", box=None, pad_edge=False)
+        for column in ("p50 ms", "p95 ms", "max ms", "n"):
+            table.add_column(column, justify="right")
+        for entry in metrics.get("stages", {}).values():
+            if entry.get("count"):
+                figures = (f"{entry[k]:.1f}" if entry.get(k) is not None else "–" for k in ("p50", "p95", "max"))
+                table.add_row(entry.get("label", ""), *figures, str(entry["count"]))
+        console.print(table)
+
+
+def _transcript_line(line: dict[str, Any]) -> Any:
+    from rich.text import Text
+
+    when = f"{line['t']:7.2f}s " if isinstance(line.get("t"), (int, float)) else " " * 9
+    kind = line.get("type")
+    if kind == "UserTurn":
+        return Text.assemble((when, "dim"), ("you: ", "bold green"), line.get("text", ""))
+    if kind == "BotTurn":
+        cut = ("  [interrupted]", "yellow") if line.get("interrupted") else ("", "")
+        return Text.assemble((when, "dim"), ("bot: ", "bold cyan"), line.get("text", "") or "…", cut)
+    if kind == "BackendSwitched":
+        return Text.assemble(
+            (when, "dim"), (f"{line.get('role')}: {line.get('failed')} → {line.get('now_serving')}", "yellow")
+        )
+    if kind == "ErrorEvent":
+        return Text.assemble((when, "dim"), (f"error: {line.get('message', '')}", "red"))
+    if kind == "BargeIn":
+        return Text.assemble((when, "dim"), ("(the user spoke over the bot)", "yellow"))
+    return None
 
 
 @app.command("repair")

@@ -21,18 +21,23 @@ them, feeds them and ends them: every failure leaves :meth:`Conversation.run` as
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from voicekit.audio.sinks import AudioSink
 from voicekit.clock import now
+from voicekit.engine.bot_turn import Timer
+from voicekit.engine.end_of_turn import TurnAudio, TurnDetector, TurnPolicy, TurnVerdict
 from voicekit.engine.fallback import BackendChain
 from voicekit.engine.listening import VAD, AudioFilter, Listener
 from voicekit.engine.playback import Playback, Recorder
 from voicekit.engine.realtime import RealtimeBridge
 from voicekit.engine.reply import Replier, quietly
+from voicekit.engine.tools import ToolLoop
 from voicekit.engine.turns import BotTurn, DuplexMode, TurnTaking
 from voicekit.errors import ProfileError
 from voicekit.events import Event, Final, TurnMetrics
@@ -66,7 +71,9 @@ class Conversation:
     ``retry`` gives a role's :class:`~voicekit.options.RetryPolicy` for lists. Backends are
     started by :meth:`run` and always closed by it, whatever happens; remote billable
     sessions opened through ``remote_sessions`` are closed too. The history is kept here
-    (``history``) and handed to the LLM on every turn.
+    (``history``) and handed to the LLM on every turn. ``policy`` holds the ``turns:``
+    settings (preemptive replies, waits, backchannels, false interruptions) and ``detector``
+    the end-of-turn detector, loaded at the start and run off the loop when turn-taking asks.
     """
 
     def __init__(
@@ -90,6 +97,9 @@ class Conversation:
         drain_timeout_s: float = 30.0,
         retry: Mapping[str, RetryPolicy] | None = None,
         warn: Callable[[str], None] = log.warning,
+        tools: ToolLoop | None = None,
+        policy: TurnPolicy | None = None,
+        detector: TurnDetector | None = None,
     ) -> None:
         self.observers = list(observers)
         policies = dict(retry or {})
@@ -114,6 +124,17 @@ class Conversation:
             raise ProfileError(str(missing[0]))
         self.is_realtime = llm_caps.accepts_audio
         remote_output = self.outputs is not None and self.outputs.active.capabilities.remote_session
+        self.detector = detector
+        policy = policy or TurnPolicy()
+        if detector is not None:
+            policy = dataclasses.replace(policy, detector=detector.name, judges_pauses=detector.judges_pauses)
+        if self.stts is not None:
+            policy = dataclasses.replace(policy, words_needed=self.stts.active.capabilities.interim_results)
+        if policy.judges_pauses and (vad is None or source is None):
+            if source is not None:
+                warn(f"turns.detector {policy.detector} judges the pauses the VAD hears, and audio.vad is none: "
+                     "the STT's final transcript ends each turn")  # fmt: skip
+            policy = dataclasses.replace(policy, judges_pauses=False)  # nothing to judge: the final ends the turn
         self.turns = TurnTaking(
             self,
             mode=mode,
@@ -122,10 +143,17 @@ class Conversation:
             has_vad=vad is not None,
             history=history,
             backends=self._serving,
+            policy=policy,
+            remote_output=remote_output,
         )
+        self._detector_thread: ThreadPoolExecutor | None = None
         self.playback = Playback(sink, self.turns, recorder=recorder, fast=fast, remote_output=remote_output)
+        self.tools = tools
+        if tools is not None:
+            tools.emit, tools.history = self._emit, self.turns.history
+            self.observers.append(tools.on_event)  # files each turn's tool rounds into the history
         self.replier = (
-            Replier(self.llms, self.outputs, self.playback, self._emit, remote_output=remote_output)
+            Replier(self.llms, self.outputs, self.playback, self._emit, remote_output=remote_output, tools=tools)
             if self.outputs is not None and not self.is_realtime
             else None
         )
@@ -141,9 +169,12 @@ class Conversation:
             if self.is_realtime
             else None
         )
+        if self.realtime is not None:
+            self.realtime.tools = tools
         self.listener = Listener(
             self.turns, self._emit, self._spawn, source=source, stts=self.stts, realtime=self.realtime,
             vad=vad, filters=filters, recorder=recorder, fast=fast, language=language,
+            keep_audio=self.turns.judging,
         )  # fmt: skip
         self._tg: asyncio.TaskGroup | None = None
 
@@ -220,8 +251,35 @@ class Conversation:
 
     def respond(self, turn: BotTurn) -> None:
         if self.replier is not None:
-            history = self.history[:-1]  # the conversation before this turn's user message
-            turn.task = self._spawn(self.replier.answer(turn, history), f"turn-{turn.index}")
+            turn.task = self._spawn(self.replier.answer(turn, turn.history), f"turn-{turn.index}")
+
+    def discard(self, turn: BotTurn) -> None:
+        if turn.task is not None:
+            turn.task.cancel()
+
+    def resume(self, turn: BotTurn, text: str) -> None:
+        if self.replier is not None:
+            turn.task = self._spawn(self.replier.resume(turn, text), f"turn-{turn.index}-resumed")
+
+    def judge(self, pause: int, since: float | None, transcript: str) -> None:
+        if self.detector is None:
+            self.turns.judged(pause, TurnVerdict(True), now())
+            return
+        audio = TurnAudio(self.listener.recent_audio(since), transcript, self.language)
+        self._spawn(self._judge(self.detector, pause, audio), "turn-detector")
+
+    async def _judge(self, detector: TurnDetector, pause: int, audio: TurnAudio) -> None:
+        if self._detector_thread is None:
+            self._detector_thread = ThreadPoolExecutor(1, thread_name_prefix="turn-detector")
+        try:
+            verdict = await asyncio.get_running_loop().run_in_executor(self._detector_thread, detector.judge, audio)
+        except Exception as exc:  # noqa: BLE001 - a failed judgement must not end the conversation
+            log.warning("the %s turn detector failed (%s); ending the turn on silence", detector.name, exc)
+            verdict = TurnVerdict(True)
+        self.turns.judged(pause, verdict, now())
+
+    def call_at(self, t: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, t - now()), callback)
 
     def stop_bot(self, turn: BotTurn, *, tell_backend: bool) -> None:
         if turn.task is not None:
@@ -258,8 +316,13 @@ class Conversation:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def _start(self) -> None:
+        if self.detector is not None and self.turns.judging:
+            await asyncio.to_thread(self.detector.load)
         chains = [c for c in (self.stts, self.llms, self.outputs) if c is not None]
-        results = await asyncio.gather(*(c.start() for c in chains), return_exceptions=True)
+        starting: list[Any] = [c.start() for c in chains]
+        if self.tools is not None:
+            starting.append(self.tools.start())  # MCP servers start with the conversation, and stop with it
+        results = await asyncio.gather(*starting, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
@@ -271,13 +334,21 @@ class Conversation:
     async def _shutdown(self) -> None:
         """Close everything, even when cancelled again meanwhile; never hide the real error."""
 
+        self.turns.cancel_timers()
+
         async def close_all() -> None:
+            if self._detector_thread is not None:
+                self._detector_thread.shutdown(wait=False, cancel_futures=True)
+            if self.detector is not None:
+                self.detector.close()
             turn = self.turns.current
             if turn is not None and not turn.finished and turn.task is not None:
                 turn.task.cancel()
             await _close_quietly(self.listener.aclose(), "the stt stream")
             if self.realtime is not None:
                 await _close_quietly(self.realtime.aclose(), "the realtime stream")
+            if self.tools is not None:
+                await _close_quietly(self.tools.aclose(), "stopping the tools")
             for chain in (self.outputs, self.llms, self.stts):
                 if chain is not None:
                     await chain.aclose()
@@ -309,6 +380,7 @@ class Conversation:
 
     async def _read_stt(self) -> None:
         await self.listener.read_stt()
+        self.turns.input_ended(now())
         await self.turns.wait_idle()
         self.playback.stop()
 

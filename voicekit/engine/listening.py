@@ -13,11 +13,21 @@ import logging
 from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Any, Protocol
 
+from voicekit.clock import now
 from voicekit.engine.fallback import BackendChain
 from voicekit.engine.playback import Recorder
 from voicekit.engine.realtime import RealtimeBridge
 from voicekit.engine.turns import TurnTaking
-from voicekit.events import Event, Final, Interim, SpeechEnded, SpeechStarted
+from voicekit.events import (
+    EagerEndOfTurn,
+    EndOfTurn,
+    Event,
+    Final,
+    Interim,
+    SpeechEnded,
+    SpeechStarted,
+    TurnResumed,
+)
 from voicekit.roles import STT, STTStream
 
 log = logging.getLogger(__name__)
@@ -25,6 +35,8 @@ log = logging.getLogger(__name__)
 AudioFilter = Callable[[bytes], "bytes | None"]
 
 _REPLAY_LIMIT_BYTES = 60 * 32000  # at most a minute of 16 kHz audio is replayed to a replacement STT
+_KEPT_AUDIO_BYTES = 10 * 32000  # the user's last 10 s, for an end-of-turn detector (it reads at most 8)
+_LEAD_IN_S = 0.5  # a detector hears this much before the speech started
 
 
 class VAD(Protocol):
@@ -52,6 +64,7 @@ class Listener:
         recorder: Recorder | None = None,
         fast: bool = False,
         language: str | None = None,
+        keep_audio: bool = False,
     ) -> None:
         self.turns, self.emit, self.spawn = turns, emit, spawn
         self.source, self.stts, self.realtime = source, stts, realtime
@@ -61,6 +74,8 @@ class Listener:
         self._utterance = bytearray()  # audio since the last final transcript
         self._input_ended = False
         self._input_s = 0.0  # seconds of audio taken from the source so far
+        self._recent: bytearray | None = bytearray() if keep_audio else None  # the user's latest audio
+        self._recent_t = 0.0  # when the last frame of it arrived
 
     # --- the STT stream ---------------------------------------------------------------------
 
@@ -109,8 +124,28 @@ class Listener:
             if event.text.strip():
                 self._utterance.clear()
                 self.turns.user_said(event.text.strip(), event.t)
+        elif isinstance(event, EagerEndOfTurn):
+            self.emit(event)
+            self.turns.stt_eager_end_of_turn(event.text, event.t)
+        elif isinstance(event, TurnResumed):
+            self.emit(event)
+            self.turns.stt_turn_resumed(event.t)
+        elif isinstance(event, EndOfTurn):
+            self.emit(event)
+            self.turns.stt_end_of_turn(event.t)
         else:
             self.emit(event)
+
+    def recent_audio(self, since: float | None) -> bytes:
+        """The user's audio from a little before ``since`` (the start of their turn) to now."""
+        recent = self._recent
+        if recent is None:
+            return b""
+        if since is None:
+            return bytes(recent)
+        seconds = max(0.0, self._recent_t - since) + _LEAD_IN_S
+        size = min(len(recent), int(seconds * 16000) * 2)
+        return bytes(recent[len(recent) - size :])
 
     async def _replace_stt(self, error: BaseException) -> None:
         """The STT failed beyond its own reconnects: the next one hears the utterance again."""
@@ -150,6 +185,8 @@ class Listener:
                         await turns.wait_mic_open()  # a file has no real time: wait instead of dropping
                     if recorder is not None:
                         recorder.user_audio(frame)
+                    if self._recent is not None:
+                        self._keep(frame)
                     self._input_s += len(frame) / 32000
                     if vad is not None:
                         for event in vad.process(frame):
@@ -161,6 +198,14 @@ class Listener:
                 self.stream.end_input()
         if self.realtime is not None:
             await self.realtime.end_input()
+
+    def _keep(self, frame: bytes) -> None:
+        recent = self._recent
+        assert recent is not None
+        recent += frame
+        self._recent_t = now()
+        if len(recent) > _KEPT_AUDIO_BYTES + 32000:  # trim once a second, not every frame
+            del recent[: len(recent) - _KEPT_AUDIO_BYTES]
 
     def _push(self, frame: bytes) -> None:
         if self.realtime is not None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from voicekit.events import TurnMetrics
 
-STAGES = ("stt_ms", "llm_ttft_ms", "output_ttfa_ms", "voice_to_voice_ms", "turn_ms", "engine_ms")
+STAGES = (
+    "stt_ms", "end_of_turn_ms", "llm_ttft_ms", "tool_ms", "output_ttfa_ms", "voice_to_voice_ms", "turn_ms",
+    "engine_ms",
+)  # fmt: skip
 STAGE_LABELS = {
     "stt_ms": "end of speech → STT final",
-    "llm_ttft_ms": "STT final → LLM first token",
+    "end_of_turn_ms": "end of speech → turn committed",
+    "llm_ttft_ms": "LLM request → LLM first token (or first tool call)",
+    "tool_ms": "tools running (turns that called tools)",
     "output_ttfa_ms": "first sentence → first audio",
     "voice_to_voice_ms": "end of speech → first audio out",
     "turn_ms": "end of speech → end of turn",
@@ -37,6 +43,16 @@ class TurnClock:
     first_output: float | None = None  # first AudioOut (or SpeakingStarted for avatars) from the output
     first_played: float | None = None  # first bot audio reached the sink
     end: float | None = None
+    tool_s: float | None = None  # wall time tool rounds took (parallel calls count once)
+
+    def add_tool_time(self, seconds: float) -> None:
+        """A tool round took ``seconds``."""
+        self.tool_s = (self.tool_s or 0.0) + seconds
+
+    requested: float | None = None  # the LLM was asked (at the final, or ahead of it: preemptive)
+    committed: float | None = None  # turn-taking decided the user's turn ended
+    decision: TurnDecisionInfo | None = None
+    preemption: PreemptionInfo = field(default_factory=lambda: PreemptionInfo())
 
     def mark(self, name: str, t: float) -> None:
         """Record a milestone the first time it happens."""
@@ -50,16 +66,50 @@ class TurnClock:
 
     def metrics(self, backends: Sequence[tuple[str, str]] = ()) -> TurnMetrics:
         start = self.speech_end
+        decision, pre = self.decision, self.preemption
         return TurnMetrics(
             turn=self.turn,
             stt_ms=_ms(start, self.final),
-            llm_ttft_ms=_ms(self.final, self.first_token),
+            llm_ttft_ms=_ms(self.requested or self.final, self.first_token),
             output_ttfa_ms=_ms(self.first_sentence, self.first_output),
             voice_to_voice_ms=_ms(start, self.first_played),
             turn_ms=_ms(start, self.end),
             engine_ms=self.engine_share(),
+            tool_ms=round(self.tool_s * 1000, 2) if self.tool_s is not None else None,
             backends=tuple(backends),
+            end_of_turn_ms=_ms(start, self.committed),
+            detector=decision.detector if decision else None,
+            detector_probability=decision.probability if decision else None,
+            detector_ms=decision.compute_ms if decision else None,
+            preemptive=pre.outcome,
+            preemptive_saved_ms=pre.saved_ms,
+            preemptive_discarded=pre.discarded,
+            preemptive_discarded_tokens=pre.discarded_tokens,
         )
+
+
+@dataclass
+class TurnDecisionInfo:
+    """How the end of the user's turn was decided (see :class:`voicekit.events.TurnDecision`)."""
+
+    detector: str
+    probability: float | None = None
+    compute_ms: float | None = None
+
+
+@dataclass
+class PreemptionInfo:
+    """Replies started before the user's turn was confirmed, for one turn."""
+
+    outcome: Literal["hit", "miss"] | None = None
+    saved_ms: float | None = None
+    discarded: int = 0
+    discarded_tokens: int = 0
+
+    def missed(self, tokens: int) -> None:
+        self.discarded += 1
+        self.discarded_tokens += tokens
+        self.outcome = self.outcome or "miss"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -105,6 +155,7 @@ def format_turn(m: TurnMetrics) -> str:
     for stage, label in (
         ("stt_ms", "stt"),
         ("llm_ttft_ms", "llm"),
+        ("tool_ms", "tools"),
         ("output_ttfa_ms", "tts"),
         ("voice_to_voice_ms", "voice→voice"),
     ):

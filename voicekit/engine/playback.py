@@ -88,6 +88,8 @@ class Playback:
             if kind == _STOP:
                 return
             assert turn is not None
+            if turn.tentative and not await turn.confirmed():
+                continue  # a preemptive reply is heard only once the user's turn is confirmed
             if turn.cancelled or turn.finished or generation != turn.generation:
                 continue
             if kind == _AUDIO:
@@ -128,6 +130,7 @@ class Playback:
         if turn.cancelled or generation != turn.generation:
             return
         sentence.bytes_played += len(event.pcm)
+        sentence.seconds_played += len(event.pcm) / 2 / event.sample_rate
         self.turns.bot_audio_started(turn, started)
         if self.recorder is not None:
             self.recorder.bot_audio(pcm, self.sink.sample_rate, None if self.fast else started)

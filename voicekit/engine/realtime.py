@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
+from typing import cast
 
 from voicekit.clock import now
 from voicekit.engine.fallback import BackendChain
 from voicekit.engine.playback import Playback
+from voicekit.engine.tools import ToolLoop
 from voicekit.engine.turns import TurnTaking
 from voicekit.events import (
     AudioOut,
@@ -29,8 +32,12 @@ from voicekit.events import (
     SpeechEnded,
     SpeechStarted,
     TextDelta,
+    ToolCall,
+    ToolCallsCancelled,
 )
-from voicekit.roles import LLM, RealtimeStream
+from voicekit.roles import LLM, RealtimeStream, ToolCallingLLM
+
+log = logging.getLogger(__name__)
 
 _REPLAY_LIMIT_BYTES = 60 * 32000  # a minute of 16 kHz audio at most is kept for a replacement
 
@@ -39,7 +46,11 @@ class RealtimeBridge:
     """Reads a realtime model's stream into the conversation; see the module docstring.
 
     ``on_speech_edge`` gets the model's own speech edges (the conversation forwards them to
-    turn-taking, like the VAD's).
+    turn-taking, like the VAD's). With ``tools``, a model that declares tool support is
+    opened with the tools; each ``ToolCall`` it yields runs in a task of its own (the model
+    goes on talking meanwhile) and its result goes back through
+    :meth:`~voicekit.roles.RealtimeStream.send_tool_results`; ``ToolCallsCancelled`` cancels
+    the calls it names.
     """
 
     def __init__(
@@ -61,6 +72,8 @@ class RealtimeBridge:
         self.stream: RealtimeStream | None = None
         self._unheard = bytearray()  # user audio since the model's last transcript of the user
         self._input_ended = False
+        self.tools: ToolLoop | None = None
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
     def client_activity(self) -> bool:
@@ -68,13 +81,19 @@ class RealtimeBridge:
         return self.stream is not None and self.stream.client_activity
 
     async def open(self) -> None:
+        if self.tools is not None:
+            await self.tools.start()
         self.stream = await self._enter(self.llms.active)
 
     async def _enter(self, llm: LLM) -> RealtimeStream:
-        stream = llm.realtime(list(self.turns.history))
+        if self.tools is not None and self.tools.offered_to(llm):
+            stream = cast(ToolCallingLLM, llm).realtime(list(self.turns.history), tools=self.tools.specs_for_round(0))
+        else:
+            stream = llm.realtime(list(self.turns.history))
         return await stream.__aenter__()
 
     async def aclose(self) -> None:
+        self._cancel_tools(list(self._tool_tasks))
         stream, self.stream = self.stream, None
         if stream is not None:
             await stream.aclose()
@@ -98,6 +117,9 @@ class RealtimeBridge:
             await (self.stream.activity_start() if isinstance(event, SpeechStarted) else self.stream.activity_end())
 
     async def interrupt(self) -> None:
+        """The user barged in: stop the model's reply and the tools it is waiting on (a model
+        that cancels them itself is told nothing twice: a cancelled call sends no result)."""
+        self._cancel_tools(list(self._tool_tasks))
         if self.stream is not None:
             await self.stream.interrupt()
 
@@ -143,6 +165,12 @@ class RealtimeBridge:
             turn.clock.mark("first_token", event.t)
             turn.clock.mark("first_output", event.t)
             self.playback.audio(turn, event)
+        elif isinstance(event, ToolCall):
+            self.emit(event)
+            self._start_tool(event)
+        elif isinstance(event, ToolCallsCancelled):
+            self.emit(event)
+            self._cancel_tools(event.ids)
         elif isinstance(event, Interrupted):
             turns.realtime_interrupted(event.t)
         elif isinstance(event, LLMDone):
@@ -153,8 +181,40 @@ class RealtimeBridge:
                     current.text = event.text
                 self.playback.turn_ended(current)
 
+    # --- tools ---------------------------------------------------------------------------
+
+    def _start_tool(self, call: ToolCall) -> None:
+        if self.tools is None or self.stream is None:
+            return
+        stream, tools = self.stream, self.tools
+        turn = self.turns.current
+
+        async def run() -> None:
+            started = now()
+            try:
+                results = await tools.run([call])
+            finally:
+                self._tool_tasks.pop(call.id, None)
+                if turn is not None:
+                    turn.clock.add_tool_time(now() - started)
+            if self.stream is not stream:
+                return  # a replaced stream's model never hears of the call again
+            try:
+                await stream.send_tool_results(results)
+            except Exception as exc:  # noqa: BLE001 - a dead stream fails its reader, which replaces it
+                log.warning("could not hand %s's result to the model: %s", call.name, exc)
+
+        self._tool_tasks[call.id] = asyncio.create_task(run(), name=f"tool-{call.name}")
+
+    def _cancel_tools(self, ids: list[str] | tuple[str, ...]) -> None:
+        for call_id in ids:
+            task = self._tool_tasks.pop(call_id, None)
+            if task is not None:
+                task.cancel()
+
     async def _replace(self, error: BaseException) -> None:
         """The model failed beyond its own reconnects: the next one takes over the conversation."""
+        self._cancel_tools(list(self._tool_tasks))
         old, self.stream = self.stream, None
         if old is not None:
             with contextlib.suppress(Exception):

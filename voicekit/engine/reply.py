@@ -9,6 +9,12 @@ waits and retries the same backend or switches to the next one:
   first sentence it had not finished; the sentences it finished stay heard;
 - the LLM failed: the reply is answered afresh by the replacement, what was queued of
   the failed reply is dropped, and only the new reply goes into the history.
+
+With tools (a :class:`~voicekit.engine.tools.ToolLoop` in ``tools``, an LLM that declares
+``Capabilities.tools``), the writer goes model → tools → model within the one reply: what
+the model said before its calls is spoken while they run, and the answer after them goes
+on in the same stream of sentences. Tool rounds already run are kept when the LLM fails
+and another answers, so no tool runs twice.
 """
 
 from __future__ import annotations
@@ -17,14 +23,27 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
+from voicekit.clock import now
 from voicekit.engine.fallback import BackendChain
 from voicekit.engine.playback import Playback
 from voicekit.engine.sentences import SentenceSplitter
+from voicekit.engine.tools import ToolLoop, plain_history
 from voicekit.engine.turns import BotTurn
-from voicekit.events import AudioOut, BotSentence, Event, LLMDone, SpeakingEnded, SpeakingStarted, TextDelta
-from voicekit.roles import LLM, Message, Output
+from voicekit.events import (
+    AudioOut,
+    BotSentence,
+    Event,
+    LLMDone,
+    LLMEvent,
+    SpeakingEnded,
+    SpeakingStarted,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+)
+from voicekit.roles import LLM, Message, Output, ToolCallingLLM
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +111,21 @@ class Replier:
         emit: Callable[[Event], None],
         *,
         remote_output: bool = False,
+        tools: ToolLoop | None = None,
     ) -> None:
         self.llms = llms
         self.outputs = outputs
         self.playback = playback
         self.emit = emit
         self.remote_output = remote_output
+        self.tools = tools
         #: the interrupt of the reply before (barge-in), which must land before this one speaks
         self.interrupting: asyncio.Task[None] | None = None
 
     async def answer(self, turn: BotTurn, history: Sequence[Message]) -> None:
         """Speak the reply to ``turn`` (``history``: the conversation before it) to its end."""
+        if self.tools is not None:
+            await self.tools.start()  # at once, unless the conversation started them already
         feed = SentenceFeed()
         writer = asyncio.ensure_future(self._write(turn, feed, history))
         try:
@@ -110,6 +133,8 @@ class Replier:
                 # the model already writes; the voice waits until the old reply's interrupt
                 # has landed, or that interrupt would silence this reply
                 await asyncio.wait([self.interrupting])
+            if not await self._held_until_confirmed(turn):
+                return
             while True:
                 try:
                     await self._speak(turn, feed)
@@ -140,17 +165,10 @@ class Replier:
     async def _write(self, turn: BotTurn, feed: SentenceFeed, history: Sequence[Message]) -> None:
         splitter = SentenceSplitter()
         try:
-            reply = self.llms.active.respond(history, turn.user_text)
-            async with contextlib.aclosing(reply):  # type: ignore[type-var]
-                async for event in reply:
-                    if isinstance(event, TextDelta):
-                        turn.clock.mark("first_token", event.t)
-                        turn.text += event.text
-                        self.emit(event)
-                        for sentence in splitter.push(event.text):
-                            self._queue(turn, feed, sentence)
-                    elif isinstance(event, LLMDone):
-                        self.emit(event)
+            while True:
+                said, calls = await self._one_call(turn, feed, splitter, history)
+                if not calls or not await self._run_tools(turn, feed, splitter, said, calls):
+                    break
             for sentence in splitter.flush():
                 self._queue(turn, feed, sentence)
         except BaseException:
@@ -158,11 +176,121 @@ class Replier:
             raise
         feed.close()
 
+    async def _one_call(
+        self, turn: BotTurn, feed: SentenceFeed, splitter: SentenceSplitter, history: Sequence[Message]
+    ) -> tuple[str, list[ToolCall]]:
+        """One model call: its text to the feed; what it said and the tool calls it made (if it
+        may make any)."""
+        llm = self.llms.active
+        tools = self.tools
+        reply: AsyncIterator[LLMEvent]
+        exchange: list[Message] = []
+        if tools is not None and tools.offered_to(llm):
+            exchange = tools.exchange(turn.index)
+            specs = tools.specs_for_round(sum(1 for m in exchange if m.tool_calls))
+            if exchange:  # a later round: the whole exchange so far, and no new user message
+                reply = cast(ToolCallingLLM, llm).respond(
+                    [*history, Message("user", turn.user_text), *exchange], "", tools=specs
+                )
+            else:
+                reply = cast(ToolCallingLLM, llm).respond(history, turn.user_text, tools=specs)
+        else:
+            specs = ()
+            reply = llm.respond(plain_history(history), turn.user_text)
+        calls: list[ToolCall] = []
+        said = ""
+        async with contextlib.aclosing(reply):  # type: ignore[type-var]
+            async for event in reply:
+                if isinstance(event, TextDelta):
+                    turn.clock.mark("first_token", event.t)
+                    turn.text += event.text
+                    said += event.text
+                    self._tell(turn, event)
+                    for sentence in splitter.push(event.text):
+                        self._queue(turn, feed, sentence)
+                elif isinstance(event, ToolCall):
+                    turn.clock.mark("first_token", event.t)
+                    self._tell(turn, event)
+                    calls.append(event)
+                elif isinstance(event, LLMDone):
+                    self._tell(turn, event)
+        if calls and not specs:
+            log.warning("%s asked for tools it was not offered; the reply ends here", llm.label)
+            return said, []
+        return said, calls
+
+    async def _run_tools(
+        self, turn: BotTurn, feed: SentenceFeed, splitter: SentenceSplitter, said: str, calls: Sequence[ToolCall]
+    ) -> bool:
+        """Run one round of calls; meanwhile say what came before them (and the filler, if
+        they take long); the round, with its results, goes into the turn's exchange.
+
+        A tentative reply (preemptive, the user's turn not confirmed yet) runs no tool before
+        the turn is confirmed: a tool may act in the world. ``False``: it was thrown away.
+        """
+        tools = self.tools
+        assert tools is not None
+        for sentence in splitter.flush():
+            self._queue(turn, feed, sentence)
+        if turn.tentative and not await turn.confirmed():
+            return False
+        started = now()
+        running = asyncio.ensure_future(tools.run(calls))
+        try:
+            if tools.filler and not turn.clock.tool_s:  # the filler is said once per reply at most
+                done, _ = await asyncio.wait([running], timeout=tools.filler_after_s)
+                if not done:
+                    self._queue(turn, feed, tools.filler)
+            results: list[ToolResult] = await running
+        finally:
+            if not running.done():
+                running.cancel()
+                await asyncio.wait([running])
+            turn.clock.add_tool_time(now() - started)
+        tools.exchange(turn.index).append(
+            Message("assistant", said, tool_calls=tuple(calls), tool_results=tuple(results))
+        )
+        return True
+
     def _queue(self, turn: BotTurn, feed: SentenceFeed, sentence: str) -> None:
         event = BotSentence(sentence, turn.index)
         turn.clock.mark("first_sentence", event.t)
-        self.emit(event)
+        self._tell(turn, event)
         feed.add(sentence)
+
+    # --- preemptive replies and false interruptions (decided by turn-taking) ---------------------
+
+    def _tell(self, turn: BotTurn, event: Event) -> None:
+        """Emit an event of the reply; a tentative reply's wait until it is confirmed."""
+        if turn.tentative:
+            turn.held.append(event)
+        else:
+            self.emit(event)
+
+    async def _held_until_confirmed(self, turn: BotTurn) -> bool:
+        """A tentative reply to an avatar waits here, text unsent, until the user's turn is
+        confirmed (False: it was thrown away). A local voice renders ahead: the playback
+        holds its audio instead."""
+        if not turn.tentative or not self.remote_output:
+            return True
+        return await turn.confirmed()
+
+    async def resume(self, turn: BotTurn, text: str) -> None:
+        """Say ``text``, the rest of a sentence cut by a false interruption, without the LLM."""
+        if self.interrupting is not None and not self.interrupting.done():
+            await asyncio.wait([self.interrupting])
+        feed = SentenceFeed()
+        feed.add(text)
+        feed.close()
+        self.emit(BotSentence(text, turn.index))
+        try:
+            await self._speak(turn, feed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the turn ends with what was heard
+            log.warning("%s failed to resume the reply: %s", self.outputs.active.label, exc)
+        if not turn.cancelled:
+            self.playback.turn_ended(turn)
 
     async def _speak(self, turn: BotTurn, feed: SentenceFeed) -> None:
         output = self.outputs.active

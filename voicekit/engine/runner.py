@@ -2,8 +2,9 @@
 
 :func:`prepare` loads the profile, builds each role's backends (the one named by ``use``
 and its ``fallback:`` list, with the role's ``retry:`` policy), the audio source and sink,
-the recorder and the ledger row; :func:`run_chat` runs it with signal handling. Whatever
-ends the conversation — its end, an error, Ctrl-C, SIGTERM, SIGHUP — the recording is
+the recorder and the ledger row, and the profile's tools; :func:`run_chat` runs it with
+signal handling. Whatever ends the conversation — its end, an error, Ctrl-C, SIGTERM,
+SIGHUP — the tools' servers are stopped (MCP child processes included), the recording is
 flushed and the ledger row is closed with the status and the reason.
 """
 
@@ -16,10 +17,11 @@ import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from voicekit.audio.sinks import AudioSink, NullSink, WavFileSink
 from voicekit.engine.conversation import Conversation, ConversationResult
+from voicekit.engine.end_of_turn import BACKCHANNELS, PauseTimings, SilenceDetector, TurnDetector, TurnPolicy
 from voicekit.engine.fallback import BackendChain
 from voicekit.errors import ProfileError, VoicekitError
 from voicekit.events import ErrorEvent, Event
@@ -27,6 +29,10 @@ from voicekit.ledger.ledger import SessionLedger
 from voicekit.ledger.remote import RemoteSessions
 from voicekit.ledger.unavailable import open_ledger, start_conversation_row
 from voicekit.roles import BackendContext
+
+if TYPE_CHECKING:
+    from voicekit.engine.tools import ToolLoop
+    from voicekit.tools.config import ToolsConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class ChatRequest:
     ledger: SessionLedger | None = None
     registry: Any = None  # a loaded voicekit.registry.Registry to reuse; None: load the plugins now
     warn: Callable[[str], None] = log.warning
+    tools: ToolsConfig | None = None  # the tools the model gets; None: the profile's
 
 
 @dataclass
@@ -117,6 +124,8 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
             else None
         )
         vad = _make_vad(profile) if source is not None else None
+        toolbox = _make_toolbox(request, profile, registry, llm)
+        detector = make_turn_detector(profile, registry) if source is not None else None
     except BaseException as exc:
         if isinstance(sink, WavFileSink):
             sink.discard()  # the conversation never ran: an existing --output file stays as it was
@@ -141,6 +150,9 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         language=profile.language,
         remote_sessions=remote,
         warn=request.warn,
+        tools=_tool_loop(toolbox, request.tools or _tools_config(profile)),
+        policy=turn_policy(profile),
+        detector=detector,
     )
     conversation.conversation_id = conversation_id  # type: ignore[attr-defined]
 
@@ -164,6 +176,49 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         )
 
     return conversation, finish
+
+
+def _tools_config(profile: Any) -> ToolsConfig:
+    """The profile's tool settings; bad ones are a :class:`ProfileError` naming the key."""
+    from voicekit.tools.config import ToolsConfig, tool_problems
+
+    problems = tool_problems(profile.data)
+    if problems:
+        path, message = problems[0]
+        where = ".".join(str(part) for part in path)
+        raise ProfileError(f"profile '{profile.name}': {where}: {message}")
+    return ToolsConfig.from_profile(profile.data)
+
+
+def _make_toolbox(request: ChatRequest, profile: Any, registry: Any, llm: Any) -> Any:
+    """The conversation's tools (MCP servers not started yet), or ``None`` without tools."""
+    config = request.tools or _tools_config(profile)
+    if not config.enabled:
+        return None
+    from voicekit.tools.registry import load_tool_registry
+    from voicekit.tools.toolbox import Toolbox
+
+    toolbox = Toolbox(config, load_tool_registry(getattr(registry, "pm", None)))
+    if not llm.capabilities.tools:
+        request.warn(f"llm '{llm.name}' does not call tools: the profile's tools are not offered to it")
+    return toolbox
+
+
+def _tool_loop(toolbox: Any, config: ToolsConfig) -> ToolLoop | None:
+    """The loop that runs the model's tool calls, or ``None`` without tools (the conversation
+    starts and stops its servers)."""
+    if toolbox is None:
+        return None
+    from voicekit.engine.tools import ToolLoop
+
+    filler = config.tools_filler
+    return ToolLoop(
+        toolbox,
+        timeout_s=config.tools_timeout_s,
+        max_rounds=config.max_tool_rounds,
+        filler=filler.text if filler else None,
+        filler_after_s=filler.after_ms / 1000 if filler else 1.0,
+    )
 
 
 def _end_row(
@@ -221,11 +276,52 @@ def _make_vad(profile: Any) -> Any:
         return None
     from voicekit.audio.vad import create_vad
 
+    turns = profile.turns
+    silence = turns.end_of_speech_ms
+    if turns.detector_name != "silence":  # a detector judges every pause: hear it as soon as it starts
+        silence = min(silence, max(turns.complete_wait_ms, 50))
     return create_vad(
         profile.audio.vad,
         mode=profile.audio.vad_mode,
-        min_speech_ms=profile.turns.min_interruption_ms,
-        min_silence_ms=profile.turns.end_of_speech_ms,
+        min_speech_ms=turns.min_interruption_ms,
+        min_silence_ms=silence,
+    )
+
+
+def make_turn_detector(profile: Any, registry: Any) -> TurnDetector | None:
+    """The profile's end-of-turn detector (``turns.detector``), built and checked, not loaded."""
+    from pydantic import ValidationError
+
+    turns = profile.turns
+    if turns.detector_name == "silence" and not turns.detector_options:
+        return SilenceDetector(language=profile.language)  # the default needs no plugin lookup
+    entry = registry.turn_detector(turns.detector_name)
+    cls = entry.load()
+    try:
+        options = cls.Options.model_validate(turns.detector_options)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        key = ".".join(str(part) for part in problem["loc"])
+        raise ProfileError(f"{profile.where(('turns', 'detector'))}: turns.detector.{key}: {problem['msg']}") from None
+    detector: TurnDetector = cls(options, language=profile.language)
+    detector.check()
+    return detector
+
+
+def turn_policy(profile: Any) -> TurnPolicy:
+    """The turn-taking settings of a profile's ``turns:`` section."""
+    turns = profile.turns
+    lang = (profile.language or "en").split("-")[0].lower()
+    backchannels = turns.backchannels if turns.backchannels is not None else BACKCHANNELS
+    words = tuple(backchannels.get(lang, ()) or backchannels.get("en", ()))
+    return TurnPolicy(
+        detector=turns.detector_name,
+        timings=PauseTimings(turns.complete_wait_ms / 1000, turns.incomplete_wait_ms / 1000, turns.max_wait_ms / 1000),
+        transcript_rules=turns.transcript_rules,
+        preemptive=turns.preemptive,
+        backchannels=words,
+        false_interruption_s=turns.false_interruption_ms / 1000,
+        language=profile.language,
     )
 
 

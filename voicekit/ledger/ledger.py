@@ -34,31 +34,28 @@ log = logging.getLogger(__name__)
 
 
 def default_ledger_path() -> Path:
-    env = os.environ.get("VOICEKIT_LEDGER")
-    if env:
-        return Path(env)
-    from platformdirs import user_data_path
+    """The SQLite ledger file: the ``ledger`` setting (``VOICEKIT_LEDGER``), else the data dir's."""
+    from voicekit.settings import settings
 
-    return user_data_path("voicekit", appauthor=False) / "ledger.sqlite3"
+    target = settings().ledger_target
+    return target if isinstance(target, Path) else settings().data_dir / "ledger.sqlite3"
 
 
 def default_ledger_target() -> str | Path:
-    """``VOICEKIT_LEDGER_URL`` if set (PostgreSQL), else the SQLite file."""
-    url = os.environ.get("VOICEKIT_LEDGER_URL", "").strip()
-    if url:
-        return url
-    env = os.environ.get("VOICEKIT_LEDGER", "").strip()
-    if env.startswith(("postgresql://", "postgres://")):
-        return env
-    return default_ledger_path()
+    """The ``ledger_url`` setting (``VOICEKIT_LEDGER_URL``, PostgreSQL) if set, else ``ledger``, else the file."""
+    from voicekit.settings import settings
+
+    return settings().ledger_target
 
 
 def ledger_source() -> str:
     """What chose the default ledger, for messages."""
-    if os.environ.get("VOICEKIT_LEDGER_URL", "").strip():
-        return "VOICEKIT_LEDGER_URL"
-    if os.environ.get("VOICEKIT_LEDGER", "").strip():
-        return "VOICEKIT_LEDGER"
+    from voicekit.settings import settings
+
+    if (settings().ledger_url or "").strip():
+        return "the ledger_url setting (VOICEKIT_LEDGER_URL)"
+    if (settings().ledger or "").strip():
+        return "the ledger setting (VOICEKIT_LEDGER)"
     return "the default location; VOICEKIT_LEDGER moves it"
 
 

@@ -66,29 +66,23 @@ def host_id() -> str:
 
     Set it where hostnames are not unique across a fleet (containers that share one).
     """
-    return os.environ.get("VOICEKIT_HOST_ID", "").strip() or socket.gethostname()
+    from voicekit.settings import settings
 
-
-def _env_seconds(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        log.warning("%s=%r is not a number of seconds; using %s", name, value, default)
-        return default
-    return seconds if seconds > 0 else default
+    return (settings().host_id or "").strip() or socket.gethostname()
 
 
 def default_stale_after() -> float:
     """Seconds without a heartbeat after which a row is an orphan (``VOICEKIT_STALE_AFTER_S``, 90)."""
-    return _env_seconds("VOICEKIT_STALE_AFTER_S", DEFAULT_STALE_AFTER_S)
+    from voicekit.settings import settings
+
+    return settings().stale_after_s
 
 
 def default_heartbeat_interval() -> float:
     """Seconds between heartbeats (``VOICEKIT_HEARTBEAT_S``; a third of the stale threshold)."""
-    return _env_seconds("VOICEKIT_HEARTBEAT_S", default_stale_after() / 3)
+    from voicekit.settings import settings
+
+    return settings().heartbeat_interval_s
 
 
 def is_url(target: str) -> bool:
@@ -325,7 +319,6 @@ class PostgresStore:
         self.version = self._read_version()
 
     def _connection(self) -> Any:
-        import os
 
         conn = self._conn
         if conn is not None and not conn.closed and not getattr(conn, "broken", False) and self._pid == os.getpid():
@@ -425,7 +418,6 @@ class PostgresStore:
         return self._run(lambda conn: list(conn.execute(self._sql(sql), params).fetchall()), transaction=False)
 
     def close(self) -> None:
-        import os
 
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():

@@ -4,6 +4,8 @@ BUILTIN_PLUGINS = (
     "voicekit.plugins.stt",
     "voicekit.plugins.llm",
     "voicekit.plugins.output",
+    "voicekit.tools.builtin",
+    "voicekit.plugins.turn",
 )
 
 

@@ -4,7 +4,7 @@
 extends: base                 # another profile, by name or relative path
 language: ru
 stt:    {use: deepgram, model: nova-3, endpointing_ms: 300}
-llm:    {use: gemini, model: gemini-2.5-flash, api_key: ${GEMINI_API_KEY}}
+llm:    {use: gemini, model: gemini-3.8-flash, api_key: ${GEMINI_API_KEY}}
 output: {use: liveavatar}
 turns:  {mode: full_duplex}
 ```

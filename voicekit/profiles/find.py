@@ -20,13 +20,9 @@ CONFIG_DIR_ENV = "VOICEKIT_CONFIG_DIR"
 
 def profile_dirs() -> list[tuple[str, Path]]:
     """Where profiles are looked up, first match wins: project, user, package."""
-    env = os.environ.get(CONFIG_DIR_ENV)
-    if env:
-        user = Path(env).expanduser()
-    else:
-        from platformdirs import user_config_path
+    from voicekit.settings import config_dir
 
-        user = user_config_path("voicekit")
+    user = config_dir()
     here = Path(__file__).resolve().parent.parent  # the voicekit package
     package = here / "_profiles"  # the wheel's copy of the repository's profiles/
     if not package.is_dir():

@@ -29,6 +29,7 @@ from voicekit.profiles.model import (
 )
 from voicekit.profiles.read import read_profile, substitute_secrets
 from voicekit.roles import ROLES
+from voicekit.tools.config import tool_problems
 
 #: keys of a role section that the core reads itself: never backend options
 CORE_KEYS = ("use", "retry", "fallback")
@@ -133,6 +134,7 @@ def _structure_problems(doc: Doc, hidden: frozenset[YPath]) -> list[str]:
             problems.append(f"{doc.where((role,))}: {role}: expected a mapping like {{use: <backend>, ...}}")
         else:
             problems += _section_problems(doc, role, section, (role,), hidden)
+    problems += [f"{doc.where(path)}: {dotted(path)}: {message}" for path, message in tool_problems(data)]
     sections: tuple[tuple[str, type[BaseModel]], ...] = (("turns", TurnsConfig), ("audio", AudioConfig))
     for key, model in sections:
         section = data.get(key)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from voicekit.errors import ProfileError
 from voicekit.options import RetryPolicy
@@ -19,8 +19,11 @@ from voicekit.profiles.document import YPath, is_secret_key, shown, where
 from voicekit.profiles.read import has_placeholder
 from voicekit.redaction import redact_url
 from voicekit.roles import ROLES
+from voicekit.tools.config import PROFILE_KEYS as TOOL_KEYS
 
-TOP_LEVEL_KEYS = ("description", "extends", "abstract", "language", "stt", "llm", "output", "turns", "audio")
+TOP_LEVEL_KEYS = (
+    "description", "extends", "abstract", "language", "stt", "llm", "output", "turns", "audio", *TOOL_KEYS,
+)  # fmt: skip
 
 
 class ProfileValidationError(ProfileError):
@@ -69,6 +72,57 @@ class TurnsConfig(BaseModel):
         200, ge=0, le=5000, description="User speech must last this long to barge in (and to count as speech)"
     )
     end_of_speech_ms: int = Field(400, ge=50, le=10_000, description="VAD silence that ends user speech")
+    detector: str | dict[str, Any] = Field(
+        "silence",
+        description="End-of-turn detector: silence (the STT's final ends the turn), smart_turn (an audio model "
+        "judges each pause), or a plugin's; {use: NAME, option: value} passes options",
+    )
+    complete_wait_ms: int = Field(
+        200, ge=0, le=5000, description="Silence after speech before the turn ends when the detector says complete"
+    )
+    incomplete_wait_ms: int = Field(
+        1500, ge=0, le=10_000, description="Silence after speech before the turn ends when the detector says incomplete"
+    )
+    max_wait_ms: int = Field(
+        3000, ge=0, le=20_000, description="Longest silence waited (a transcript ending on 'the', 'to', 'and' …)"
+    )
+    transcript_rules: bool = Field(
+        True, description="A transcript ending on an article, preposition or conjunction is not the end of a turn"
+    )
+    preemptive: bool = Field(
+        False, description="Start the reply at a pause on what was heard so far; it is heard only if the turn ends"
+    )
+    backchannels: dict[str, list[str]] | None = Field(
+        None, description="Per language, words that do not interrupt the bot (default: uh-huh, yeah, mm; ага, угу, да)"
+    )
+    false_interruption_ms: int = Field(
+        0, ge=0, le=10_000, description="The bot stopped by speech with no words within this long goes on (0: off)"
+    )
+
+    @field_validator("detector")
+    @classmethod
+    def _detector_named(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        name = value.get("use") if isinstance(value, dict) else value
+        if not isinstance(name, str) or not name:
+            raise ValueError("detector needs a name: detector: smart_turn, or detector: {use: smart_turn, ...}")
+        return value
+
+    @model_validator(mode="after")
+    def _waits_in_order(self) -> TurnsConfig:
+        if not self.complete_wait_ms <= self.incomplete_wait_ms <= self.max_wait_ms:
+            raise ValueError(
+                f"complete_wait_ms ({self.complete_wait_ms}) ≤ incomplete_wait_ms ({self.incomplete_wait_ms}) "
+                f"≤ max_wait_ms ({self.max_wait_ms}) must hold"
+            )
+        return self
+
+    @property
+    def detector_name(self) -> str:
+        return str(self.detector.get("use") if isinstance(self.detector, dict) else self.detector)
+
+    @property
+    def detector_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.detector.items() if k != "use"} if isinstance(self.detector, dict) else {}
 
 
 class AudioConfig(BaseModel):

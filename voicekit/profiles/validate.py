@@ -262,7 +262,7 @@ def validate_profile(profile: Profile, registry: Registry) -> list[str]:
     Each backend of each role and each of its fallbacks (and every backend nested in their
     options) exists, imports, has valid options and offers the language; the LLM and its
     fallbacks get what they need (:func:`voicekit.roles.missing_roles`, the rule the runner
-    and engine use too); the voice activity detector can be made.
+    and engine use too); the voice activity detector and the end-of-turn detector can be made.
     """
     checker = profile_checker(profile, registry)
     problems: list[str] = []
@@ -287,7 +287,33 @@ def validate_profile(profile: Profile, registry: Registry) -> list[str]:
         problems += needs_problems(llm_chain[0], has_stt=has_stt, has_output=has_output, at=profile.where(()))
         problems += fallback_problems(llm_chain, has_stt=has_stt, has_output=has_output, at=checker.at)
     problems += _vad_problems(profile)
+    problems += _tool_problems(profile, registry)
+    problems += _turn_detector_problems(profile, registry)
     return problems
+
+
+def _tool_problems(profile: Profile, registry: Registry) -> list[str]:
+    """``tools: [{use: NAME}]`` entries that name no registered tool."""
+    if not profile.data.get("tools"):
+        return []
+    from voicekit.tools.registry import load_tool_registry, unknown_tool_problems
+
+    tools = load_tool_registry(getattr(registry, "pm", None))
+    return [
+        f"{profile.where(path)}: {'.'.join(str(p) for p in path)}: {message}"
+        for path, message in unknown_tool_problems(profile.data, tools)
+    ]
+
+
+def _turn_detector_problems(profile: Profile, registry: Registry) -> list[str]:
+    """The end-of-turn detector a voice conversation makes from ``turns.detector``, as the runner makes it."""
+    from voicekit.engine.runner import make_turn_detector
+
+    try:
+        make_turn_detector(profile, registry)
+    except VoicekitError as exc:
+        return [str(exc)]
+    return []
 
 
 def _vad_problems(profile: Profile) -> list[str]:

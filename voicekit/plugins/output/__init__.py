@@ -6,6 +6,7 @@ from voicekit.hookspecs import Register, hookimpl
 @hookimpl
 def register_output(register: Register) -> None:
     register("espeak", "voicekit.plugins.output.espeak:EspeakOutput")
+    register("piper", "voicekit.plugins.output.piper:PiperOutput")
     register("elevenlabs", "voicekit.plugins.output.elevenlabs:ElevenLabsOutput")
     register("chirp3", "voicekit.plugins.output.chirp3:Chirp3Output")
     register("heygen", "voicekit.plugins.output.avatar.heygen:HeyGenOutput")

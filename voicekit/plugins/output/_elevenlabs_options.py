@@ -18,7 +18,10 @@ class ElevenLabsOptions(CloudOptions):
 
     voice_id: str = Field("JBFqnCBsd6RMkjVDRZzb", description="Voice to speak with (an id from the voice library)")
     model: str = Field(
-        "eleven_flash_v2_5", description="eleven_flash_v2_5 (fastest), eleven_turbo_v2_5, eleven_multilingual_v2"
+        # Checked 2026-12-04 against ElevenLabs' "Models" overview (elevenlabs.io/docs/overview/models):
+        # Flash v2.5 is the current real-time model (~75 ms); the Turbo models are being retired in its favour.
+        "eleven_flash_v2_5",
+        description="eleven_flash_v2_5 (fastest, 32 languages), eleven_multilingual_v2, eleven_v3",
     )
     output_format: Literal["pcm_16000", "pcm_22050", "pcm_24000"] = Field(
         "pcm_24000", description="Raw 16-bit PCM at this sample rate"

@@ -38,7 +38,7 @@ from pydantic import Field
 from voicekit.errors import AudioFormatError, BackendError, VoicekitError
 from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
 from voicekit.plugins import _gcloud
-from voicekit.roles import Capabilities, Output
+from voicekit.roles import Capabilities, ModelInfo, Output
 from voicekit.sdk import import_sdk
 
 _DEFAULT_SECONDS_PER_CHAR = 0.07
@@ -61,6 +61,7 @@ class Chirp3Output(Output):
     capabilities = Capabilities(streaming=True, sample_rates=(24000, 16000, 22050, 44100, 48000), produces_audio=True)
     api_key_env: ClassVar[str | None] = None  # ADC or credentials_file (GOOGLE_APPLICATION_CREDENTIALS)
     extra: ClassVar[str | None] = "google"
+    sdk_distributions: ClassVar[tuple[str, ...]] = ("google-cloud-texttospeech", "grpcio")
     options: Options
 
     def __init__(self, options: Any = None, context: Any = None) -> None:
@@ -94,6 +95,42 @@ class Chirp3Output(Output):
             transports.TextToSpeechGrpcAsyncIOTransport, endpoint, self.options, self.label
         )
         self._client = self._sdk.TextToSpeechAsyncClient(transport=self._connection.transport)
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The voices of the profile's language (``ListVoices``), Chirp 3 HD and others, by name."""
+        sdk = import_sdk(
+            "google.cloud.texttospeech_v1", package="google-cloud-texttospeech", extra="google", backend="chirp3"
+        )
+        transports = import_sdk(
+            "google.cloud.texttospeech_v1.services.text_to_speech.transports.grpc_asyncio",
+            package="google-cloud-texttospeech",
+            extra="google",
+        )
+        endpoint = _gcloud.parse_endpoint(self.options.base_url, "texttospeech.googleapis.com", self.label)
+        connection = await _gcloud.connect(
+            transports.TextToSpeechGrpcAsyncIOTransport, endpoint, self.options, self.label
+        )
+        try:
+            client = sdk.TextToSpeechAsyncClient(transport=connection.transport)
+            response = await client.list_voices(language_code=self.language_code, metadata=connection.metadata)
+        except Exception as exc:
+            raise _gcloud.translate(exc, self.label, "Text-to-Speech", self.profile_key) from exc
+        finally:
+            await connection.transport.close()
+        return [
+            ModelInfo(
+                id=voice.name,
+                name=voice.name.rsplit("-", 1)[-1],
+                description=f"{sdk.SsmlVoiceGender(voice.ssml_gender).name.lower()}, "
+                f"{voice.natural_sample_rate_hertz} Hz",
+                languages=tuple(voice.language_codes),
+                kind="voice",
+            )
+            for voice in response.voices
+        ]
+
+    def chosen_model(self) -> str | None:
+        return self.voice
 
     async def aclose(self) -> None:
         await self.interrupt()

@@ -41,7 +41,7 @@ from voicekit.plugins.output._elevenlabs_protocol import (
     TurnText,
 )
 from voicekit.plugins.output._elevenlabs_socket import END, ContextSocket
-from voicekit.roles import BackendContext, Capabilities, Output
+from voicekit.roles import BackendContext, Capabilities, ModelInfo, Output
 from voicekit.sdk import import_sdk
 
 __all__ = ["DEFAULT_BASE_URL", "ElevenLabsOptions", "ElevenLabsOutput"]
@@ -114,6 +114,15 @@ class ElevenLabsOutput(Output):
             if httpx_client is not None:
                 with contextlib.suppress(Exception):
                     await httpx_client.aclose()
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The voices this key may use (``GET /v1/voices``); ``voice_id`` names one of them."""
+        from voicekit.plugins.output._elevenlabs_voices import list_voices
+
+        return await list_voices(self)
+
+    def chosen_model(self) -> str | None:
+        return self.options.voice_id
 
     async def interrupt(self) -> None:
         """Barge-in: close the contexts being spoken; their late audio is dropped, never yielded."""

@@ -32,7 +32,7 @@ from voicekit.engine.retry import Retrier, retry_after_seconds
 from voicekit.errors import AuthError, BackendError
 from voicekit.events import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
 from voicekit.options import CloudOptions
-from voicekit.roles import STT, Capabilities, STTStream
+from voicekit.roles import STT, Capabilities, ModelInfo, STTStream
 from voicekit.sdk import import_sdk
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,13 @@ class DeepgramSTT(STT):
                 service_urls(value)
             return value
 
+        @field_validator("model")
+        @classmethod
+        def _not_flux(cls, value: str) -> str:
+            if value.startswith("flux"):
+                raise ValueError(f"{value} is a Flux model (turn-taking recognition): use stt: {{use: deepgram_flux}}")
+            return value
+
     capabilities = Capabilities(streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000))
     api_key_env: ClassVar[str | None] = "DEEPGRAM_API_KEY"
     extra: ClassVar[str | None] = "deepgram"
@@ -254,6 +261,15 @@ class DeepgramSTT(STT):
         http, self._http, self._client = self._http, None, None
         if http is not None:
             await http.aclose()
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Deepgram's streaming models (``GET /v1/models``): see :mod:`._deepgram_models`."""
+        from voicekit.plugins.stt._deepgram_models import list_models
+
+        return await list_models(self)
+
+    def chosen_model(self) -> str | None:
+        return self.options.model
 
     def stream(self, *, sample_rate: int = 16000, language: str | None = None) -> DeepgramStream:
         lang = self.options.language or language or self.context.language

@@ -87,6 +87,7 @@ class GoogleSTT(STT):
     capabilities = Capabilities(streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000))
     api_key_env: ClassVar[str | None] = None  # ADC or credentials_file (GOOGLE_APPLICATION_CREDENTIALS)
     extra: ClassVar[str | None] = "google"
+    sdk_distributions: ClassVar[tuple[str, ...]] = ("google-cloud-speech", "grpcio")
     options: Options
 
     def __init__(self, options: Any = None, context: Any = None) -> None:

@@ -8,7 +8,7 @@ const BOT_RATE = 24000;
 
 // Counters for people and for tests (read window.voicekit).
 const stats = (window.voicekit = {
-  state: "idle", botReady: false, micRate: 0, micFrames: 0, userTranscripts: 0, userFinals: 0,
+  state: "idle", botReady: false, profile: "", micDevice: "", micRate: 0, micFrames: 0, userTranscripts: 0, userFinals: 0,
   botTexts: 0, botOutputs: 0, botAudioFrames: 0, botAudioBytes: 0, interruptions: 0, metrics: 0,
   errors: [], closeCode: null, closeReason: "",
 });
@@ -122,8 +122,10 @@ function addLine(who, cls) {
   label.textContent = who;
   const text = document.createElement("span");
   line.append(label, text);
-  $("log").append(line);
-  line.scrollIntoView({ block: "end" });
+  const log = $("log");
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(line);
+  if (atBottom) log.scrollTop = log.scrollHeight; // follow the conversation unless the user scrolled up
   return text;
 }
 
@@ -170,10 +172,28 @@ function stopBot() {
 
 // --- microphone -------------------------------------------------------------------------
 
-async function startMic() {
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+async function listMics() {
+  // device names are known only once the page may use a microphone
+  const select = $("mic");
+  const chosen = select.value;
+  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "audioinput");
+  select.replaceChildren(new Option("default", ""));
+  devices.forEach((d, i) => {
+    if (d.deviceId && d.deviceId !== "default") select.add(new Option(d.label || `microphone ${i + 1}`, d.deviceId));
   });
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
+
+async function startMic() {
+  const deviceId = $("mic").value;
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: {
+      channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true,
+      ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
+    },
+  });
+  stats.micDevice = stream.getAudioTracks()[0]?.label || "";
+  listMics().catch(() => {});
   let ctx, source;
   try {
     ctx = new AudioContext({ sampleRate: 16000 }); // the browser resamples the microphone
@@ -218,6 +238,8 @@ function onMessage(msg) {
     case "bot-ready":
       stats.botReady = true;
       stats.state = "ready";
+      stats.profile = (data.about && data.about.profile) || "";
+      $("profile").textContent = stats.profile ? `profile ${stats.profile}` : "";
       setStatus("connected: speak, or type below");
       $("text").disabled = $("send").disabled = false;
       break;
@@ -256,8 +278,7 @@ function onMessage(msg) {
       break;
     case "metrics": {
       stats.metrics++;
-      const all = [...(data.ttfb || []), ...(data.processing || [])];
-      $("metrics").textContent = all.map((m) => `${m.processor} ${Math.round(m.value * 1000)} ms`).join(" · ");
+      showMetrics([...(data.ttfb || []), ...(data.processing || [])]);
       break;
     }
     case "error":
@@ -266,6 +287,28 @@ function onMessage(msg) {
     case "error-response":
       showError(data.error || "request failed");
       break;
+  }
+}
+
+// What each RTVI metric measures, in words; processors are "role:backend" or "voicekit:figure".
+const METRIC_NAMES = {
+  stt: "speech end → text", llm: "text → first word", output: "first sentence → first audio",
+  voice_to_voice: "you stop → bot speaks", turn: "whole turn", engine: "voicekit's own share",
+};
+
+function showMetrics(all) {
+  const box = $("metrics");
+  box.replaceChildren();
+  for (const m of all) {
+    const [kind, name] = m.processor.split(":");
+    const key = kind === "voicekit" ? name : kind;
+    const ms = m.value * 1000;
+    const span = document.createElement("span");
+    span.className = "figure";
+    span.title = m.processor;
+    span.textContent = `${METRIC_NAMES[key] || m.processor} ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms` +
+      (kind !== "voicekit" && name ? ` (${name})` : "");
+    box.append(span);
   }
 }
 
@@ -346,6 +389,16 @@ function disconnect() {
 }
 
 $("connect").addEventListener("click", () => (stats.state === "idle" ? connect() : disconnect()));
+$("mic").addEventListener("change", async () => {
+  if (!mic) return; // used at the next connection
+  stopMic();
+  try {
+    await startMic();
+  } catch (e) {
+    showError("that microphone cannot be used (" + e.message + ")");
+  }
+});
+if (navigator.mediaDevices && navigator.mediaDevices.enumerateDevices) listMics().catch(() => {});
 $("say").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("text").value.trim();

@@ -212,7 +212,7 @@ class BackendContract:
     def test_capabilities_declared(self, backend: Backend) -> None:
         """``capabilities`` is a ``voicekit.roles.Capabilities`` whose sample rates are positive integers and
         whose languages are non-empty strings."""
-        caps = type(backend).capabilities
+        caps = backend.capabilities
         expect(
             isinstance(caps, Capabilities),
             f"{type(backend).__name__}.capabilities is a {type(caps).__name__}, not a voicekit.roles.Capabilities",

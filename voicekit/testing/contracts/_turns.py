@@ -21,7 +21,7 @@ def check_turn(backend: Output, events: Sequence[Any], sentences: Sequence[str],
     """Per sentence, in order: ``SpeakingStarted(text)``, its ``AudioOut`` (at least one if the output produces
     audio), ``SpeakingEnded(text)``. ``hint`` says why a turn that ends short may have done so."""
     __tracebackhide__ = True
-    produces_audio = type(backend).capabilities.produces_audio
+    produces_audio = backend.capabilities.produces_audio
     done, audio = 0, 0
     speaking: str | None = None  # the sentence between its SpeakingStarted and SpeakingEnded
     last_ended: str | None = None
@@ -115,7 +115,7 @@ def expect_silent_after(after: Sequence[Any], when: str, hint: str = "") -> None
 
 def cue_of(backend: Output) -> type[Any]:
     """The event to interrupt at: the first audio, or the first sentence of an output without audio."""
-    return AudioOut if type(backend).capabilities.produces_audio else SpeakingStarted
+    return AudioOut if backend.capabilities.produces_audio else SpeakingStarted
 
 
 async def read_to_cue(

@@ -141,7 +141,7 @@ class OutputContract(BackendContract):
     def test_sample_rate_declared(self, backend: Output) -> None:
         """``sample_rate`` is a positive integer, and one of ``capabilities.sample_rates`` when the output
         produces audio."""
-        rate, caps = backend.sample_rate, type(backend).capabilities
+        rate, caps = backend.sample_rate, backend.capabilities
         expect(isinstance(rate, int) and rate > 0, f"sample_rate is {rate!r}: the rate of its AudioOut, in Hz")
         if caps.produces_audio:
             expect(

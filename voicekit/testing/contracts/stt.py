@@ -178,7 +178,7 @@ class STTContract(BackendContract):
 
     def test_streams_at_16k(self, backend: STT) -> None:
         """16000 is among ``capabilities.sample_rates``: the engine streams 16 kHz audio to every STT."""
-        rates = type(backend).capabilities.sample_rates
+        rates = backend.capabilities.sample_rates
         expect(_RATE in rates, f"capabilities.sample_rates is {rates}: the engine streams 16000 Hz audio to the STT")
 
     @pytest.mark.asyncio
@@ -232,7 +232,7 @@ class STTContract(BackendContract):
         kinds = [type(e) for e in events]
         if Interim in kinds:
             expect(
-                type(backend).capabilities.interim_results,
+                backend.capabilities.interim_results,
                 f"{what} yielded {describe(events[kinds.index(Interim)])}, but capabilities.interim_results is not set",
             )
         if Final in kinds:

@@ -16,6 +16,12 @@ Two ways to use it, chosen by ``mode``:
     transcription, streams the transcription and throws the audio away; other Live
     models answer in TEXT (``response_modality`` overrides).
 
+Tools: either way, the tools given (``realtime(history, tools=...)``, ``respond(...,
+tools=...)``) are declared in the live session's setup, which cannot change them later (text
+mode opens a new live session when the tools change). The model's ``toolCall`` gives
+``ToolCall`` events, the results go back as a ``toolResponse`` (``send_tool_response``, by
+id and name), and ``toolCallCancellation`` (the user interrupted) gives ``ToolCallsCancelled``.
+
 Either way the live session survives the service's connection limit: on ``goAway`` or
 a dropped socket it reconnects with the newest resumption handle and sends again what
 the resumed live session has not seen, so no turn is lost or answered twice (:mod:`.link`,
@@ -38,18 +44,25 @@ from pydantic import Field, field_validator
 from voicekit.errors import VoicekitError
 from voicekit.events import LLMEvent
 from voicekit.options import CloudOptions, RetryPolicy
+from voicekit.plugins.llm.gemini_live import functions
 from voicekit.plugins.llm.gemini_live.failures import Account, service_error
 from voicekit.plugins.llm.gemini_live.link import LiveLink
 from voicekit.plugins.llm.gemini_live.stream import GeminiRealtimeStream, Transcript
 from voicekit.plugins.llm.gemini_live.text import LiveTextChat, transcript_of
 from voicekit.plugins.llm.gemini_live.wire import language_code, language_name
-from voicekit.roles import LLM, BackendContext, Capabilities, Message
+from voicekit.roles import LLM, BackendContext, Capabilities, Message, ModelInfo, ToolSpec
 from voicekit.sdk import import_sdk
 
 FALLBACK_KEY_ENV = "GOOGLE_API_KEY"
-DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
-AUDIO_CAPABILITIES = Capabilities(streaming=True, accepts_audio=True, produces_audio=True, sample_rates=(16000,))
-TEXT_CAPABILITIES = Capabilities(streaming=True)
+# Checked 2026-12-04 against Google's "Gemini deprecations" page and the Gemini 3.8 Live model page
+# (ai.google.dev, September 2026): gemini-3.8-live is the stable Live model (released 2026-09-15), answers
+# in audio only (text comes as its output transcription) and succeeds gemini-3.1-flash-live-preview and
+# the 2.5 native-audio previews.
+DEFAULT_MODEL = "gemini-3.8-live"
+AUDIO_CAPABILITIES = Capabilities(
+    streaming=True, accepts_audio=True, produces_audio=True, sample_rates=(16000,), tools=True
+)
+TEXT_CAPABILITIES = Capabilities(streaming=True, tools=True)
 
 
 class GeminiLiveOptions(CloudOptions):
@@ -57,8 +70,8 @@ class GeminiLiveOptions(CloudOptions):
 
     model: str = Field(
         DEFAULT_MODEL,
-        description="Live model: gemini-2.5-flash-native-audio-preview-12-2025, gemini-3.1-flash-live-preview; "
-        "on Vertex gemini-live-2.5-flash-native-audio",
+        description="Live model: gemini-3.8-live (audio out only; text mode uses its transcription); "
+        "see 'voicekit models list --backend gemini_live'",
     )
     mode: Literal["auto", "audio", "text"] = Field(
         "auto",
@@ -136,6 +149,7 @@ class GeminiLiveLLM(LLM):
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     api_key_fallback_envs: ClassVar[tuple[str, ...]] = (FALLBACK_KEY_ENV,)
     extra: ClassVar[str | None] = "google"
+    sdk_distributions: ClassVar[tuple[str, ...]] = ("google-genai",)
     options: GeminiLiveOptions
 
     def __init__(self, options: GeminiLiveOptions | None = None, context: BackendContext | None = None) -> None:
@@ -148,7 +162,7 @@ class GeminiLiveLLM(LLM):
 
     @classmethod
     def capabilities_for(cls, options: GeminiLiveOptions) -> Capabilities:
-        """Speech to speech in audio mode; a plain text LLM in text mode."""
+        """Speech to speech in audio mode; a text LLM in text mode; tools in both."""
         return AUDIO_CAPABILITIES if resolve_mode(options.mode, options.model) == "audio" else TEXT_CAPABILITIES
 
     @property
@@ -196,6 +210,16 @@ class GeminiLiveLLM(LLM):
             )
         return genai.Client(api_key=key, vertexai=opts.vertexai, http_options=http_options)
 
+    async def list_models(self) -> list[ModelInfo]:
+        """The Live models (``bidiGenerateContent``) this key may use (``models.list``)."""
+        from voicekit.plugins.llm._gemini_models import list_models
+
+        client = self._make_client()
+        return await list_models(client, method="bidiGenerateContent", label=self.label, key_env=self.key_source)
+
+    def chosen_model(self) -> str | None:
+        return self.options.model
+
     async def aclose(self) -> None:
         links, self._links = self._links, []
         if self._text is not None:
@@ -209,22 +233,23 @@ class GeminiLiveLLM(LLM):
 
     # --- live sessions ------------------------------------------------------------------
 
-    def realtime(self, history: Sequence[Message] = ()) -> GeminiRealtimeStream:
-        """The speech-to-speech stream (``mode: audio``); use it as an async context manager."""
+    def realtime(self, history: Sequence[Message] = (), *, tools: Sequence[ToolSpec] = ()) -> GeminiRealtimeStream:
+        """The speech-to-speech stream (``mode: audio``), with ``tools`` declared; use it as an
+        async context manager."""
         if self.mode != "audio":
             raise VoicekitError(f"{self.label} is in text mode; set llm.mode=audio to talk to it")
         transcript = transcript_of(history)
-        link = self._open_link(transcript)
+        link = self._open_link(transcript, tools)
         return GeminiRealtimeStream(link, transcript, client_activity=self.options.activity_detection == "client")
 
-    def _open_link(self, transcript: Transcript) -> LiveLink:
-        """A live session that seeds a fresh start from ``transcript`` (started when first read)."""
+    def _open_link(self, transcript: Transcript, tools: Sequence[ToolSpec] = ()) -> LiveLink:
+        """A live session with ``tools`` that seeds a fresh start from ``transcript`` (started when first read)."""
         if self._client is None:
             self._client = self._make_client()
 
         def connect(handle: str | None) -> tuple[Any, list[Any] | None]:
             seed = None if handle else self._seed(transcript, leave_out=link.queued_texts())
-            config = self.live_config(handle=handle, seeding=bool(seed))
+            config = self.live_config(handle=handle, seeding=bool(seed), tools=tools)
             return self._client.aio.live.connect(model=self.options.model, config=config), seed
 
         link = LiveLink(
@@ -252,8 +277,8 @@ class GeminiLiveLLM(LLM):
             policy = policy.model_copy(update={"attempts": self.options.max_retries + 1})
         return policy
 
-    def live_config(self, *, handle: str | None = None, seeding: bool = False) -> Any:
-        """The SDK's ``LiveConnectConfig`` for this backend's options."""
+    def live_config(self, *, handle: str | None = None, seeding: bool = False, tools: Sequence[ToolSpec] = ()) -> Any:
+        """The SDK's ``LiveConnectConfig`` for this backend's options and ``tools``."""
         t, opts = self._types, self.options
         config: dict[str, Any] = {
             "response_modalities": [t.Modality.AUDIO if self.audio_replies else t.Modality.TEXT],
@@ -282,6 +307,8 @@ class GeminiLiveLLM(LLM):
             )
         if seeding:
             config["history_config"] = t.HistoryConfig(initial_history_in_client_content=True)
+        if tools:
+            config["tools"] = [functions.declarations(t, tools)]
         return t.LiveConnectConfig(**config)
 
     @property
@@ -319,11 +346,13 @@ class GeminiLiveLLM(LLM):
 
     # --- text mode ------------------------------------------------------------------------
 
-    async def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+    async def respond(
+        self, history: Sequence[Message], user_text: str, *, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LLMEvent]:
         """Text mode: the reply to ``user_text`` over the conversation's live session (see :class:`LiveTextChat`)."""
         if self.mode != "text":
             raise VoicekitError(f"{self.label} is in audio mode: it answers through realtime(); set llm.mode=text")
-        async for event in self._text_chat().respond(history, user_text):
+        async for event in self._text_chat().respond(history, user_text, tools=tools):
             yield event
 
     def _text_chat(self) -> LiveTextChat:

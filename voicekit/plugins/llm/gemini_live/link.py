@@ -13,6 +13,12 @@ but is not in the resumed live session (:mod:`.replay`: a typed turn not answere
 audio newer than the handle) is sent again first, so no turn is lost and none is
 answered twice.
 
+Tool calls: while the model waits for tool responses, its silence is no stall. A tool
+response is sent like any message, with a number (:meth:`LiveLink.send_tool_response`) that
+each later update carries as ``responses_written`` once it is written; on a resumed
+connection it is sent again unless the model went on after it, and a fresh live session
+(resuming refused), which never asked, gets the results told in words instead.
+
 Who retries: a ``goAway`` is no failure, the link reconnects at once. Failed
 connection attempts, dropped connections and stalls (no reply to a typed turn, or a
 reply that stops, for ``reply_timeout_s``) go through the role's retry policy
@@ -33,6 +39,7 @@ from typing import Any
 from voicekit.engine.retry import Retrier
 from voicekit.errors import BackendError, VoicekitError
 from voicekit.options import RetryPolicy
+from voicekit.plugins.llm.gemini_live.functions import results_in_words
 from voicekit.plugins.llm.gemini_live.replay import ReplayBuffer
 from voicekit.plugins.llm.gemini_live.wire import INPUT_MIME, LiveUpdate, read_update
 
@@ -96,6 +103,10 @@ class LiveLink:
         self._stall_timer: asyncio.TimerHandle | None = None
         self._stalled = False
         self._turns_done = 0  # model turns completed on the current connection
+        self._waiting_calls: set[str] = set()  # ids of calls the model waits on
+        self._session_calls: set[str] = set()  # ids of the calls the current live session made, still open
+        self._responses_queued = 0  # tool responses handed to send_tool_response
+        self._responses_written = 0  # the highest of their numbers written so far
 
     # --- caller side ------------------------------------------------------------------
 
@@ -126,6 +137,25 @@ class LiveLink:
             return
         self._out.append((kind, payload))
         self._out_ready.set()
+
+    def send_tool_response(self, responses: list[Any]) -> int:
+        """Queue ``FunctionResponse`` s; their number, which updates carry once they are written
+        (0: none went as a response, because this live session never made those calls)."""
+        known = [r for r in responses if str(r.id) in self._session_calls]
+        unknown = [r for r in responses if str(r.id) not in self._session_calls]
+        if unknown:
+            log.warning("%s: this live session never made the call; it gets the results as words", self.label)
+            self.send("text", results_in_words(unknown))
+        if not known:
+            return 0
+        self._responses_queued += 1
+        self.send("tool_response", (self._responses_queued, known))
+        return self._responses_queued
+
+    @property
+    def types(self) -> Any:
+        """The SDK's ``google.genai.types`` module."""
+        return self._types
 
     async def next_update(self) -> LiveUpdate | None:
         """The next server update; None once closed. Raises the error that ended the link."""
@@ -206,6 +236,8 @@ class LiveLink:
         self.resumed += resumed
         self._turns_done = 0
         log.info("%s: connected (%s)", self.label, "resumed" if resumed else "new live session")
+        if not resumed:
+            self._tell_results_in_words()
         try:
             if seed:
                 await session.send_client_content(turns=seed, turn_complete=True)
@@ -222,6 +254,18 @@ class LiveLink:
             return BackendError(f"{self.label}: {what} for {self.reply_timeout_s:g} s", retryable=True)
         return None
 
+    def _tell_results_in_words(self) -> None:
+        """A fresh live session never asked for the tool responses still to send: say them."""
+        self._waiting_calls.clear()
+        self._session_calls.clear()
+        if not any(kind == "tool_response" for kind, _ in self._out):
+            return
+        log.warning("%s: a new live session gets the tool results as words", self.label)
+        self._out = deque(
+            ("text", results_in_words(payload[1])) if kind == "tool_response" else (kind, payload)
+            for kind, payload in self._out
+        )
+
     async def _retry(self, retrier: Retrier, error: VoicekitError) -> bool:
         """Wait before the next connection; False (and the link fails) when the policy gives up."""
         try:
@@ -234,9 +278,11 @@ class LiveLink:
     def _connection_ended(self) -> None:
         """The reply under way is cut; what the next connection lacks goes to the head of the queue."""
         self._cancel_stall_timer()
-        lost_turn = self._in_turn
-        self._in_turn = False
         replay = self._replay.take()
+        # a turn that waits for tool responses is not lost: they go (again) to the next connection
+        awaiting_tools = bool(self._waiting_calls) or any(kind == "tool_response" for kind, _ in replay)
+        lost_turn = self._in_turn and not awaiting_tools
+        self._in_turn = False
         resent_audio = any(kind == "audio" for kind, _ in replay)
         if replay:
             log.info("%s: sending %d message(s) again on the next connection", self.label, len(replay))
@@ -245,7 +291,9 @@ class LiveLink:
             self._out_audio_bytes += sum(len(payload) for kind, payload in replay if kind == "audio")
             self._out_ready.set()
         if lost_turn or resent_audio:
-            self._updates.put_nowait(LiveUpdate(connection_lost=lost_turn, audio_resent=resent_audio))
+            lost = LiveUpdate(connection_lost=lost_turn, audio_resent=resent_audio)
+            lost.responses_written = self._responses_written
+            self._updates.put_nowait(lost)
 
     async def _pump(self, session: Any) -> None:
         """Send and receive on one connection until it breaks or has to be replaced."""
@@ -284,12 +332,21 @@ class LiveLink:
                 self._on_update(read_update(message))
 
     def _on_update(self, update: LiveUpdate) -> None:
+        update.responses_written = self._responses_written
         if update.new_handle:
             self.handle = update.new_handle
             self._replay.covered()
-        if update.model_output and not self._in_turn:
+        if update.cancelled_calls:
+            self._waiting_calls.difference_update(update.cancelled_calls)
+            self._session_calls.difference_update(update.cancelled_calls)
+        if (update.model_output or update.tool_calls) and not self._in_turn:
             self._in_turn = True
             self._replay.reply_started()
+        if update.tool_calls:
+            self._waiting_calls.update(call_id for call_id, _, _ in update.tool_calls)
+            self._session_calls.update(call_id for call_id, _, _ in update.tool_calls)
+        if update.model_output or update.turn_complete or update.interrupted:
+            self._replay.tool_answered()
         if update.turn_complete or update.interrupted:
             self._in_turn = False
             self._turns_done += update.turn_complete
@@ -298,13 +355,16 @@ class LiveLink:
                 self._switch.set()
         if update.model_output or update.turn_complete or update.interrupted or update.generation_complete:
             self._arm_stall_timer(restart=True)
+        elif update.tool_calls or update.cancelled_calls:
+            self._arm_stall_timer(restart=True)
         if update.go_away_s is not None:
             self._on_go_away(update.go_away_s)
         self._updates.put_nowait(update)
 
     def _arm_stall_timer(self, *, restart: bool) -> None:
-        """While a typed turn waits for its reply, or a reply is under way, the service must go on."""
-        if self._closed or not (self._in_turn or self._replay.awaiting_reply):
+        """While a typed turn waits for its reply, or a reply is under way, the service must go on
+        (not while the model waits for tool responses: then the silence is ours)."""
+        if self._closed or self._waiting_calls or not (self._in_turn or self._replay.awaiting_reply):
             self._cancel_stall_timer()
         elif self._stall_timer is None or restart:
             self._cancel_stall_timer()
@@ -326,7 +386,7 @@ class LiveLink:
         if not self.resume:
             return  # without resumption a new connection would forget the conversation
         self._go_away_pending = True
-        if not self._in_turn:
+        if not (self._in_turn or self._waiting_calls):
             self._switch.set()
             return
         # wait for the model to finish its turn, but not past the deadline
@@ -359,7 +419,12 @@ class LiveLink:
                 sent_kind, sent = out.popleft()
                 if sent_kind == "audio":
                     self._out_audio_bytes -= len(sent)
-            self._replay.written(kind, payload, model_speaking=self._in_turn)
+            if kind == "tool_response":
+                number, responses = payload
+                self._responses_written = max(self._responses_written, number)
+                self._waiting_calls.difference_update(str(response.id) for response in responses)
+                self._session_calls.difference_update(str(response.id) for response in responses)
+            self._replay.written(kind, payload, model_speaking=self._in_turn and kind != "tool_response")
             self._arm_stall_timer(restart=False)
             if not out:
                 self._dropping = False
@@ -378,6 +443,8 @@ class LiveLink:
             await session.send_realtime_input(audio_stream_end=True)
         elif kind == "content":
             await session.send_client_content(turns=payload, turn_complete=True)
+        elif kind == "tool_response":
+            await session.send_tool_response(function_responses=payload[1])
         else:  # pragma: no cover - a programming error
             raise ValueError(f"unknown message kind {kind!r}")
 

@@ -19,6 +19,9 @@ answered. :class:`ReplayBuffer` keeps that account, free of I/O:
   model answer twice, so a reply cut by the connection is reported, never repeated.
 * What was written while the model was still answering an earlier turn waits for that
   turn to end (``interrupted`` or ``turnComplete``); the next reply answers it.
+* A tool response is part of the model's turn in flight (the model waits for it): like a
+  typed turn it stays until the model goes on (more of its reply, or the turn's end), and
+  then it is dropped, so a new connection gets it once or, once answered, never.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 
 #: message kinds that are a user turn of their own and expect a reply
 TYPED_TURNS = frozenset({"text", "content"})
+#: message kinds kept until the model answers them, whatever handles come
+AWAITING_ANSWER = TYPED_TURNS | {"tool_response"}
 
 
 @dataclass(slots=True)
@@ -58,11 +63,15 @@ class ReplayBuffer:
     def covered(self) -> None:
         """A new resumption handle: audio and markers written before the previous one are in the live session."""
         self._handles += 1
-        self._keep(lambda item: item.kind in TYPED_TURNS or item.handles >= self._handles - 1)
+        self._keep(lambda item: item.kind in AWAITING_ANSWER or item.handles >= self._handles - 1)
 
     def reply_started(self) -> None:
         """The model began a turn: it answers everything written before it but not behind a reply."""
         self._keep(lambda item: item.behind)
+
+    def tool_answered(self) -> None:
+        """The model went on after the tool responses written so far: they are in its turn."""
+        self._keep(lambda item: item.kind != "tool_response")
 
     def turn_ended(self) -> None:
         """The model's turn ended: what waited behind it is next in line for an answer."""
@@ -71,8 +80,8 @@ class ReplayBuffer:
 
     @property
     def awaiting_reply(self) -> bool:
-        """A typed turn was written and the model has not started answering it."""
-        return any(item.kind in TYPED_TURNS for item in self._items)
+        """A typed turn or a tool response was written and the model has not answered it yet."""
+        return any(item.kind in AWAITING_ANSWER for item in self._items)
 
     def take(self) -> list[tuple[str, Any]]:
         """Everything to send again, in the order it was written; the buffer is empty after."""

@@ -21,6 +21,11 @@ tested on its own:
   ``Interrupted`` (the service's ``interrupted``).
 * ``cut()`` (local barge-in) drops everything else of the current model turn, audio
   and text, until the service ends that turn; no ``LLMDone``/``Interrupted`` follows.
+* A ``toolCall`` gives a ``ToolCall`` per function call (the model's turn starts there if
+  it had said nothing yet, so the user's ``Final`` comes first); the model's answer after
+  the responses goes on in the same turn. ``toolCallCancellation`` gives
+  ``ToolCallsCancelled`` of the calls still open; a result of a call that is not open (the
+  service withdrew it, or it was answered already) is never sent (:meth:`TurnTracker.answerable`).
 * When a connection is replaced, a model turn under way ends there with ``LLMDone`` of
   what was said (it is never repeated), and when the user's unanswered audio is sent
   again to the next connection, the transcript of that utterance starts over (no
@@ -42,11 +47,15 @@ from voicekit.events import (
     SpeechEnded,
     SpeechStarted,
     TextDelta,
+    ToolCall,
+    ToolCallsCancelled,
+    ToolResult,
 )
+from voicekit.plugins.llm.gemini_live import functions
 from voicekit.roles import RealtimeStream
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from voicekit.plugins.llm.gemini_live.link import LiveLink
     from voicekit.plugins.llm.gemini_live.wire import LiveUpdate
@@ -71,10 +80,22 @@ class TurnTracker:
         self._reply: list[str] = []
         self._cut = False
         self._after_interrupt = False
+        self.open_calls: dict[str, str] = {}  # calls the model waits on: id → name
 
     @property
     def model_active(self) -> bool:
         return self._model_active
+
+    def answerable(self, results: Sequence[ToolResult]) -> list[ToolResult]:
+        """The results of calls still open (each closed by it); the rest is dropped: the
+        service withdrew those calls, or they were answered already."""
+        chosen = []
+        for result in results:
+            if self.open_calls.pop(result.id, None) is None:
+                log.info("result of %s (%s) dropped: the call is no longer open", result.name, result.id)
+            else:
+                chosen.append(result)
+        return chosen
 
     def cut(self) -> bool:
         """Drop the rest of the model's current turn; False if it was not speaking."""
@@ -97,6 +118,12 @@ class TurnTracker:
             self._user_piece(update.input_text, events)
         if update.model_output:
             self._model_piece(update, events)
+        if update.tool_calls:
+            self._calls(update, events)
+        if update.cancelled_calls:
+            withdrawn = tuple(i for i in update.cancelled_calls if self.open_calls.pop(i, None) is not None)
+            if withdrawn:
+                events.append(ToolCallsCancelled(withdrawn))
         if update.interrupted:
             if self._model_active and not self._cut:
                 if not self._final_sent:
@@ -147,6 +174,16 @@ class TurnTracker:
             events.append(TextDelta(text))
         for pcm, rate in update.audio:
             events.append(AudioOut(pcm, rate))
+
+    def _calls(self, update: LiveUpdate, events: list[RealtimeEvent]) -> None:
+        if not self._model_active:
+            self._model_active = True
+            self._after_interrupt = False
+            self._final_sent = self._flush_user(events)
+        for call_id, name, args in update.tool_calls:
+            call = ToolCall(call_id or functions.new_call_id(), name, functions.call_arguments(args))
+            self.open_calls[call.id] = name
+            events.append(call)
 
     def _turn_complete(self, events: list[RealtimeEvent]) -> None:
         if self._model_active:
@@ -213,6 +250,18 @@ class GeminiRealtimeStream(RealtimeStream):
         if text.strip():
             self.tracker.transcript.append(("user", text.strip()))
             self.link.send("text", text)
+
+    async def send_tool_results(self, results: Sequence[ToolResult]) -> None:
+        """Hand the model the results of its open calls (``toolResponse``, by id and name);
+        a result of a call the service withdrew (``toolCallCancellation``) is not sent. Sent
+        again on a resumed connection if the model had not gone on with it."""
+        chosen = self.tracker.answerable(results)
+        if chosen:
+            types = self.link.types
+            responses = [
+                types.FunctionResponse(id=r.id, name=r.name, response=functions.response_payload(r)) for r in chosen
+            ]
+            self.link.send_tool_response(responses)
 
     async def interrupt(self) -> None:
         """Local barge-in: no more audio or text of the model's current turn comes out.

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from voicekit.errors import BackendError
-from voicekit.events import LLMDone, LLMEvent, TextDelta
-from voicekit.roles import Message
+from voicekit.events import LLMDone, LLMEvent, TextDelta, ToolCall
+from voicekit.plugins.llm.gemini_live import functions
+from voicekit.roles import Message, ToolSpec
 
 if TYPE_CHECKING:
     from voicekit.plugins.llm.gemini_live.link import LiveLink
@@ -22,19 +23,27 @@ class LiveTextChat:
     """One reply per ``respond``, all over one live session (the backend's ``mode: text``).
 
     Who does what: the backend opens and closes live sessions (``open_link`` with the
-    transcript to seed a fresh one from; ``close_link``). This object keeps what text mode
-    needs between turns: the transcript of the turns it carried (the core's history
-    replaces it once, at the first turn), and whether a reply was left unread (the
-    engine stopped reading at a barge-in), whose rest is skipped before the next reply.
-    Sending a lost turn again, replacing a stalled connection and retrying are the
-    link's; what its retry policy gives up on is raised here, and the next ``respond``
-    opens a new live session told what was said so far.
+    transcript to seed a fresh one from, and the tools to declare; ``close_link``). This
+    object keeps what text mode needs between turns: the transcript of the turns it carried
+    (the core's history replaces it once, at the first turn), whether a reply was left
+    unread (the engine stopped reading at a barge-in), whose rest is skipped before the next
+    reply, and the calls the model waits on. Sending a lost turn again, replacing a stalled
+    connection and retrying are the link's; what its retry policy gives up on is raised
+    here, and the next ``respond`` opens a new live session told what was said so far.
+
+    Tools: the live session declares the tools of the first ``respond`` that has any (a
+    different set opens a new one). A reply that ends in a ``toolCall`` yields its
+    ``ToolCall`` s and ``LLMDone``; the next ``respond`` (``user_text=""``, the results in the
+    history's last round) sends them as a ``toolResponse`` and reads the model's answer,
+    which goes on in the same turn of the service. Asked with ``tools=()`` (the last round),
+    a call is answered at once with an error for the model to read. New words while calls
+    wait leave them to the service, which withdraws them.
     """
 
     def __init__(
         self,
         *,
-        open_link: Callable[[Transcript], LiveLink],
+        open_link: Callable[[Transcript, Sequence[ToolSpec]], LiveLink],
         close_link: Callable[[LiveLink], Awaitable[None]],
         label: str,
         text_from: Literal["transcription", "parts"],
@@ -44,8 +53,11 @@ class LiveTextChat:
         self.text_from = text_from  # output transcription (AUDIO replies) or text parts (TEXT replies)
         self.link: LiveLink | None = None
         self.transcript: Transcript = []
+        self.tools: tuple[ToolSpec, ...] = ()  # declared on the live session
         self._synced = False  # the core's history has been handed over
         self._turn_open = False  # a reply was left unread; its rest comes first
+        self._calls: dict[str, str] = {}  # calls the model waits on: id → name
+        self._answered = 0  # the number of the last tool response sent: updates before it are not the answer
 
     async def start(self) -> None:
         """Open the live session before the first turn (a bad key or model fails here)."""
@@ -56,26 +68,53 @@ class LiveTextChat:
         """The backend closed every live session."""
         self.link = None
 
-    async def respond(self, history: Sequence[Message], user_text: str) -> AsyncIterator[LLMEvent]:
+    async def respond(
+        self, history: Sequence[Message], user_text: str, *, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LLMEvent]:
         link = self.link
-        reopen = link is not None and not self._synced and any(m.text.strip() for m in history)
+        offered = tuple(tools)
+        retool = bool(offered) and offered != self.tools
+        reopen = link is not None and (retool or (not self._synced and any(m.text.strip() for m in history)))
         if link is not None and (reopen or link.failed is not None):
-            # opened by start() before the history was known, or failed (quota, network): start over
+            # opened by start() before the history or the tools were known, or failed (quota, network)
             await self._close_link(link)
             link = None
         if link is None:
+            self.tools = offered or self.tools
             link = await self._open(history if not self._synced else _as_history(self.transcript))
         self._synced = True
         skipping, self._turn_open = self._turn_open, True
-        self.transcript.append(("user", user_text))
-        link.send("text", user_text)
+        self._answered = 0
+        if user_text.strip():
+            if self._calls:  # the round was dropped: the service withdraws the calls and ends that turn
+                skipping, self._calls = True, {}
+            self.transcript.append(("user", user_text))
+            link.send("text", user_text)
+        elif not self._send_results(link, history):
+            log.warning("%s: asked to go on without new words or tool results; nothing to answer", self.label)
+            self._turn_open = skipping
+            yield LLMDone("")
+            return
         pieces: list[str] = []
+        calls: list[ToolCall] = []
         try:
             async for update in self._reply_updates(link, skipping):
                 text = update.output_text if self.text_from == "transcription" else update.model_text
                 if text:
                     pieces.append(text)
                     yield TextDelta(text)
+                for call_id in update.cancelled_calls:
+                    self._calls.pop(call_id, None)
+                if update.tool_calls:
+                    made = [
+                        ToolCall(i or functions.new_call_id(), n, functions.call_arguments(a))
+                        for i, n, a in update.tool_calls
+                    ]
+                    if offered:
+                        calls = made
+                        self._calls = {call.id: call.name for call in made}
+                        break  # the model waits for the results: the engine runs the calls
+                    self._refuse(link, made)
                 if update.connection_lost:
                     log.warning(
                         "%s: the connection broke during the reply; it ends after %d characters, "
@@ -89,12 +128,44 @@ class LiveTextChat:
         finally:
             if pieces:
                 self.transcript.append(("assistant", "".join(pieces)))
+        for call in calls:
+            yield call
         yield LLMDone("".join(pieces))
+
+    def _send_results(self, link: LiveLink, history: Sequence[Message]) -> bool:
+        """A later round: the results of the calls the model waits on, from the history's last
+        round; False when there is nothing to send."""
+        last = next((m for m in reversed(history) if m.tool_calls), None)
+        results = {r.id: r for r in last.tool_results} if last is not None else {}
+        types = link.types
+        if not self._calls:  # a new live session never asked for them (the old one failed)
+            if last is not None:
+                responses = [
+                    types.FunctionResponse(id=c.id, name=c.name, response=functions.response_payload(results.get(c.id)))
+                    for c in last.tool_calls
+                ]
+                link.send("text", functions.results_in_words(responses))
+            return last is not None
+        responses = [
+            types.FunctionResponse(id=call_id, name=name, response=functions.response_payload(results.get(call_id)))
+            for call_id, name in self._calls.items()
+        ]
+        self._calls = {}
+        self._answered = link.send_tool_response(responses)
+        return True
+
+    def _refuse(self, link: LiveLink, calls: Sequence[ToolCall]) -> None:
+        """Calls made when no tools were offered (the last round): answered at once, with an error."""
+        log.warning("%s: the model called %s after its last round; it is told to answer", self.label, calls[0].name)
+        refusal = {"error": "no more tool calls in this reply: answer with what you have"}
+        responses = [link.types.FunctionResponse(id=c.id, name=c.name, response=refusal) for c in calls]
+        self._answered = link.send_tool_response(responses)
 
     async def _open(self, history: Sequence[Message]) -> LiveLink:
         self.transcript = transcript_of(history)
         self._turn_open = False
-        link = self.link = self._open_link(self.transcript)
+        self._calls = {}
+        link = self.link = self._open_link(self.transcript, self.tools)
         await link.ready()
         return link
 
@@ -102,7 +173,9 @@ class LiveTextChat:
         """Updates of this turn's reply, after the rest of an abandoned one.
 
         The link sees to it that they come: it sends the turn again on a new connection,
-        replaces a stalled one, and raises what its retry policy gave up on.
+        replaces a stalled one, and raises what its retry policy gave up on. An update that
+        came before the tool response last sent was written cannot be the model's answer to
+        it: it closes the turn of the calls, and only its text counts.
         """
         swallow_complete = False
         while True:
@@ -113,6 +186,8 @@ class LiveTextChat:
                 if update.interrupted or update.turn_complete or update.connection_lost:
                     skipping = False
                     swallow_complete = update.interrupted and not update.turn_complete
+                continue
+            if update.responses_written < self._answered and not update.model_output:
                 continue
             if swallow_complete:
                 if update.turn_complete and not update.model_output:

@@ -35,6 +35,10 @@ class LiveUpdate:
     voice_activity: Literal["start", "end"] | None = None
     go_away_s: float | None = None
     new_handle: str | None = None
+    tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (id, name, args) of toolCall
+    cancelled_calls: list[str] = field(default_factory=list)  # ids of toolCallCancellation
+    # made by the backend: how many of the link's tool responses had been written when this came
+    responses_written: int = 0
     # made by the backend, never by the service: the connection broke while the model spoke,
     connection_lost: bool = False
     # ... and the user's unanswered audio goes to the next connection again (heard and transcribed anew)
@@ -61,6 +65,11 @@ def read_update(message: Any) -> LiveUpdate:
     go_away = getattr(message, "go_away", None)
     if go_away is not None:
         update.go_away_s = parse_duration(getattr(go_away, "time_left", None))
+    tool_call = getattr(message, "tool_call", None)
+    for call in getattr(tool_call, "function_calls", None) or ():
+        update.tool_calls.append((str(call.id or ""), str(call.name or ""), dict(call.args or {})))
+    cancellation = getattr(message, "tool_call_cancellation", None)
+    update.cancelled_calls = [str(i) for i in getattr(cancellation, "ids", None) or ()]
     resumption = getattr(message, "session_resumption_update", None)
     if resumption is not None and getattr(resumption, "resumable", None) and getattr(resumption, "new_handle", None):
         update.new_handle = str(resumption.new_handle)

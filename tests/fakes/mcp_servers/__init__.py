@@ -1,0 +1,1 @@
+"""Real MCP servers written with the ``mcp`` SDK, run by the tests as child processes."""
