@@ -42,6 +42,7 @@ def serve(
         Optional[int],
         typer.Option(
             "--max-connections",
+            metavar="N",
             help="Open sockets at once, of any kind (default: --max-sessions + 64); kept under the open-file limit.",
             min=2,
         ),
@@ -50,6 +51,7 @@ def serve(
         float,
         typer.Option(
             "--handshake-timeout",
+            metavar="SECONDS",
             help="Seconds a client has to send its request headers, and then its RTVI client-ready.",
             min=0.5,
             max=600,

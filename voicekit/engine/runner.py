@@ -61,6 +61,8 @@ class ChatRequest:
     source: Any = None  # a custom async iterable of 16 kHz frames (benchmarks, servers)
     sink_factory: Callable[[int], AudioSink] | None = None  # a custom sink, given the output rate
     ledger: SessionLedger | None = None
+    #: told the conversation's id as soon as it has one (its ledger row written, or the ledger unavailable)
+    on_conversation_id: Callable[[str], None] | None = None
     registry: Any = None  # a loaded voicekit.registry.Registry to reuse; None: load the plugins now
     warn: Callable[[str], None] = log.warning
     tools: ToolsConfig | None = None  # the tools the model gets; None: the profile's
@@ -87,6 +89,8 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
     # its writes can wait on a lock or a network: they stay off the loop other conversations share
     ledger = open_ledger(request.ledger, request.warn)
     ledger, conversation_id = await start_conversation_row(ledger, profile.name, request.warn)
+    if request.on_conversation_id is not None:
+        request.on_conversation_id(conversation_id)
     remote = RemoteSessions(ledger, conversation_id)
     context = BackendContext(
         language=profile.language,
@@ -247,7 +251,8 @@ def _open_sink(request: ChatRequest, rate: int) -> AudioSink:
     except VoicekitError as exc:  # no speaker, or no pyaudio
         if request.input is None and not request.text:
             raise
-        request.warn(f"{exc}; the reply is not played (write it with --output FILE.wav)")
+        hint = "" if "--output" in str(exc) else " (write it to a file with --output FILE.wav)"
+        request.warn(f"{exc}; the reply is not played{hint}")
         return NullSink(rate, realtime=True)
 
 

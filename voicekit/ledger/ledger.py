@@ -53,9 +53,9 @@ def ledger_source() -> str:
     from voicekit.settings import settings
 
     if (settings().ledger_url or "").strip():
-        return "the ledger_url setting (VOICEKIT_LEDGER_URL)"
+        return "VOICEKIT_LEDGER_URL"
     if (settings().ledger or "").strip():
-        return "the ledger setting (VOICEKIT_LEDGER)"
+        return "VOICEKIT_LEDGER"
     return "the default location; VOICEKIT_LEDGER moves it"
 
 
