@@ -185,18 +185,26 @@ def main(argv: list[str] | None = None) -> None:
         _stderr().print("[yellow]interrupted[/]")
         sys.exit(130)
     except VoicekitError as exc:
-        from rich.markup import escape
-
-        if _state["verbose"]:
-            _stderr().print_exception()
-        _stderr().print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        _print_error(exc, str(exc))
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, -v for details
-        from rich.markup import escape
-
-        if _state["verbose"]:
-            _stderr().print_exception()
-        _stderr().print(
-            f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))} (run with -v for details)", soft_wrap=True
-        )
+        _print_error(exc, f"{type(exc).__name__}: {exc} (run with -v for details)")
         sys.exit(1)
+
+
+def _print_error(exc: BaseException, line: str) -> None:
+    """The one error line (after the traceback with -v), credentials in URLs hidden in both."""
+    import os
+    import traceback
+
+    from rich.markup import escape
+
+    from voicekit.redaction import redact_text, url_secrets
+
+    # a library may quote part of a malformed URL (a password cut at an '@'): hide what the
+    # URLs of the environment (VOICEKIT_LEDGER_URL, ...) hold wherever it shows up
+    known = [secret for value in os.environ.values() if "://" in value for secret in url_secrets(value)]
+    console = _stderr()
+    if _state["verbose"]:
+        console.print(escape(redact_text("".join(traceback.format_exception(exc)), known)), end="", soft_wrap=True)
+    console.print(f"[red]error:[/] {escape(redact_text(line, known))}", soft_wrap=True)

@@ -6,9 +6,10 @@ exactly as a recording has them (:mod:`voicekit.recording`, without the audio), 
 are removed when the folder grows beyond ``history_max_mb`` (config.toml); ``history =
 false`` or ``voicekit chat --no-history`` keeps nothing.
 
-Who does what: the CLI makes a :class:`HistoryKeeper`, hands :meth:`HistoryKeeper.ledger`
-to the conversation (it learns the id when the ledger row is written) and adds the keeper
-as an observer; it calls :meth:`HistoryKeeper.close` with the outcome.
+Who does what: the CLI makes a :class:`HistoryKeeper`, sets :meth:`HistoryKeeper.bind` as
+the request's ``on_conversation_id`` (it learns the id once the ledger row is written, or
+the ledger is found unavailable: a broken ledger never loses the history) and adds the
+keeper as an observer; it calls :meth:`HistoryKeeper.close` with the outcome.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from voicekit.events import Event
 
 if TYPE_CHECKING:
-    from voicekit.ledger.ledger import SessionLedger
     from voicekit.recording import ConversationRecorder
 
 log = logging.getLogger(__name__)
@@ -45,20 +45,6 @@ class HistoryKeeper:
         self.max_mb = settings().history_max_mb if max_mb is None else max_mb
         self.conversation_id: str | None = None
         self._recorder: ConversationRecorder | None = None
-
-    def ledger(self) -> SessionLedger:
-        """A ledger that tells this keeper the id of the conversation it starts."""
-        from voicekit.ledger.ledger import SessionLedger
-
-        keeper = self
-
-        class _Ledger(SessionLedger):
-            def start_conversation(self, profile: str, conversation_id: str | None = None) -> str:
-                cid = super().start_conversation(profile, conversation_id)
-                keeper.bind(cid)
-                return cid
-
-        return _Ledger()
 
     def bind(self, conversation_id: str) -> None:
         """Start keeping conversation ``conversation_id`` (a failure to write only warns)."""

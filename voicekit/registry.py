@@ -53,12 +53,21 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
                 origins[ep.name] = f"{dist.name} {dist.version}"
             try:
                 pm.register(ep.load(), name=ep.name)
-            except Exception as exc:
-                broken[ep.name] = f"{type(exc).__name__}: {exc}"
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                broken[ep.name] = failure(exc)
                 log.debug("plugin %s failed to load", ep.name, exc_info=True)
     pm.voicekit_broken = broken  # type: ignore[attr-defined]
     pm.voicekit_origins = origins  # type: ignore[attr-defined]
     return pm
+
+
+def failure(exc: BaseException) -> str:
+    """What a plugin did wrong, in one line (a ``sys.exit()`` while loading said as such)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}) while loading"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def plugin_label(pm: pluggy.PluginManager, plugin: object) -> str:
@@ -83,10 +92,11 @@ class BackendEntry:
         try:
             module = importlib.import_module(module_name)
             cls = getattr(module, attr)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             raise PluginError(
-                f"{self.role} backend '{self.name}' from plugin {self.plugin} failed to load: "
-                f"{type(exc).__name__}: {exc}"
+                f"{self.role} backend '{self.name}' from plugin {self.plugin} failed to load: {failure(exc)}"
             ) from exc
         return cls  # type: ignore[no-any-return]
 
@@ -186,8 +196,10 @@ def _collect(
         register = _make_register(role, label, into, registry)
         try:
             impl.function(*([register] if impl.argnames else []))
-        except Exception as exc:  # noqa: BLE001 - a broken third-party hook is reported, not raised
-            registry.broken[label] = f"{hook_name}: {type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a broken third-party hook is reported, not raised
+            registry.broken[label] = f"{hook_name}: {failure(exc)}"
 
 
 def _make_register(

@@ -275,8 +275,13 @@ async def test_pipecat_client_js_talks_with_the_server(tmp_path: Path, official_
     write_wav(microphone, synthesize("hello there, how are you today", pad_ms=400) + bytes(16000 * 4))
     heard: list[Event] = []
     profile = write_profile(tmp_path, transcripts=["hello there"], replies=["Nice to hear you. I am fine."])
+    page_origin = official_client.rsplit("/", 1)[0]  # another port: a cross-origin page, allowed by name
     config = ServeConfig(
-        profile=str(profile), profile_name="scripted", ledger=SessionLedger(), observers=[heard.append]
+        profile=str(profile),
+        profile_name="scripted",
+        ledger=SessionLedger(),
+        observers=[heard.append],
+        allowed_origins=(page_origin,),
     )
     async with running_server(config) as server, chromium(tmp_path / "chromium", microphone) as tools:
         target = await tools.call("Target.createTarget", {"url": official_client})

@@ -509,9 +509,33 @@ async def test_web_origins_need_a_token_unless_local(profile: Path) -> None:
             async with connect(server.ws_url, origin="https://evil.example"):
                 pass
         assert refused.value.response.status_code == 403
-        for origin in ("http://localhost:5173", "https://app.example", server.http_url):
+        own = [f"http://{host}:{server.port}" for host in ("127.0.0.1", "localhost", "[::1]")]
+        for origin in ("https://app.example", "HTTPS://App.Example:443", *own):
             async with connect(server.ws_url, origin=origin) as client:
                 await client.ready()
+
+
+async def test_dns_rebinding_does_not_pass_the_origin_check(profile: Path) -> None:
+    """A page on a rebound name sends a Host that matches its Origin: neither counts, only the
+    configured origins and this server's own loopback ones do."""
+    async with running_server(config(profile)) as server:
+        rebound = f"attacker.example:{server.port}"
+        for origin, host in [
+            (f"http://{rebound}", rebound),  # the Host header matches the Origin
+            (f"http://localhost:{server.port + 1}", f"localhost:{server.port + 1}"),  # another local page
+            ("http://localhost:5173", "localhost:5173"),
+            ("null", f"127.0.0.1:{server.port}"),
+        ]:
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                # the URL's host is what the Host header says; the socket goes to 127.0.0.1 all the same
+                async with connect(f"ws://{host}/ws", origin=origin, host="127.0.0.1", port=server.port):
+                    pass
+            assert refused.value.response.status_code == 403, origin
+        async with connect(server.ws_url) as client:  # no Origin: not a browser page
+            await client.ready()
+    async with running_server(config(profile, allowed_origins=("http://localhost:5173",))) as server:
+        async with connect(server.ws_url, origin="http://localhost:5173") as client:
+            await client.ready()
 
 
 def test_preflight_warns_of_a_missing_key_and_fails_on_a_bad_backend(

@@ -109,7 +109,7 @@ def test_unanswered_turns_fail_the_bench(tmp_path: Path) -> None:
     clip = tmp_path / "q.wav"
     write_wav(clip, synthesize("hello there", pad_ms=300), 16000)
     profile = tmp_path / "mute.yaml"  # an STT that never hears anything: no turn is ever answered
-    profile.write_text("stt: {use: scripted, speech_threshold: 40000}\nllm: {use: scripted}\noutput: {use: silent}\n")
+    profile.write_text("stt: {use: scripted, speech_threshold: 32768}\nllm: {use: scripted}\noutput: {use: silent}\n")
     done = voicekit(
         "bench", "--profile", str(profile), "--input", str(clip), "--turns", "1",
         timeout=120, env={"VOICEKIT_BENCH_TURN_TIMEOUT": "2"},

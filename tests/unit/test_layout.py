@@ -15,6 +15,7 @@ GROUND_FLOOR = (
     "voicekit.options",
     "voicekit.clock",
     "voicekit.sdk",
+    "voicekit.redaction",
     "voicekit.keys",
     "voicekit.settings",
 )

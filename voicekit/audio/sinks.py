@@ -8,11 +8,14 @@ returns once the chunk is due to play, keeping at most ``lookahead_ms`` queued, 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from voicekit.audio.pcm import duration_ms
 from voicekit.audio.wav import WavSink
 from voicekit.clock import now
+
+log = logging.getLogger(__name__)
 
 
 class AudioSink:
@@ -63,7 +66,13 @@ class NullSink(AudioSink):
 
 
 class WavFileSink(AudioSink):
-    """Writes what is played to a WAV file."""
+    """Writes what is played to a WAV file, put in place when the sink is closed.
+
+    Until then the audio is in a temporary file beside the target, so an existing file is
+    never truncated: :meth:`discard` (a conversation that never started) leaves it as it
+    was, and so does a conversation that played nothing at all (it failed at its start,
+    most likely); :meth:`aclose` after any audio replaces it.
+    """
 
     def __init__(self, path: str | Path, sample_rate: int, *, realtime: bool = True) -> None:
         super().__init__(sample_rate, realtime=realtime)
@@ -73,5 +82,13 @@ class WavFileSink(AudioSink):
     def _write(self, pcm: bytes) -> None:
         self._wav.write(pcm)
 
+    def discard(self) -> None:
+        """Drop what was written; an existing file at ``path`` stays as it was."""
+        self._wav.discard()
+
     async def aclose(self) -> None:
+        if not self._wav.bytes_written and self.path.is_file():
+            log.warning("no reply audio was played: %s is left as it was", self.path)
+            self._wav.discard()
+            return
         self._wav.close()

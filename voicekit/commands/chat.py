@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 if TYPE_CHECKING:
-    from voicekit.audio.sinks import AudioSink
     from voicekit.display import ChatDisplay
     from voicekit.engine.runner import ChatRequest
 
@@ -96,13 +95,12 @@ def chat(
         observers=[display],
         warn=display.warn,
     )
-    request.sink_factory = lambda rate: _open_sink(request, rate)
     history = None
     if values.history and not no_history:
         from voicekit.history import HistoryKeeper
 
         history = HistoryKeeper(profile)
-        request.ledger = history.ledger()
+        request.on_conversation_id = history.bind
         request.observers.append(history)
     if text:
         request.text_lines = typed_lines(display)
@@ -169,28 +167,6 @@ class MeteredSource:
             power = float(np.mean(samples * samples)) if samples.size else 0.0
             self.on_level(10 * np.log10(power / 32768.0**2) if power > 0 else -float("inf"))
             yield frame
-
-
-def _open_sink(request: ChatRequest, rate: int) -> AudioSink:
-    """A file, nothing (``--fast``), or the speaker; with no speaker and an input to read, a warning
-    (said once) and no playback."""
-    from voicekit.audio.sinks import NullSink, WavFileSink
-    from voicekit.errors import VoicekitError
-
-    if request.output is not None:
-        return WavFileSink(request.output, rate, realtime=not request.fast)
-    if request.fast:
-        return NullSink(rate, realtime=False)
-    try:
-        from voicekit.audio.devices import SpeakerSink
-
-        return SpeakerSink(request.output_device, sample_rate=rate)
-    except VoicekitError as exc:  # no speaker, or no pyaudio: the message says what to do
-        if request.input is None and not request.text:
-            raise
-        hint = "" if "--output" in str(exc) else " (write it to a file with --output FILE.wav)"
-        request.warn(f"{exc}; the reply is not played{hint}")
-        return NullSink(rate, realtime=True)
 
 
 def _prepare_record_dir(record: Path, overwrite: bool) -> None:

@@ -38,6 +38,25 @@ def serve(
             "--idle-timeout", metavar="SECONDS", help="Close a connection that sends nothing for this long (s).", min=1
         ),
     ] = 60.0,
+    max_connections: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-connections",
+            metavar="N",
+            help="Open sockets at once, of any kind (default: --max-sessions + 64); kept under the open-file limit.",
+            min=2,
+        ),
+    ] = None,
+    handshake_timeout: Annotated[
+        float,
+        typer.Option(
+            "--handshake-timeout",
+            metavar="SECONDS",
+            help="Seconds a client has to send its request headers, and then its RTVI client-ready.",
+            min=0.5,
+            max=600,
+        ),
+    ] = 10.0,
     token_file: Annotated[
         Optional[Path],
         typer.Option(
@@ -49,7 +68,8 @@ def serve(
         typer.Option(
             "--allow-origin",
             metavar="ORIGIN",
-            help="Web origin allowed to connect without a token (repeatable; * for any).",
+            help="Web origin whose pages may connect without a token, e.g. https://app.example.com "
+            "(repeatable; * for any). This server's own page on 127.0.0.1/localhost always may.",
         ),
     ] = None,
     duplex: Annotated[
@@ -79,17 +99,23 @@ def serve(
     Open http://HOST:PORT/ for the built-in page, or connect @pipecat-ai/client-js with its WebSocket transport to ws://HOST:PORT/ws.
     """
     import asyncio
+    import logging
 
     from rich.console import Console
     from rich.markup import escape
 
     from voicekit.profiles import load_profile
+    from voicekit.redaction import RedactingFilter
+    from voicekit.serve.config import ServeConfig, check_exposure, check_origin, preflight, read_tokens
+    from voicekit.serve.limits import ServeLimits
+    from voicekit.serve.server import fit_descriptors
+    from voicekit.serve.server import serve as run_server
     from voicekit.settings import settings
 
     profile = profile or settings().serve_profile
-    from voicekit.serve.config import ServeConfig, check_exposure, preflight, read_tokens
-    from voicekit.serve.server import serve as run_server
 
+    for handler in logging.getLogger().handlers:  # a long-running server's log never shows a URL's credentials
+        handler.addFilter(RedactingFilter())
     if duplex not in ("full", "half", "profile"):
         raise typer.BadParameter("choose full, half or profile", param_hint="--duplex")
     tokens = read_tokens(token_file) if token_file is not None else ()
@@ -102,14 +128,18 @@ def serve(
         session_timeout_s=session_timeout,
         idle_timeout_s=idle_timeout,
         max_message_bytes=max_message_kb * 1024,
+        max_connections=max_connections,
         tokens=tokens,
-        allowed_origins=tuple(allow_origin or ()),
+        allowed_origins=tuple(check_origin(origin) for origin in allow_origin or ()),
         lookahead_ms=lookahead_ms,
+        limits=ServeLimits(handshake_timeout_s=handshake_timeout),
     )
     loaded = load_profile(profile, config.profile_overrides())  # a bad profile or missing key fails now
     config.profile_name = loaded.name
     console = Console(stderr=True, highlight=False, emoji=False)
-    for warning in preflight(loaded):
+    warnings = preflight(loaded)
+    descriptors = fit_descriptors(config)
+    for warning in [*warnings, *([descriptors] if descriptors else [])]:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
     def ready(url: str) -> None:
@@ -120,10 +150,13 @@ def serve(
             soft_wrap=True,
         )
 
-    from voicekit.ledger.ledger import SessionLedger
+    from voicekit.ledger.deferred import DeferredLedger
+    from voicekit.ledger.unavailable import UnavailableLedger, open_ledger
     from voicekit.registry import load_registry
 
-    config.ledger = SessionLedger()
+    ledger = open_ledger(None, lambda text: console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True))
+    # rows are closed off the event loop all conversations share
+    config.ledger = ledger if isinstance(ledger, UnavailableLedger) else DeferredLedger(ledger)
     config.registry = load_registry()
     signals = asyncio.run(run_server(config, host, port, on_ready=ready))
     if signals:

@@ -38,7 +38,7 @@ StaleAfterOpt = Annotated[
 def list_sessions(
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
-    limit: Annotated[int, typer.Option("--limit", help="How many recent conversations to show.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="How many recent conversations to show.", min=1)] = 20,
     stale_after: StaleAfterOpt = None,
 ) -> None:
     """Recent conversations and the open remote sessions of every avatar service (orphans marked)."""
@@ -243,3 +243,14 @@ def _transcript_line(line: dict[str, Any]) -> Any:
     if kind == "BargeIn":
         return Text.assemble((when, "dim"), ("(the user spoke over the bot)", "yellow"))
     return None
+
+
+@app.command("repair")
+def repair() -> None:
+    """Check the session ledger; if it is damaged, move it aside and start a new one that keeps its readable rows."""
+    from voicekit.ledger.ledger import default_ledger_target, ledger_source
+    from voicekit.ledger.repair import repair_ledger
+
+    report = repair_ledger(default_ledger_target(), ledger_source())
+    for line in report.lines():
+        typer.echo(line)

@@ -27,6 +27,7 @@ from voicekit.errors import ProfileError, VoicekitError
 from voicekit.events import ErrorEvent, Event
 from voicekit.ledger.ledger import SessionLedger
 from voicekit.ledger.remote import RemoteSessions
+from voicekit.ledger.unavailable import open_ledger, start_conversation_row
 from voicekit.roles import BackendContext
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class ChatRequest:
     source: Any = None  # a custom async iterable of 16 kHz frames (benchmarks, servers)
     sink_factory: Callable[[int], AudioSink] | None = None  # a custom sink, given the output rate
     ledger: SessionLedger | None = None
+    #: told the conversation's id as soon as it has one (its ledger row written, or the ledger unavailable)
+    on_conversation_id: Callable[[str], None] | None = None
     registry: Any = None  # a loaded voicekit.registry.Registry to reuse; None: load the plugins now
     warn: Callable[[str], None] = log.warning
     tools: ToolsConfig | None = None  # the tools the model gets; None: the profile's
@@ -82,9 +85,12 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
 
     profile = load_profile(request.profile, request.overrides)
     registry = request.registry or load_registry()
-    ledger = request.ledger or SessionLedger()
-    # a ledger write can wait on a lock or a network: keep it off the loop other conversations share
-    conversation_id = await asyncio.to_thread(ledger.start_conversation, profile.name)
+    # a broken ledger only stops conversations that would open a billable session (see UnavailableLedger);
+    # its writes can wait on a lock or a network: they stay off the loop other conversations share
+    ledger = open_ledger(request.ledger, request.warn)
+    ledger, conversation_id = await start_conversation_row(ledger, profile.name, request.warn)
+    if request.on_conversation_id is not None:
+        request.on_conversation_id(conversation_id)
     remote = RemoteSessions(ledger, conversation_id)
     context = BackendContext(
         language=profile.language,
@@ -94,6 +100,7 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         fast=request.fast,
     )
     chains: dict[str, BackendChain[Any]] = {}
+    sink: AudioSink | None = None
     try:
         for role in ("llm", "stt", "output"):
             spec = profile.spec(role)
@@ -124,6 +131,8 @@ async def prepare(request: ChatRequest) -> tuple[Conversation, Finisher]:
         toolbox = _make_toolbox(request, profile, registry, llm)
         detector = make_turn_detector(profile, registry) if source is not None else None
     except BaseException as exc:
+        if isinstance(sink, WavFileSink):
+            sink.discard()  # the conversation never ran: an existing --output file stays as it was
         _end_row(ledger, conversation_id, 0, None, "failed", str(exc) or type(exc).__name__)
         raise
     remote.start_heartbeat()  # the ledger rows stay alive while the conversation runs
@@ -227,6 +236,11 @@ def _end_row(
 
 def _open_sink(request: ChatRequest, rate: int) -> AudioSink:
     if request.output is not None:
+        if request.input is not None and _same_file(request.input, request.output):
+            raise VoicekitError(
+                f"--input and --output are the same file ({request.output}): the reply would replace the "
+                "speech it answers; write it to another file"
+            )
         return WavFileSink(request.output, rate, realtime=not request.fast)
     if request.fast:
         return NullSink(rate, realtime=False)
@@ -237,8 +251,17 @@ def _open_sink(request: ChatRequest, rate: int) -> AudioSink:
     except VoicekitError as exc:  # no speaker, or no pyaudio
         if request.input is None and not request.text:
             raise
-        request.warn(f"{exc}; the reply is not played (write it with --output FILE.wav)")
+        hint = "" if "--output" in str(exc) else " (write it to a file with --output FILE.wav)"
+        request.warn(f"{exc}; the reply is not played{hint}")
         return NullSink(rate, realtime=True)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links and relative spellings included)."""
+    try:
+        return (a.exists() and b.exists() and a.samefile(b)) or a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _open_source(request: ChatRequest) -> Any:

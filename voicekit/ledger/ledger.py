@@ -48,10 +48,15 @@ def default_ledger_target() -> str | Path:
     return settings().ledger_target
 
 
-def _ledger_source() -> str:
+def ledger_source() -> str:
+    """What chose the default ledger, for messages."""
     from voicekit.settings import settings
 
-    return "VOICEKIT_LEDGER_URL" if (settings().ledger_url or "").strip() else "VOICEKIT_LEDGER"
+    if (settings().ledger_url or "").strip():
+        return "VOICEKIT_LEDGER_URL"
+    if (settings().ledger or "").strip():
+        return "VOICEKIT_LEDGER"
+    return "the default location; VOICEKIT_LEDGER moves it"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -157,7 +162,7 @@ class SessionLedger:
         from voicekit.ledger.store import is_url, open_store
 
         target: str | Path = url or path or default_ledger_target()
-        source = _ledger_source() if not (url or path) else "the ledger URL given"
+        source = ledger_source() if not (url or path) else "the ledger given to SessionLedger"
         self.url: str | None = target if isinstance(target, str) and is_url(target) else None
         self.path: Path | None = None if self.url else Path(target)
         self.stale_after = stale_after if stale_after and stale_after > 0 else default_stale_after()
@@ -178,7 +183,7 @@ class SessionLedger:
         ledger.stale_after = stale_after if stale_after and stale_after > 0 else default_stale_after()
         if ledger.path is not None and not ledger.path.exists():
             return None
-        source = _ledger_source() if not path else "the ledger URL given"
+        source = ledger_source() if not path else "the ledger given to SessionLedger"
         ledger._store = open_store(
             ledger.url or target, readonly=True, connect_timeout_s=connect_timeout_s, source=source
         )

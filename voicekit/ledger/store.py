@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -91,8 +90,45 @@ def is_url(target: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """The URL without its password (or any secret query parameter), for messages and logs."""
+    from voicekit.redaction import redact_url
+
+    return redact_url(url)
+
+
+REPAIR_HINT = "run 'voicekit sessions repair' to move it aside and start a new one that keeps its readable rows"
+
+
+class LedgerError(VoicekitError):
+    """The session ledger cannot be used: the message names it, the setting that chose it,
+    what is wrong and what to do. ``repairable``: ``voicekit sessions repair`` can fix it."""
+
+    def __init__(self, message: str, *, repairable: bool = False) -> None:
+        super().__init__(message)
+        self.repairable = repairable
+
+
+def sqlite_problem(exc: BaseException, path: Path, source: str) -> LedgerError:
+    """What a SQLite (or file system) error means for the ledger file ``path``, and the fix."""
+    text = str(exc).strip() or type(exc).__name__
+    lowered = text.lower()
+    at = f"the session ledger {path} ({source})"
+    elsewhere = "or set VOICEKIT_LEDGER to another file"
+    if path.is_dir():
+        return LedgerError(f"{at} is a directory, not a ledger file: set VOICEKIT_LEDGER to a file path")
+    if "readonly" in lowered or "read-only" in lowered or isinstance(exc, PermissionError):
+        return LedgerError(f"{at} is read-only ({text}): make it and its folder writable, {elsewhere}")
+    if "locked" in lowered or "busy" in lowered:
+        return LedgerError(
+            f"{at} is locked by another process ({text}): wait for it or stop it (fuser {path} names it), {elsewhere}"
+        )
+    if "disk is full" in lowered or "no space" in lowered:
+        return LedgerError(f"{at}: the disk is full ({text}): free some space, {elsewhere}")
+    if "unable to open" in lowered or isinstance(exc, OSError):
+        return LedgerError(f"{at} cannot be opened ({text}): check that its folder exists and is writable, {elsewhere}")
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered or "no such" in lowered:
+        return LedgerError(f"{at} is damaged ({text}): {REPAIR_HINT}", repairable=True)
+    return LedgerError(f"{at}: {text}: {REPAIR_HINT}, {elsewhere}", repairable=True)
 
 
 class LedgerStore(Protocol):
@@ -116,7 +152,7 @@ class LedgerStore(Protocol):
 
 def _check_version(version: int, where: str) -> None:
     if version > SCHEMA_VERSION:
-        raise VoicekitError(
+        raise LedgerError(
             f"the session ledger {where} has schema version {version}, newer than this voicekit knows "
             f"({SCHEMA_VERSION}): upgrade voicekit on this host"
         )
@@ -140,17 +176,31 @@ def _schema_statements(found: int, real: str) -> list[str]:
 class SQLiteStore:
     """A ledger file on this host; one connection per operation, so any thread may use it."""
 
-    def __init__(self, path: Path, *, readonly: bool = False, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, timeout_s: float = 10.0, source: str = "VOICEKIT_LEDGER"
+    ) -> None:
         import sqlite3
 
         self._sqlite = sqlite3
         self.path = path
         self.where = str(path)
+        self.source = source
         self.readonly = readonly
         self.timeout_s = timeout_s
-        if not readonly:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self.version = self._read_version()
+        with self._guard():
+            if not readonly:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self.version = self._read_version()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite's and the file system's errors into a :class:`LedgerError` that says what to do."""
+        try:
+            yield
+        except LedgerError:
+            raise
+        except (self._sqlite.Error, OSError) as exc:
+            raise sqlite_problem(exc, self.path, self.source) from exc
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
@@ -202,7 +252,7 @@ class SQLiteStore:
         _check_version(self.version, self.where)
         if self.version == SCHEMA_VERSION:
             return
-        with self._connect() as db:
+        with self._guard(), self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then find it done
             try:
                 found = self._version_of(db)
@@ -213,25 +263,27 @@ class SQLiteStore:
                     db.execute("INSERT OR REPLACE INTO voicekit_schema (id, version) VALUES (1, ?)", (SCHEMA_VERSION,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         if found != SCHEMA_VERSION:
             log.info("session ledger %s: schema version %d -> %d", self.where, found, SCHEMA_VERSION)
         self.version = SCHEMA_VERSION
 
     def write(self, statements: Sequence[Statement]) -> None:
-        with self._connect() as db:
+        with self._guard(), self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
                     db.execute(self._sql(sql), params)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._connect() as db:
+        with self._guard(), self._connect() as db:
             return list(db.execute(self._sql(sql), params).fetchall())
 
     def close(self) -> None:
@@ -254,8 +306,11 @@ class PostgresStore:
         from voicekit.sdk import import_sdk
 
         self._pg = import_sdk("psycopg", package="psycopg[binary]", extra="postgres", backend="the session ledger")
+        from voicekit.redaction import url_secrets
+
         self.url = url
         self.where = redact(url)
+        self._secrets = url_secrets(url)
         self.source = source
         self.connect_timeout_s = connect_timeout_s
         self._lock = threading.RLock()
@@ -276,8 +331,9 @@ class PostgresStore:
         try:
             self._conn = self._pg.connect(self.url, **kwargs)
         except self._pg.Error as exc:
-            raise VoicekitError(
-                f"cannot reach the session ledger at {self.where} (from {self.source}): {_first_line(exc)}"
+            raise LedgerError(
+                f"cannot reach the session ledger at {self.where} (from {self.source}): {self._said(exc)}; "
+                f"check {self.source} and that the database server is up"
             ) from exc
         self._pid = os.getpid()
         return self._conn
@@ -297,11 +353,19 @@ class PostgresStore:
                 except retryable as exc:
                     # every write is idempotent (inserts skip an existing id), so a retry is safe
                     if attempt == 2:
-                        raise VoicekitError(f"session ledger {self.where}: {_first_line(exc)}") from exc
-                    log.info("session ledger %s: %s; trying again", self.where, _first_line(exc))
+                        raise LedgerError(
+                            f"session ledger {self.where} (from {self.source}): {self._said(exc)}"
+                        ) from exc
+                    log.info("session ledger %s: %s; trying again", self.where, self._said(exc))
                     if getattr(conn, "broken", True):
                         conn.close()
         raise AssertionError("unreachable")
+
+    def _said(self, exc: BaseException) -> str:
+        """The first line of a database error, with the URL's secrets hidden (libpq may quote the URL)."""
+        from voicekit.redaction import redact_text
+
+        return redact_text(_first_line(exc), self._secrets)
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -372,4 +436,4 @@ def open_store(
     """The store for a file path or a ``postgresql://`` URL (schema not checked yet)."""
     if isinstance(target, str) and is_url(target):
         return PostgresStore(target, connect_timeout_s=connect_timeout_s, source=source)
-    return SQLiteStore(Path(target), readonly=readonly)
+    return SQLiteStore(Path(target), readonly=readonly, source=source)

@@ -12,7 +12,9 @@ nothing here knows about backends.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import re
 import typing
 from collections.abc import Iterable, Mapping
@@ -51,11 +53,19 @@ def where(origins: Mapping[YPath, str], path: YPath) -> str:
 
 
 def dotted(path: Iterable[Any]) -> str:
-    """``("llm", "tools", 0, "name")`` → ``llm.tools[0].name``."""
+    """``("llm", "tools", 0, "name")`` → ``llm.tools[0].name`` (control characters escaped: one line)."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    return one_line(out) or "(top level)"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters (newlines, tabs...) escaped, so a message stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def suggest(word: object, candidates: Iterable[str]) -> str:
@@ -78,18 +88,93 @@ def shown(path: Path) -> str:
 # --- reading ------------------------------------------------------------------------
 
 
+#: the largest profile file read
+MAX_PROFILE_BYTES = 1 << 20
+#: values in a document, aliases expanded (a profile holds a few hundred)
+MAX_YAML_NODES = 20_000
+#: nesting of mappings and lists, aliases expanded
+MAX_YAML_DEPTH = 40
+
+
+def check_yaml(text: str, name: str) -> None:
+    """Refuse a YAML document that would be too big once its aliases are expanded, or nested
+    too deep, before it is built (an alias bomb of a few hundred bytes stands for billions of
+    values). Reads the parser's events once, never expanding anything."""
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) it stands for
+    open_: list[list[Any]] = [[0, 0, None, None]]  # per open collection: values, depth below, anchor, mark
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(open_) > MAX_YAML_DEPTH:
+                raise ProfileError(f"{name}{_line(event)}: nested deeper than {MAX_YAML_DEPTH} levels")
+            open_.append([0, 0, event.anchor, event.start_mark])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            values, depth, anchor, _ = open_.pop()
+            size = (values + 1, depth + 1)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:
+                continue  # undefined, or it refers to itself: _check_keys says so, with the line and path
+            size, anchor = sizes[event.anchor], None
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = (1, 0), event.anchor
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        parent = open_[-1]
+        parent[0] += size[0]
+        parent[1] = max(parent[1], size[1])
+        if parent[0] > MAX_YAML_NODES or len(open_) - 1 + size[1] > MAX_YAML_DEPTH:
+            what = (
+                f"more than {MAX_YAML_NODES} values"
+                if parent[0] > MAX_YAML_NODES
+                else f"nested deeper than {MAX_YAML_DEPTH} levels"
+            )
+            raise ProfileError(f"{name}{_line(event)}: {what} once its aliases are expanded")
+
+
+def _line(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f":{mark.line + 1}" if mark is not None else ""
+
+
 def read_doc(path: Path) -> Doc:
     """Parse one YAML file, recording the line of every mapping key and list item.
 
-    Duplicate keys, which PyYAML would resolve silently to the last, are an error.
+    Duplicate keys, which PyYAML would resolve silently to the last, are an error; so are
+    a file over 1 MiB, and a document too large or too deep once its aliases are expanded
+    (:func:`check_yaml`).
     """
     name = shown(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if not path.is_file():
+            raise ProfileError(f"{name}: cannot read profile: not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PROFILE_BYTES + 1)
+        if len(raw) > MAX_PROFILE_BYTES:
+            raise ProfileError(f"{name}: a profile of more than {MAX_PROFILE_BYTES // 1024} KiB: is it the right file?")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{name}: cannot read profile: {exc}") from exc
-    loader = yaml.SafeLoader(text)
+    if len(text) > _CACHED_CHARS:
+        return _parse(text, name)
+    return copy.deepcopy(_parse_cached(text, name))  # the caller may change what it gets
+
+
+#: profiles up to this size are parsed once per process (a server loads its profile per connection)
+_CACHED_CHARS = 64 * 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(text: str, name: str) -> Doc:
+    return _parse(text, name)
+
+
+def _parse(text: str, name: str) -> Doc:
+    loader: yaml.SafeLoader | None = None
     try:
+        check_yaml(text, name)
+        loader = yaml.SafeLoader(text)  # inside the try: its reader refuses control characters
         node = loader.get_single_node()
         origins: dict[YPath, str] = {(): name}
         if node is not None:
@@ -102,10 +187,16 @@ def read_doc(path: Path) -> Doc:
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         raise ProfileError(f"{name}{at}: invalid YAML: {what}") from exc
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character
+        said = f"#x{char:04x}" if isinstance(char, int) else repr(char)
+        raise ProfileError(f"{name}:{line}: invalid YAML: the control character {said} is not allowed") from exc
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{name}: invalid YAML: {exc}") from exc
+        raise ProfileError(f"{name}: invalid YAML: {one_line(str(exc).splitlines()[0])}") from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Doc(data, origins)
 
 

@@ -50,7 +50,8 @@ def find_profile(name_or_path: str | Path) -> Path:
     if isinstance(name_or_path, Path) or looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
-            raise ProfileError(f"profile file not found: {name_or_path}")
+            what = "not a regular file" if path.exists() else "not found"
+            raise ProfileError(f"profile file {what}: {name_or_path}")
         return path
     dirs = profile_dirs()
     found = candidates(name_or_path, [d for _, d in dirs])

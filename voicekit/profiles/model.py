@@ -17,6 +17,7 @@ from voicekit.errors import ProfileError
 from voicekit.options import RetryPolicy
 from voicekit.profiles.document import YPath, is_secret_key, shown, where
 from voicekit.profiles.read import has_placeholder
+from voicekit.redaction import redact_url
 from voicekit.roles import ROLES
 from voicekit.tools.config import PROFILE_KEYS as TOOL_KEYS
 
@@ -169,8 +170,10 @@ class Profile:
 
 def redacted(profile_or_data: Profile | Mapping[str, Any]) -> dict[str, Any]:
     """A copy with secrets replaced by ``"***"``: values of keys such as ``api_key``,
-    ``token``, ``secret`` or ``password``, and values read from the environment.
-    Unresolved ``${NAME}`` placeholders are not secrets and are shown as they are."""
+    ``token``, ``secret`` or ``password``, values read from the environment, and the
+    credentials inside URLs (a password in ``https://user:password@host``, a ``?key=``
+    query parameter). Unresolved ``${NAME}`` placeholders are not secrets and are shown
+    as they are."""
     if isinstance(profile_or_data, Profile):
         data: Any = profile_or_data.data
         from_env = profile_or_data._from_env
@@ -186,6 +189,8 @@ def redacted(profile_or_data: Profile | Mapping[str, Any]) -> dict[str, Any]:
             return [walk(v, (*path, i), secret) for i, v in enumerate(value)]
         if secret and value is not None and not has_placeholder(value):
             return "***"
+        if isinstance(value, str) and "://" in value:
+            return redact_url(value)  # https://user:password@host, ...?key=...
         return value
 
     return walk(data, (), False)  # type: ignore[no-any-return]

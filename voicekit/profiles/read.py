@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from voicekit.errors import MissingSecretError, ProfileError, VoicekitError
-from voicekit.profiles.document import Doc, YPath, dotted, read_doc, shown, suggest
+from voicekit.profiles.document import Doc, YPath, check_yaml, dotted, one_line, read_doc, shown, suggest
 from voicekit.profiles.find import SUFFIXES, candidates, find_profile, known_names, looks_like_path, profile_dirs
 from voicekit.roles import ROLES
 
@@ -158,7 +158,7 @@ def _forget(origins: dict[YPath, str], prefix: YPath) -> None:
 
 def apply_override(doc: Doc, text: str) -> None:
     """Apply one ``--set dotted.key=value``; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
-    origin = f"--set {text}"
+    origin = f"--set {one_line(text if len(text) <= 100 else text[:100] + '…')}"
     key, sep, raw = text.partition("=")
     key = key.strip()
     parts = key.split(".")
@@ -192,6 +192,7 @@ def apply_override(doc: Doc, text: str) -> None:
 
 def _parse_value(raw: str, origin: str) -> Any:
     try:
+        check_yaml(raw, origin)
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

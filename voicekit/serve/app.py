@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,8 +18,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from voicekit.serve import rtvi
-from voicekit.serve.config import ServeConfig, is_loopback
+from voicekit.serve.config import ServeConfig, normalize_origin
 from voicekit.serve.connection import ServeConnection
+from voicekit.serve.limits import Budget
 from voicekit.serve.wire import encode_message
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ class ConnectionHub:
         self.served = 0
         self._tasks: dict[ServeConnection, asyncio.Task[Any]] = {}
         self._closing = False
+        # a client that reconnects as fast as it is thrown out would make the server start a
+        # conversation each time: new ones are admitted at a bounded rate
+        self._admissions = Budget(config.limits.new_sessions_burst, config.limits.new_sessions_per_s)
 
     def refusal(self, ws: WebSocket) -> tuple[int, str] | None:
         """Why this connection may not start a conversation: (HTTP status, reason), or None."""
@@ -57,30 +60,53 @@ class ConnectionHub:
             if not any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens):
                 return 403, "the token is not valid"
         origin = ws.headers.get("origin")
-        if origin and not tokens and not self._origin_allowed(origin, ws.headers.get("host", "")):
+        if origin and not tokens and not self._origin_allowed(origin):
             # without tokens, any web page the user visits could otherwise talk through their keys
-            return 403, f"origin {origin} is not allowed (see --allow-origin)"
+            return 403, f"origin {origin[:200]} is not allowed (see --allow-origin)"
         return None
 
-    def _origin_allowed(self, origin: str, host: str) -> bool:
-        allowed = self.config.allowed_origins
-        if "*" in allowed or origin in allowed:
-            return True
-        parts = urlsplit(origin)
-        return parts.netloc == host or is_loopback(parts.hostname or "")
+    def _origin_allowed(self, origin: str) -> bool:
+        """Whether a browser page from ``origin`` may connect: only the configured public origins
+        and this server's own loopback origins, never anything read from the request itself (a
+        page on a rebound DNS name sends a Host header that matches its Origin)."""
+        allowed = self.config.public_origins()
+        return "*" in allowed or normalize_origin(origin) in allowed
 
     async def endpoint(self, ws: WebSocket) -> None:
+        """The ``/ws`` route: admit the connection and serve it; nothing it does escapes as an
+        exception (a failure is logged and ends this connection only)."""
+        try:
+            await self._serve_socket(ws)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a websocket connection failed before its conversation began")
+            with contextlib.suppress(Exception):
+                await ws.close(1011, "internal error")
+
+    async def _serve_socket(self, ws: WebSocket) -> None:
         refusal = self.refusal(ws)
         if refusal is not None:
             status, reason = refusal
             log.info("refused a connection from %s: %s", ws.client.host if ws.client else "?", reason)
             await ws.send_denial_response(PlainTextResponse(reason + "\n", status_code=status))
             return
-        if self._closing or len(self.connections) >= self.config.max_sessions:
+        full = len(self.connections) >= self.config.max_sessions
+        if not self._closing and not full and not self._admissions.take():
+            limits = self.config.limits
+            reason = (
+                f"too many new conversations (at most {limits.new_sessions_burst} at once, then "
+                f"{limits.new_sessions_per_s:g} a second): try again in a moment"
+            )
+            # refused at the handshake, the cheapest answer: a client reconnecting in a loop costs little
+            response = PlainTextResponse(reason + "\n", status_code=429, headers={"Retry-After": "1"})
+            await ws.send_denial_response(response)
+            return
+        if self._closing or full:
             reason = (
                 "server is shutting down"
                 if self._closing
-                else (f"server is full ({self.config.max_sessions} conversations): try again later")
+                else f"server is full ({self.config.max_sessions} conversations): try again later"
             )
             await ws.accept()
             await ws.send_bytes(encode_message(json.dumps(rtvi.error(reason, fatal=True))))
@@ -112,6 +138,9 @@ class ConnectionHub:
             task.cancel()  # a backend that would not close in time
         while self.connections and asyncio.get_running_loop().time() < deadline + 5:
             await asyncio.sleep(0.05)
+        flush = getattr(self.config.ledger, "flush", None)
+        if flush is not None:  # rows closed in the background (DeferredLedger) are written before the exit
+            await asyncio.to_thread(flush)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse(

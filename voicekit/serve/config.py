@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from voicekit.errors import VoicekitError
+from voicekit.serve.limits import ACCEPT_BURST, ServeLimits
 
 Duplex = Literal["full", "half", "profile"]
 
@@ -25,8 +26,12 @@ class ServeConfig:
     session_timeout_s: float = 600.0
     idle_timeout_s: float = 60.0
     max_message_bytes: int = 1 << 20
+    max_connections: int | None = None  # open sockets of any kind; None: max_sessions + 64
+    accept_burst: int = ACCEPT_BURST  # sockets accepted in one go (and the listen backlog)
     tokens: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()  # besides the loopback origins of the bound port
+    bound_port: int | None = None  # set when the socket is bound: the page's own origins use it
+    limits: ServeLimits = field(default_factory=ServeLimits)
     chunk_ms: float = 40.0  # bot audio per socket message
     lookahead_ms: float = 60.0  # how far ahead of real time bot audio is sent
     ledger: Any = None  # a SessionLedger shared by the conversations; None: the runner's default
@@ -37,6 +42,60 @@ class ServeConfig:
         """The profile overrides of every conversation: the duplex mode first, so ``--set`` wins."""
         mode = {"full": ["turns.mode=full_duplex"], "half": ["turns.mode=half_duplex"], "profile": []}[self.duplex]
         return [*mode, *self.overrides]
+
+    @property
+    def connection_limit(self) -> int:
+        """Open sockets at once (pages, health checks, refused and live conversations)."""
+        return self.max_connections if self.max_connections is not None else self.max_sessions + 64
+
+    def public_origins(self) -> frozenset[str]:
+        """The web origins whose pages may open a conversation without a token: the
+        ``--allow-origin`` ones and this server's own page on a loopback address. Never
+        derived from a request (its Host header is the attacker's to choose)."""
+        origins = {normalize_origin(o) for o in self.allowed_origins}
+        if self.bound_port is not None:
+            origins |= {f"http://{host}:{self.bound_port}" for host in ("127.0.0.1", "localhost", "[::1]")}
+        return frozenset(origins)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host:port`` in lower case with the port spelled out, so equal origins compare
+    equal (``HTTP://LocalHost`` is ``http://localhost:80``); ``*`` and unreadable text stay as they are."""
+    from urllib.parse import urlsplit
+
+    origin = origin.strip()
+    if origin == "*":
+        return origin
+    try:
+        parts = urlsplit(origin)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return origin
+    if not parts.scheme or not parts.hostname or port is None:
+        return origin
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme.lower()}://{host.lower()}:{port}"
+
+
+def check_origin(origin: str) -> str:
+    """An ``--allow-origin`` value, checked: ``*`` or ``scheme://host[:port]`` with nothing after."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin.strip())
+        _ = parts.port
+    except ValueError as exc:
+        raise VoicekitError(f"--allow-origin {origin}: {exc}") from None
+    if origin.strip() == "*":
+        return "*"
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise VoicekitError(
+            f"--allow-origin {origin}: expected a web origin like https://app.example.com or http://localhost:5173"
+        )
+    return origin.strip().rstrip("/")
 
 
 def read_tokens(path: Path) -> tuple[str, ...]:

@@ -25,7 +25,6 @@ ErrorEvent          ``error``
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from voicekit.events import (
     TurnMetrics,
     UserTurn,
 )
+from voicekit.serve import limits
 from voicekit.serve.wire import WireError
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,11 @@ def error_response(id_: str | None, text: str) -> Message:
     return message("error-response", {"error": text}, id_)
 
 
-def parse(text: str) -> Message:
-    """A client's RTVI message; :class:`WireError` when it is not a JSON object."""
-    try:
-        msg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise WireError(f"message is not valid JSON ({exc.msg} at character {exc.pos})") from None
+def parse(text: str, *, max_chars: int = 64 * 1024, max_depth: int = 32) -> Message:
+    """A client's RTVI message; :class:`WireError` when it is not a JSON object, is longer
+    than ``max_chars``, nests deeper than ``max_depth`` or holds a number of more than 32
+    digits (all checked before or while parsing, never after)."""
+    msg = limits.loads(text, max_chars=max_chars, max_depth=max_depth)
     if not isinstance(msg, dict):
         raise WireError(f"message is a JSON {type(msg).__name__}, not an object")
     return msg

@@ -15,6 +15,8 @@ import uvicorn
 from voicekit.errors import VoicekitError
 from voicekit.serve.app import ConnectionHub, create_app
 from voicekit.serve.config import ServeConfig, check_exposure
+from voicekit.serve.limits import plan_descriptors
+from voicekit.serve.protocol import GuardedWebSocket, guarded_protocol
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +74,41 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def fit_descriptors(config: ServeConfig) -> str | None:
+    """Fit the connection and conversation limits under ``RLIMIT_NOFILE`` (raising the soft
+    limit up to the hard one when that is enough); returns a warning when they had to shrink."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        plan = plan_descriptors(soft, hard, config.max_sessions, config.connection_limit)
+    except ValueError as exc:
+        raise VoicekitError(str(exc)) from None
+    if plan.soft_limit != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (plan.soft_limit, hard))
+        except (OSError, ValueError) as exc:  # pragma: no cover - a hard limit lowered meanwhile
+            log.warning("could not raise the open-file limit to %d: %s", plan.soft_limit, exc)
+    config.max_sessions, config.max_connections = plan.max_sessions, plan.max_connections
+    config.accept_burst = plan.accept_burst
+    return plan.warning
+
+
 def build_server(config: ServeConfig, sock: socket.socket, *, verbose: bool = False) -> VoiceServer:
+    config.bound_port = sock.getsockname()[1]
     app = create_app(config)
     uv_config = uvicorn.Config(
         app,
         log_config=None,
         access_log=verbose,
         lifespan="on",
-        ws="websockets-sansio",
+        http=guarded_protocol(config.connection_limit, config.limits.handshake_timeout_s),
+        ws=GuardedWebSocket,
         ws_max_size=config.max_message_bytes,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=20,
+        backlog=config.accept_burst,  # also how many sockets one turn of the loop accepts
         ws_per_message_deflate=False,  # PCM hardly compresses: deflate would only cost CPU on both ends
     )
     return VoiceServer(uv_config, app.state.hub)

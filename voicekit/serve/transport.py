@@ -77,12 +77,24 @@ class FrameSource:
 
 
 class InputAudio:
-    """The client's audio, mixed to mono, resampled to 16 kHz and cut into 20 ms frames."""
+    """The client's audio, mixed to mono, resampled to 16 kHz and cut into 20 ms frames.
+
+    ``received_s`` counts the seconds of audio received and ``first_at`` when the first came,
+    so the connection can tell a client that sends faster than real time.
+    """
 
     def __init__(self, source: FrameSource) -> None:
         self.source = source
         self._resampler: StreamResampler | None = None
         self._buffer = bytearray()
+        self.received_s = 0.0
+        self.first_at: float | None = None
+
+    def ahead_s(self, more_s: float = 0.0) -> float:
+        """How far the audio received (and ``more_s`` seconds more) runs ahead of the time since it began."""
+        if self.first_at is None:
+            return more_s
+        return self.received_s + more_s - (now() - self.first_at)
 
     def push(self, frame: AudioFrame) -> None:
         self.push_pcm(frame.audio, frame.sample_rate, frame.num_channels)
@@ -96,6 +108,9 @@ class InputAudio:
             raise WireError(f"unsupported audio channel count {channels}")
         if len(pcm) % (2 * channels):
             raise WireError(f"audio of {len(pcm)} bytes is not whole 16-bit samples of {channels} channel(s)")
+        if self.first_at is None:
+            self.first_at = now()
+        self.received_s += len(pcm) / (2 * channels * rate)
         if channels > 1:
             samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).mean(axis=1)
             pcm = np.rint(samples).astype("<i2").tobytes()
@@ -115,17 +130,21 @@ class Outbox:
     """Everything the server sends, in order, written by one task.
 
     Audio items can be dropped while still queued (:meth:`drop_audio`). When the
-    client stops reading and more than ``max_pending`` items pile up, ``overflow``
-    is set and the session ends.
+    client stops reading and more than ``max_pending`` items or ``max_bytes`` bytes
+    pile up, ``overflow`` is set and the session ends.
     """
 
-    def __init__(self, send: Callable[[bytes], Awaitable[None]], max_pending: int = 2000) -> None:
+    def __init__(
+        self, send: Callable[[bytes], Awaitable[None]], max_pending: int = 2000, max_bytes: int = 4 << 20
+    ) -> None:
         self._send = send
         self._items: collections.deque[tuple[bool, bytes]] = collections.deque()  # (is_audio, payload)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._max = max_pending
+        self._max_bytes = max_bytes
+        self.pending_bytes = 0
         self.overflow = asyncio.Event()
         self.closed = False
 
@@ -139,14 +158,16 @@ class Outbox:
         """Forget the audio not yet sent; messages stay."""
         if any(is_audio for is_audio, _ in self._items):
             self._items = collections.deque(item for item in self._items if not item[0])
+            self.pending_bytes = sum(len(payload) for _, payload in self._items)
 
     def _put(self, is_audio: bool, payload: bytes) -> None:
         if self.closed:
             return
         self._items.append((is_audio, payload))
+        self.pending_bytes += len(payload)
         self._idle.clear()
         self._wake.set()
-        if len(self._items) > self._max:
+        if len(self._items) > self._max or self.pending_bytes > self._max_bytes:
             self.overflow.set()
 
     async def run(self) -> None:
@@ -157,7 +178,9 @@ class Outbox:
                     self._idle.set()
                     self._wake.clear()
                     await self._wake.wait()
-                await self._send(self._items.popleft()[1])
+                payload = self._items.popleft()[1]
+                self.pending_bytes -= len(payload)
+                await self._send(payload)
         finally:
             self.closed = True
             self._idle.set()

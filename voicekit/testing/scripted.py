@@ -65,11 +65,13 @@ class ScriptedSTTOptions(BackendOptions):
         min_length=1,
         description="Transcripts given to successive speech segments, in order, starting over after the last",
     )
-    final_delay_ms: float = Field(0.0, ge=0, description="Time from the detected end of a segment to its Final")
-    speech_threshold: float = Field(
-        500.0, gt=0, description="RMS level (of int16 samples) above which a window counts as speech"
+    final_delay_ms: float = Field(
+        0.0, ge=0, le=60_000, description="Time from the detected end of a segment to its Final"
     )
-    min_silence_ms: float = Field(300.0, ge=0, description="Silence that ends a speech segment")
+    speech_threshold: float = Field(
+        500.0, gt=0, le=32768, description="RMS level (of int16 samples) above which a window counts as speech"
+    )
+    min_silence_ms: float = Field(300.0, ge=0, le=60_000, description="Silence that ends a speech segment")
     interim: bool = Field(False, description="Emit an Interim with the transcript's first word when a segment starts")
     window_ms: Literal[10, 20] = Field(10, description="Length of the energy-detection window")
 
@@ -202,8 +204,10 @@ class ScriptedLLMOptions(BackendOptions):
     replies: list[str] | None = Field(
         None, description='Replies given in order, starting over after the last; none: "You said: <text>."'
     )
-    first_token_ms: float = Field(0.0, ge=0, description="Time from the call to respond() to the first TextDelta")
-    token_ms: float = Field(0.0, ge=0, description="Time between successive TextDeltas")
+    first_token_ms: float = Field(
+        0.0, ge=0, le=600_000, description="Time from the call to respond() to the first TextDelta"
+    )
+    token_ms: float = Field(0.0, ge=0, le=60_000, description="Time between successive TextDeltas")
     chunk: Literal["word", "char", "all"] = Field(
         "word", description="What one TextDelta carries: a word with its trailing space, a character, or everything"
     )
@@ -333,11 +337,13 @@ class ScriptedOutputOptions(BackendOptions):
     """Options of :class:`ScriptedOutput`."""
 
     sample_rate: int = Field(24000, ge=8000, le=48000, description="Rate of the AudioOut it yields")
-    first_audio_ms: float = Field(0.0, ge=0, description="Time from a sentence's arrival to its first audio")
-    ms_per_char: float = Field(60.0, ge=0, description="Audio length per character of the sentence")
-    chunk_ms: float = Field(20.0, gt=0, description="Length of one AudioOut chunk")
+    first_audio_ms: float = Field(
+        0.0, ge=0, le=600_000, description="Time from a sentence's arrival to its first audio"
+    )
+    ms_per_char: float = Field(60.0, ge=0, le=10_000, description="Audio length per character of the sentence")
+    chunk_ms: float = Field(20.0, gt=0, le=10_000, description="Length of one AudioOut chunk")
     realtime: bool = Field(False, description="Pace chunks like a live speaker (else yield them as fast as taken)")
-    tone_hz: float = Field(220.0, gt=0, description="Pitch of the tone it speaks")
+    tone_hz: float = Field(220.0, gt=0, le=24_000, description="Pitch of the tone it speaks")
     amplitude: int = Field(8000, ge=0, le=32767, description="Peak of the tone (int16); 8000 is about -12 dBFS")
 
 

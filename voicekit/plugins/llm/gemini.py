@@ -62,18 +62,21 @@ class GeminiOptions(CloudOptions):
     model: str = Field(DEFAULT_MODEL, description="Model name, e.g. gemini-3.8-flash or gemini-3.5-flash-lite")
     system: str | None = Field(None, description="System instruction: who the assistant is and how it answers")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature; default: the model's")
-    max_output_tokens: int | None = Field(None, gt=0, description="Longest reply in tokens; default: the model's")
+    max_output_tokens: int | None = Field(
+        None, gt=0, le=1_000_000, description="Longest reply in tokens; default: the model's"
+    )
     thinking_level: Literal["minimal", "low", "medium", "high"] | None = Field(
         None, description="How much Gemini 3 models think before answering (low: a faster first token)"
     )
     thinking_budget: int | None = Field(
         None,
         ge=-1,
+        le=100_000,
         description="Gemini 2.5 models: thinking tokens (0 turns thinking off; -1: automatic); "
         "Gemini 3 models take thinking_level",
     )
     api_version: str = Field("v1beta", description="API version in the request path (v1beta or v1)")
-    timeout_s: float = Field(30.0, gt=0, description="Longest wait for the first token, and between two chunks")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="Longest wait for the first token, and between two chunks")
 
 
 class GeminiLLM(LLM):

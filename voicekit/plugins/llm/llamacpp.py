@@ -31,13 +31,13 @@ class LlamaCppOptions(BackendOptions):
     model_path: str = Field(..., min_length=1, description="Path of the GGUF model file")
     system: str | None = Field("You are a helpful voice assistant. Answer briefly.", description="System prompt")
     chat_format: str | None = Field(None, description="llama.cpp chat template name; default: from the GGUF file")
-    n_ctx: int = Field(4096, ge=256, description="Context window in tokens")
-    max_tokens: int = Field(256, ge=1, description="Longest reply in tokens")
+    n_ctx: int = Field(4096, ge=256, le=1_048_576, description="Context window in tokens")
+    max_tokens: int = Field(256, ge=1, le=1_048_576, description="Longest reply in tokens")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass")
-    n_threads: int | None = Field(None, ge=1, description="CPU threads; default: llama.cpp's choice")
-    n_gpu_layers: int = Field(0, ge=-1, description="Layers to offload to a GPU (-1: all)")
-    seed: int | None = Field(None, description="Sampling seed, for repeatable replies")
+    n_threads: int | None = Field(None, ge=1, le=1024, description="CPU threads; default: llama.cpp's choice")
+    n_gpu_layers: int = Field(0, ge=-1, le=100_000, description="Layers to offload to a GPU (-1: all)")
+    seed: int | None = Field(None, ge=-1, le=2**32 - 1, description="Sampling seed, for repeatable replies")
 
 
 class LlamaCppLLM(LLM):

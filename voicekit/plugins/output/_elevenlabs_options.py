@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import Field
@@ -32,8 +32,11 @@ class ElevenLabsOptions(CloudOptions):
     style: float = Field(0.0, ge=0.0, le=1.0, description="Style exaggeration (V2+ models)")
     speed: float = Field(1.0, ge=0.7, le=1.2, description="Speaking speed")
     use_speaker_boost: bool = Field(True, description="Boost similarity to the original speaker")
-    chunk_length_schedule: list[int] | None = Field(
-        None, description="Characters buffered before each audio chunk is generated (each 50-500); default: service's"
+    chunk_length_schedule: list[Annotated[int, Field(ge=50, le=500)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=10,
+        description="Characters buffered before each audio chunk is generated (each 50-500); default: service's",
     )
     flush_each_sentence: bool = Field(
         True, description="Flush after every sentence so its audio starts at once (else only at the end of a turn)"
@@ -42,7 +45,7 @@ class ElevenLabsOptions(CloudOptions):
     inactivity_timeout_s: int | None = Field(
         None, ge=1, le=180, description="Service's idle timeout for a context; default: the service's (20 s)"
     )
-    keepalive_s: float = Field(8.0, gt=0, description="Idle time after which a keep-alive is sent")
+    keepalive_s: float = Field(8.0, gt=0, le=180, description="Idle time after which a keep-alive is sent")
     transport: Literal["websocket", "http"] = Field(
         "websocket", description="websocket: one multi-context socket per conversation; http: one request per sentence"
     )

@@ -187,10 +187,13 @@ class DeepgramSTT(STT):
         language: str | None = Field(None, description="Language (en, ru, multi, ...); default: the profile's language")
         interim_results: bool = Field(True, description="Send partial transcripts while the user speaks")
         endpointing_ms: int | None = Field(
-            300, ge=10, description="Silence in ms that ends a stretch of speech; null turns endpointing off"
+            300, ge=10, le=60_000, description="Silence in ms that ends a stretch of speech; null turns endpointing off"
         )
         utterance_end_ms: int | None = Field(
-            1000, ge=1000, description="Gap in ms after the last word that ends the utterance (needs interim_results)"
+            1000,
+            ge=1000,
+            le=60_000,
+            description="Gap in ms after the last word that ends the utterance (needs interim_results)",
         )
         vad_events: bool = Field(True, description="Report the start of speech (SpeechStarted)")
         smart_format: bool = Field(True, description="Format numbers, dates and punctuation")
@@ -201,9 +204,11 @@ class DeepgramSTT(STT):
             lt=10,
             description="Send KeepAlive after this many seconds without audio (the service closes at 10)",
         )
-        close_timeout_s: float = Field(5.0, gt=0, description="Wait this long for the last results after input ends")
+        close_timeout_s: float = Field(
+            5.0, gt=0, le=120, description="Wait this long for the last results after input ends"
+        )
         max_resend_s: float = Field(
-            120.0, gt=0, description="Unfinalized audio kept to re-send after a dropped connection, in seconds"
+            120.0, gt=0, le=3600, description="Unfinalized audio kept to re-send after a dropped connection, in seconds"
         )
 
         @field_validator("base_url")

@@ -71,12 +71,17 @@ class GoogleSTT(STT):
         interim_results: bool = Field(True, description="Ask for partial transcripts")
         voice_activity_events: bool = Field(True, description="Ask for speech begin/end events (utterance ends)")
         punctuation: bool = Field(True, description="Automatic punctuation")
-        restart_after_s: float = Field(290.0, gt=0, description="Replace the stream before the service's ~5 min limit")
+        restart_after_s: float = Field(
+            290.0, gt=0, le=300, description="Replace the stream before the service's ~5 min limit"
+        )
         max_chunk_bytes: int = Field(
             15360, ge=320, le=25600, description="Largest audio piece per request (the service takes up to 25 KB)"
         )
         utterance_end_timeout_s: float = Field(
-            1.0, gt=0, description="End the utterance this long after its last final if no end-of-speech event comes"
+            1.0,
+            gt=0,
+            le=60,
+            description="End the utterance this long after its last final if no end-of-speech event comes",
         )
 
     capabilities = Capabilities(streaming=True, interim_results=True, sample_rates=(16000, 8000, 24000, 48000))

@@ -58,13 +58,13 @@ class PocketsphinxOptions(BackendOptions):
         " batch: decode each whole utterance again (a little more accurate, ~0.25 s more per s of speech)",
     )
     comfort_noise_dbfs: float | None = Field(
-        -57.0, le=-30, description="Level of the noise mixed into what the decoder hears; null: none"
+        -57.0, ge=-120, le=-30, description="Level of the noise mixed into what the decoder hears; null: none"
     )
     flat_pass: bool = Field(
         False, description="Run pocketsphinx's second (flat-lexicon) search at each endpoint: ~150 ms later Finals"
     )
     interim_results: bool = Field(True, description="Report partial hypotheses as Interim events")
-    interim_interval_ms: int = Field(100, ge=20, description="How often to look for a new partial hypothesis")
+    interim_interval_ms: int = Field(100, ge=20, le=5000, description="How often to look for a new partial hypothesis")
     acoustic_model: str | None = Field(
         None, description="Acoustic model directory; default: the en-us one in the wheel"
     )

@@ -102,7 +102,9 @@ class GeminiLiveOptions(CloudOptions):
     context_window_compression: bool = Field(
         True, description="Sliding-window context compression, so live sessions can outlast the context limit"
     )
-    compression_trigger_tokens: int | None = Field(None, gt=0, description="Context size that triggers compression")
+    compression_trigger_tokens: int | None = Field(
+        None, gt=0, le=10_000_000, description="Context size that triggers compression"
+    )
     session_resumption: bool = Field(True, description="Resume on a new connection after goAway or a dropped socket")
     ca_file: str | None = Field(
         None, description="PEM file of extra certificate authorities to trust (else SSL_CERT_FILE)"
@@ -113,6 +115,7 @@ class GeminiLiveOptions(CloudOptions):
     reply_timeout_s: float = Field(
         30.0,
         gt=0,
+        le=600,
         description="Longest silence of the model while a typed turn waits for its reply or a reply is under way; "
         "then the connection is replaced (retried by the retry policy)",
     )

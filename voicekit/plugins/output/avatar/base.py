@@ -37,7 +37,7 @@ class RemoteAvatarOptions(CloudOptions):
     connect_room: bool = Field(
         True, description="Join the avatar's LiveKit room (speaking events, recording); failure only warns"
     )
-    room_timeout_s: float = Field(10.0, gt=0, description="How long to try joining the LiveKit room")
+    room_timeout_s: float = Field(10.0, gt=0, le=300, description="How long to try joining the LiveKit room")
     record: bool = Field(False, description="With `chat --record DIR`, record the avatar's video to DIR/avatar.mp4")
 
 

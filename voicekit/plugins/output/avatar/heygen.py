@@ -59,7 +59,7 @@ class HeyGenOptions(RemoteAvatarOptions):
         120, ge=30, le=3600, description="The service closes the session after this long without activity"
     )
     keepalive_interval_s: float | None = Field(
-        None, gt=0, description="Seconds between keep-alives; default: a third of activity_idle_timeout_s"
+        None, gt=0, le=3600, description="Seconds between keep-alives; default: a third of activity_idle_timeout_s"
     )
 
 

@@ -77,7 +77,10 @@ class LiveAvatarOptions(RemoteAvatarOptions):
     quality: Literal["high", "medium", "low"] = Field("high", description="Video quality of the avatar")
     video_encoding: Literal["H264", "VP8"] = Field("H264", description="Codec of the avatar's video track")
     max_session_duration_s: int | None = Field(
-        None, gt=0, description="Longest session in seconds (your plan's limit at most); ended cleanly before it"
+        None,
+        gt=0,
+        le=86_400,
+        description="Longest session in seconds (your plan's limit at most); ended cleanly before it",
     )
     sandbox: bool = Field(False, description="Use a sandbox session (free, limited)")
     tts: NestedOutput | None = Field(
@@ -86,7 +89,9 @@ class LiveAvatarOptions(RemoteAvatarOptions):
     )
     chunk_ms: int = Field(1000, ge=20, le=10000, description="LITE mode: audio per websocket message")
     local_audio: bool = Field(False, description="LITE mode: also play our voice locally (AudioOut)")
-    keepalive_interval_s: float = Field(60.0, gt=0, description="Seconds between keep-alives (idle timeout: 5 min)")
+    keepalive_interval_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds between keep-alives (idle timeout: 5 min)"
+    )
     connect_room: bool = Field(
         True, description="Join the avatar's LiveKit room (FULL-mode text, speaking events, recording)"
     )
