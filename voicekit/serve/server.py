@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,8 @@ from voicekit.serve.limits import plan_descriptors
 from voicekit.serve.protocol import GuardedWebSocket, guarded_protocol
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL_S = 0.001
 
 
 class VoiceServer(uvicorn.Server):
@@ -124,6 +127,9 @@ async def serve(
 ) -> list[int]:
     """Serve until SIGINT/SIGTERM; returns the signals received."""
     check_exposure(host, config.tokens)
+    # Ledger writes and model calls run on worker threads; a thread holding the GIL makes the
+    # event loop (every conversation's audio) wait up to the switch interval, 5 ms by default.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
