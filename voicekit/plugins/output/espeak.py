@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
 from voicekit.options import BackendOptions
-from voicekit.roles import BackendContext, Capabilities, Output
+from voicekit.plugins.output._local_voice import LocalVoice, SentenceWork
+from voicekit.roles import BackendContext, Capabilities
 
 if TYPE_CHECKING:
     from voicekit.plugins.output._espeakng import EspeakEngine
-
-_DONE = object()
 
 
 class EspeakOptions(BackendOptions):
@@ -37,7 +35,7 @@ class EspeakOptions(BackendOptions):
     volume: int = Field(100, ge=0, le=200, description="Volume, 0-200 (100 is normal)")
 
 
-class EspeakOutput(Output):
+class EspeakOutput(LocalVoice):
     """Speaks each sentence with espeak-ng, streaming 22,050 Hz PCM as it is synthesized.
 
     Per sentence it yields ``SpeakingStarted(text)``, ``AudioOut`` chunks of about 60 ms
@@ -54,8 +52,6 @@ class EspeakOutput(Output):
     def __init__(self, options: EspeakOptions | None = None, context: BackendContext | None = None) -> None:
         super().__init__(options, context)
         self._engine: EspeakEngine | None = None
-        self._generation = 0  # bumped by interrupt(): a speak() from an older generation stops
-        self._active: set[threading.Event] = set()
 
     @property
     def voice(self) -> str:
@@ -76,74 +72,19 @@ class EspeakOutput(Output):
     async def aclose(self) -> None:
         await self.interrupt()
 
-    async def interrupt(self) -> None:
-        """Stop synthesis now; audio of the interrupted turn never comes later."""
-        self._generation += 1
-        for cancel in list(self._active):
-            cancel.set()
+    def _ready(self) -> bool:
+        return self._engine is not None
 
-    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
-        # the generation of this call, not of the first read: interrupt() from now on stops it
-        return self._speak(sentences, self._generation)
+    def _worker(self) -> Executor:
+        assert self._engine is not None
+        return self._engine.executor
 
-    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
-        if self._engine is None:
-            await self.start()
-        async for sentence in sentences:
-            if self._generation != generation:
-                return
-            text = sentence.strip()
-            if not text:
-                continue
-            yield SpeakingStarted(text)
-            async with aclosing(self._synthesize(text)) as chunks:
-                async for pcm in chunks:
-                    if self._generation != generation:
-                        return
-                    yield AudioOut(pcm, self.sample_rate)
-            if self._generation != generation:
-                return
-            yield SpeakingEnded(text)
-
-    async def _synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
-        """PCM chunks of one sentence, handed over from the worker thread as espeak makes them."""
+    def _sentence_work(self, text: str) -> SentenceWork:
         engine = self._engine
         assert engine is not None
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        cancel = threading.Event()
+        o = self.options
 
-        def post(item: object) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone: nobody is listening any more
-                cancel.set()
+        def work(emit: Callable[[bytes], None], cancel: threading.Event) -> None:
+            engine.synthesize(text, emit, voice=self.voice, rate=o.rate, pitch=o.pitch, volume=o.volume, cancel=cancel)
 
-        def work() -> None:
-            try:
-                engine.synthesize(
-                    text,
-                    post,
-                    voice=self.voice,
-                    rate=self.options.rate,
-                    pitch=self.options.pitch,
-                    volume=self.options.volume,
-                    cancel=cancel,
-                )
-            except BaseException as exc:  # handed to the reader, who raises it  # noqa: BLE001
-                post(exc)
-            finally:
-                post(_DONE)
-
-        self._active.add(cancel)
-        try:
-            future = loop.run_in_executor(engine.executor, work)
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, bytes)
-                yield item
-            await future
-        finally:
-            cancel.set()  # also stops the worker when the consumer went away early
-            self._active.discard(cancel)
+        return work

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import aclosing
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from voicekit.errors import ProfileError, VoicekitError
-from voicekit.events import AudioOut, OutputEvent, SpeakingEnded, SpeakingStarted
 from voicekit.options import BackendOptions
-from voicekit.roles import BackendContext, Capabilities, Output
+from voicekit.plugins.output._local_voice import LocalVoice, SentenceWork
+from voicekit.roles import BackendContext, Capabilities
 from voicekit.sdk import import_sdk
 
 if TYPE_CHECKING:
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 #: The voice used for a conversation language when no voice is set.
 DEFAULT_VOICES = {"en": "en_US-lessac-medium", "ru": "ru_RU-irina-medium"}
 _CHUNK_S = 0.1
-_DONE = object()
 
 
 class PiperOptions(BackendOptions):
@@ -74,7 +72,7 @@ def _is_path(voice: str) -> bool:
     return voice.endswith(".onnx") or "/" in voice or voice.startswith((".", "~"))
 
 
-class PiperOutput(Output):
+class PiperOutput(LocalVoice):
     """Speaks each sentence with a Piper voice, yielding its PCM in 100 ms ``AudioOut`` chunks.
 
     Per sentence: ``SpeakingStarted(text)``, the audio, ``SpeakingEnded(text)``. After
@@ -96,8 +94,6 @@ class PiperOutput(Output):
         self._voice: Any = None
         self._syn_config: Any = None
         self._executor: ThreadPoolExecutor | None = None
-        self._generation = 0  # bumped by interrupt(): a speak() from an older generation stops
-        self._active: set[threading.Event] = set()
         if self.options.model_path is None and not _is_path(self.voice_name):
             from voicekit.models import piper_voice
 
@@ -183,73 +179,26 @@ class PiperOutput(Output):
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
-    async def interrupt(self) -> None:
-        """Stop speaking now; audio of the interrupted turn never comes later."""
-        self._generation += 1
-        for cancel in list(self._active):
-            cancel.set()
+    def _ready(self) -> bool:
+        return self._voice is not None
 
-    def speak(self, sentences: AsyncIterator[str]) -> AsyncIterator[OutputEvent]:
-        # the generation of this call, not of the first read: interrupt() from now on stops it
-        return self._speak(sentences, self._generation)
-
-    async def _speak(self, sentences: AsyncIterator[str], generation: int) -> AsyncIterator[OutputEvent]:
-        if self._voice is None:
-            await self.start()
-        step = int(self.sample_rate * _CHUNK_S) * 2
-        async for sentence in sentences:
-            if self._generation != generation:
-                return
-            text = sentence.strip()
-            if not text:
-                continue
-            yield SpeakingStarted(text)
-            async with aclosing(self._synthesize(text)) as blocks:
-                async for pcm in blocks:
-                    for offset in range(0, len(pcm), step):
-                        if self._generation != generation:
-                            return
-                        yield AudioOut(pcm[offset : offset + step], self.sample_rate)
-            if self._generation != generation:
-                return
-            yield SpeakingEnded(text)
-
-    async def _synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
-        """The PCM of ``text``, one block per sentence Piper finds in it, made on the worker thread."""
-        voice, config, executor = self._voice, self._syn_config, self._executor
-        if voice is None or executor is None:
+    def _worker(self) -> Executor:
+        if self._executor is None:
             raise VoicekitError("piper: the voice was closed while speaking")
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        cancel = threading.Event()
+        return self._executor
 
-        def post(item: object) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone: nobody is listening any more
-                cancel.set()
+    def _chunk_bytes(self) -> int:
+        return int(self.sample_rate * _CHUNK_S) * 2
 
-        def work() -> None:
-            try:
-                for chunk in voice.synthesize(text, config):
-                    if cancel.is_set():
-                        return
-                    post(chunk.audio_int16_bytes)
-            except BaseException as exc:  # handed to the reader, who raises it  # noqa: BLE001
-                post(exc)
-            finally:
-                post(_DONE)
+    def _sentence_work(self, text: str) -> SentenceWork:
+        voice, config = self._voice, self._syn_config
+        if voice is None:
+            raise VoicekitError("piper: the voice was closed while speaking")
 
-        self._active.add(cancel)
-        try:
-            future = loop.run_in_executor(executor, work)
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, bytes)
-                if item:
-                    yield item
-            await future
-        finally:
-            cancel.set()  # also stops the worker between sentences when the reader went away early
-            self._active.discard(cancel)
+        def work(emit: Callable[[bytes], None], cancel: threading.Event) -> None:
+            for chunk in voice.synthesize(text, config):  # one chunk per sentence Piper finds in the text
+                if cancel.is_set():
+                    return
+                emit(chunk.audio_int16_bytes)
+
+        return work
