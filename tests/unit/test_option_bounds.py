@@ -13,12 +13,16 @@ from tests.cli_helpers import voicekit
 from voicekit.profiles.document import model_problems
 from voicekit.registry import load_registry
 
-#: the built-in backends (whisper, piper and openai are bounded where they are written)
-BUILTIN = {
-    "stt": ["deepgram", "google", "pocketsphinx", "scripted"],
-    "llm": ["echo", "gemini", "gemini_live", "llamacpp", "scripted"],
-    "output": ["chirp3", "elevenlabs", "espeak", "heygen", "liveavatar", "scripted"],
-}
+
+def builtin_backends() -> dict[str, list[str]]:
+    """Every backend voicekit itself ships, by role."""
+    registry = load_registry()
+    found: dict[str, list[str]] = {}
+    for role in ("stt", "llm", "output"):
+        for name in registry.names(role):
+            if registry.backend_class(role, name).__module__.startswith("voicekit."):
+                found.setdefault(role, []).append(name)
+    return found
 
 
 def numeric_fields(model: type[BaseModel]) -> list[str]:
@@ -34,7 +38,7 @@ def cases() -> list[tuple[str, str, str]]:
     registry = load_registry()
     return [
         (role, name, option)
-        for role, names in BUILTIN.items()
+        for role, names in builtin_backends().items()
         for name in names
         for option in numeric_fields(registry.backend_class(role, name).Options)
     ]

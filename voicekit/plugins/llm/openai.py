@@ -53,6 +53,7 @@ class OpenAIOptions(CloudOptions):
     max_tokens: int | None = Field(
         None,
         gt=0,
+        le=1_000_000,
         description="Longest reply in tokens (sent as max_completion_tokens to OpenAI, max_tokens elsewhere)",
     )
     extra_body: dict[str, Any] = Field(

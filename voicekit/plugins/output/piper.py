@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -49,7 +49,9 @@ class PiperOptions(BackendOptions):
         description="A local .onnx voice (its .onnx.json beside it) to use instead of voice; nothing is downloaded",
     )
     language: str | None = Field(None, description="Language of the text, to pick a voice; default: the profile's")
-    speaker: int | str | None = Field(None, description="Speaker of a multi-speaker voice: its number or name")
+    speaker: Annotated[int, Field(ge=0, le=100_000)] | str | None = Field(
+        None, description="Speaker of a multi-speaker voice: its number or name"
+    )
     length_scale: float | None = Field(
         None, gt=0.2, le=4.0, description="Pace: above 1 speaks slower, below 1 faster; default: the voice's own"
     )

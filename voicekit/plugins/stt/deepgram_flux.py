@@ -54,9 +54,12 @@ class FluxOptions(CloudOptions):
     keepalive_s: float | None = Field(
         4.0, gt=0, lt=10, description="Send a little silence after this many seconds without audio"
     )
-    close_timeout_s: float = Field(5.0, gt=0, description="Wait this long for the last turn after input ends")
+    close_timeout_s: float = Field(5.0, gt=0, le=120, description="Wait this long for the last turn after input ends")
     max_resend_s: float = Field(
-        120.0, gt=0, description="Audio of an unfinished turn kept to re-send after a dropped connection, in seconds"
+        120.0,
+        gt=0,
+        le=3600,
+        description="Audio of an unfinished turn kept to re-send after a dropped connection, in seconds",
     )
 
     @field_validator("base_url")
