@@ -118,7 +118,14 @@ class LoadClient:
         return added, missing
 
 
-async def start_server(profile: Path, clients: int, ledger: Path) -> tuple[asyncio.subprocess.Process, str]:
+_DRAINING: set[asyncio.Task[None]] = set()  # the log readers, kept from the garbage collector
+
+
+async def start_server(
+    profile: Path, ledger: Path, *, max_sessions: int, session_timeout_s: float = 3600
+) -> tuple[asyncio.subprocess.Process, str]:
+    """A ``voicekit serve`` process on a free port, and its websocket URL. Its log is read
+    all along: a full pipe would stop the server."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -129,21 +136,33 @@ async def start_server(profile: Path, clients: int, ledger: Path) -> tuple[async
         "--port",
         "0",
         "--max-sessions",
-        str(clients + 10),
+        str(max_sessions),
         "--idle-timeout",
         "30",
         "--session-timeout",
-        "3600",
+        str(session_timeout_s),
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "VOICEKIT_LEDGER": str(ledger), "COLUMNS": "300"},
     )
     assert proc.stderr is not None
-    line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
-    match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"the server did not start: {line}")
+    seen = ""
+    while "listening on" not in seen:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        if not line:
+            raise SystemExit(f"the server did not start: {seen}")
+        seen += line
+    match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", seen)
+    assert match, seen
+    _DRAINING.add(asyncio.get_running_loop().create_task(_drain(proc.stderr)))
     return proc, f"ws://127.0.0.1:{match.group(1)}/ws"
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    """Read the server's log so that a full pipe never blocks it (kept in $SERVE_BENCH_LOG if set)."""
+    keep = os.environ.get("SERVE_BENCH_LOG")
+    with open(keep or os.devnull, "ab") as log:
+        while line := await stream.readline():
+            log.write(line)
 
 
 async def probe(url: str, until: float, out: list[float]) -> None:
@@ -162,7 +181,7 @@ async def run(n: int, duration: float) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="voicekit-serve-load-"))
     profile = workdir / "load.yaml"
     profile.write_text(PROFILE)
-    proc, url = await start_server(profile, n, workdir / "ledger.sqlite3")
+    proc, url = await start_server(profile, workdir / "ledger.sqlite3", max_sessions=n + 10)
     server = psutil.Process(proc.pid)
     try:
         await asyncio.sleep(0.5)

@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import sqlite3
 import sys
 import tempfile
@@ -52,47 +51,6 @@ from voicekit.audio.pcm import tone
 from voicekit.clock import now
 from voicekit.engine.metrics import percentile
 from voicekit.serve.wire import AudioFrame, MessageFrame, encode
-
-
-async def start_server(profile: Path, sessions: int, ledger: Path) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from voicekit.cli import main; main()",
-        "serve",
-        "--profile",
-        str(profile),
-        "--port",
-        "0",
-        "--max-sessions",
-        str(sessions),
-        "--idle-timeout",
-        "30",
-        "--session-timeout",
-        "7200",
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "VOICEKIT_LEDGER": str(ledger), "COLUMNS": "300"},
-    )
-    assert proc.stderr is not None
-    seen = ""
-    while "listening on" not in seen:
-        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
-        if not line:
-            raise SystemExit(f"the server did not start: {seen}")
-        seen += line
-    match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", seen)
-    assert match, seen
-    asyncio.get_running_loop().create_task(_drain(proc.stderr))
-    return proc, f"ws://127.0.0.1:{match.group(1)}/ws"
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    """Read the server's log so that a full pipe never blocks it (kept in $SOAK_SERVER_LOG if set)."""
-    keep = os.environ.get("SOAK_SERVER_LOG")
-    with open(keep or os.devnull, "ab") as log:
-        while line := await stream.readline():
-            log.write(line)
-
 
 # --- the attackers (run in their own process) -----------------------------------------------------
 
@@ -241,7 +199,7 @@ async def soak(n: int, hostile: int, duration: float, kinds: list[str] = KINDS) 
     profile = workdir / "soak.yaml"
     profile.write_text(load.PROFILE)
     ledger = workdir / "ledger.sqlite3"
-    proc, url = await start_server(profile, n + hostile + 10, ledger)
+    proc, url = await load.start_server(profile, ledger, max_sessions=n + hostile + 10, session_timeout_s=7200)
     http_url = url.replace("ws://", "http://").removesuffix("/ws")
     server = psutil.Process(proc.pid)
     attacker: asyncio.subprocess.Process | None = None
